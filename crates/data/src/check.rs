@@ -1,0 +1,256 @@
+//! `mmrf data check`: validate a KuaiRand directory and summarise every log, streaming.
+//!
+//! The logs are streamed ([`crate::log::stream_log`]), never held, so a 27K directory
+//! (322 M rows) is checked in constant memory.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{DataError, Result};
+use crate::log::{stream_log, LogColumns, LogIds};
+use crate::schema::{LogSplit, Version};
+use crate::table::{self, FeatureTable};
+
+/// One expected file and what was found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub name: String,
+    pub present: bool,
+    /// Data rows (without the header), when the file was read.
+    pub rows: Option<u64>,
+    /// The header as found (first line), when present.
+    pub header: Option<String>,
+}
+
+/// Counts and rates of one log split.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LogReport {
+    pub rows: u64,
+    pub users: u64,
+    pub videos: u64,
+    /// First and last `date` (YYYYMMDD), `None` for an empty log.
+    pub date_range: Option<(u32, u32)>,
+    /// Mean of each binary column, KuaiRand names (`is_click`, `long_view`, ...).
+    pub rates: std::collections::BTreeMap<String, f64>,
+    /// Mean `play_time_ms` / 1000.
+    pub mean_play_time_s: f64,
+    pub mean_duration_s: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub dir: String,
+    pub version: String,
+    pub files: Vec<FileReport>,
+    pub users: u64,
+    pub videos: u64,
+    pub logs: std::collections::BTreeMap<String, LogReport>,
+    /// Every file present and valid.
+    pub complete: bool,
+}
+
+#[derive(Default)]
+struct Acc {
+    rows: u64,
+    sums: [u64; 9],
+    play: f64,
+    duration: f64,
+    min_date: u32,
+    max_date: u32,
+    users: Vec<bool>,
+    videos: Vec<bool>,
+}
+
+const RATE_NAMES: [&str; 9] = [
+    "is_click",
+    "is_like",
+    "is_follow",
+    "is_comment",
+    "is_forward",
+    "is_hate",
+    "long_view",
+    "is_profile_enter",
+    "is_rand",
+];
+
+impl Acc {
+    fn add(&mut self, b: &LogColumns) {
+        let cols = [
+            &b.is_click,
+            &b.is_like,
+            &b.is_follow,
+            &b.is_comment,
+            &b.is_forward,
+            &b.is_hate,
+            &b.long_view,
+            &b.is_profile_enter,
+            &b.is_rand,
+        ];
+        for (s, c) in self.sums.iter_mut().zip(cols) {
+            *s += c.iter().map(|&v| v as u64).sum::<u64>();
+        }
+        self.play += b.play_time_ms.iter().map(|&v| v as f64).sum::<f64>() / 1000.0;
+        self.duration += b.duration_ms.iter().map(|&v| v as f64).sum::<f64>() / 1000.0;
+        for &d in &b.date {
+            self.min_date = self.min_date.min(d);
+            self.max_date = self.max_date.max(d);
+        }
+        for &u in &b.user {
+            self.users[u as usize] = true;
+        }
+        for &v in &b.video {
+            self.videos[v as usize] = true;
+        }
+        self.rows += b.len() as u64;
+    }
+
+    fn report(&self) -> LogReport {
+        let n = self.rows.max(1) as f64;
+        LogReport {
+            rows: self.rows,
+            users: self.users.iter().filter(|&&b| b).count() as u64,
+            videos: self.videos.iter().filter(|&&b| b).count() as u64,
+            date_range: (self.rows > 0).then_some((self.min_date, self.max_date)),
+            rates: RATE_NAMES
+                .iter()
+                .zip(self.sums)
+                .map(|(k, s)| (k.to_string(), s as f64 / n))
+                .collect(),
+            mean_play_time_s: self.play / n,
+            mean_duration_s: self.duration / n,
+        }
+    }
+}
+
+fn first_line(path: &Path) -> Option<String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).ok()?;
+    let mut line = String::new();
+    std::io::BufReader::new(f).read_line(&mut line).ok()?;
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Check `dir`: every file of its version, feature files typed, logs streamed.
+///
+/// An invalid file (bad header, bad cell) is an error naming it; missing files are
+/// reported (`complete == false`) so a partial directory can still be inspected.
+pub fn check_dir(dir: &Path) -> Result<CheckReport> {
+    let version = Version::detect(dir).ok_or_else(|| DataError::Directory {
+        path: dir.to_path_buf(),
+        reason: "no user_features_{1k,pure,27k}.csv found".into(),
+    })?;
+    let mut files = Vec::new();
+    for name in version.all_files() {
+        let path = dir.join(&name);
+        let present = path.is_file();
+        files.push(FileReport {
+            header: present.then(|| first_line(&path)).flatten(),
+            name,
+            present,
+            rows: None,
+        });
+    }
+    let users = table::read_user_features(&dir.join(version.user_features()))?;
+    let videos_path = dir.join(version.video_features_basic());
+    let videos = if videos_path.is_file() {
+        table::read_video_features(&videos_path)?
+    } else {
+        return Err(DataError::MissingFile {
+            path: videos_path,
+            what: "needed to resolve the logs' video ids".into(),
+        });
+    };
+    set_rows(&mut files, &version.user_features(), users.len() as u64);
+    set_rows(&mut files, &version.video_features_basic(), videos.len() as u64);
+    for f in version.video_features_statistic() {
+        let p = dir.join(&f);
+        if p.is_file() {
+            let t: FeatureTable = table::read_video_statistics(&p)?;
+            set_rows(&mut files, &f, t.len() as u64);
+        }
+    }
+    let user_file = version.user_features();
+    let video_file = version.video_features_basic();
+    let ids = LogIds {
+        users: &users.ids,
+        videos: &videos.ids,
+        user_file: &user_file,
+        video_file: &video_file,
+    };
+    let mut logs = std::collections::BTreeMap::new();
+    for split in LogSplit::ALL {
+        let mut acc = Acc {
+            min_date: u32::MAX,
+            users: vec![false; users.len()],
+            videos: vec![false; videos.len()],
+            ..Acc::default()
+        };
+        for path in version.log_paths(dir, split) {
+            if !path.is_file() {
+                continue;
+            }
+            let rows = stream_log(&path, &ids, |b| {
+                acc.add(&b);
+                Ok(())
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            set_rows(&mut files, &name, rows);
+        }
+        logs.insert(split.name().to_string(), acc.report());
+    }
+    Ok(CheckReport {
+        dir: dir.display().to_string(),
+        version: format!("KuaiRand-{}", version.suffix()),
+        complete: files.iter().all(|f| f.present),
+        files,
+        users: users.len() as u64,
+        videos: videos.len() as u64,
+        logs,
+    })
+}
+
+fn set_rows(files: &mut [FileReport], name: &str, rows: u64) {
+    if let Some(f) = files.iter_mut().find(|f| f.name == name) {
+        f.rows = Some(rows);
+    }
+}
+
+impl CheckReport {
+    /// A human-readable summary.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} at {}: {} users, {} videos",
+            self.version, self.dir, self.users, self.videos
+        );
+        for f in &self.files {
+            let state = match (f.present, f.rows) {
+                (false, _) => "MISSING".to_string(),
+                (true, Some(r)) => format!("{r} rows"),
+                (true, None) => "present".to_string(),
+            };
+            let _ = writeln!(s, "  {:<44} {state}", f.name);
+        }
+        for (name, l) in &self.logs {
+            let range = l.date_range.map_or("-".into(), |(a, b)| format!("{a}..{b}"));
+            let _ = writeln!(
+                s,
+                "{name}: {} rows, {} users, {} videos, dates {range}, mean play {:.1}s / duration {:.1}s",
+                l.rows, l.users, l.videos, l.mean_play_time_s, l.mean_duration_s
+            );
+            let rates: Vec<String> = l.rates.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+            let _ = writeln!(s, "  {}", rates.join(" "));
+        }
+        if !self.complete {
+            let _ = writeln!(s, "incomplete: some files of the KuaiRand file set are missing");
+        }
+        s
+    }
+}

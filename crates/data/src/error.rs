@@ -1,0 +1,70 @@
+//! One error type for everything the data layer reads or writes.
+//!
+//! Every variant that comes from a file names the file, and where it comes from a cell,
+//! the 1-based line and the column, so a user can open the file and see the problem.
+
+use std::path::{Path, PathBuf};
+
+/// An error while reading, validating or caching KuaiRand-format data.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: required file is missing ({what})", path.display())]
+    MissingFile { path: PathBuf, what: String },
+    #[error("{}: line 1: wrong header: {reason}", path.display())]
+    Header { path: PathBuf, reason: String },
+    #[error("{}: line {line}: expected {expected} columns, found {found}{hint}", path.display())]
+    RowLength {
+        path: PathBuf,
+        line: u64,
+        expected: usize,
+        found: usize,
+        hint: String,
+    },
+    #[error("{}: line {line}, column `{column}`: {reason} (cell: {cell:?})", path.display())]
+    Cell {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        cell: String,
+        reason: String,
+    },
+    #[error("{}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{}: cannot be used as a data directory: {reason}", path.display())]
+    Directory { path: PathBuf, reason: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn cell(path: &Path, line: u64, column: &str, cell: &[u8], reason: &str) -> Self {
+        DataError::Cell {
+            path: path.to_path_buf(),
+            line,
+            column: column.to_string(),
+            cell: String::from_utf8_lossy(cell).into_owned(),
+            reason: reason.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid(path: &Path, reason: impl Into<String>) -> Self {
+        DataError::Invalid {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Result alias of the data layer.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

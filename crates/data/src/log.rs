@@ -1,0 +1,398 @@
+//! KuaiRand interaction logs as columns, read in parallel and streamed.
+//!
+//! A log file is read in blocks of whole lines; batches of blocks are parsed on all cores
+//! (rayon) and handed, in file order, to a sink. Only one batch of raw text is in memory
+//! at a time, so a 27K-size log (322 M rows) can be processed by a streaming sink (as
+//! `mmrf data check` does) without holding the text, and loaded as columns when it fits.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::csvio::{self, parse_int};
+use crate::error::{DataError, Result};
+use crate::schema::{Signal, LOG_COLUMNS};
+use crate::table::IdMap;
+
+/// The rows of one or more log files, one vector per column, ids as dense indices.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogColumns {
+    pub user: Vec<u32>,
+    pub video: Vec<u32>,
+    /// `YYYYMMDD`, Beijing time.
+    pub date: Vec<u32>,
+    /// `HHMM` at hour granularity.
+    pub hourmin: Vec<u16>,
+    pub time_ms: Vec<i64>,
+    pub is_click: Vec<u8>,
+    pub is_like: Vec<u8>,
+    pub is_follow: Vec<u8>,
+    pub is_comment: Vec<u8>,
+    pub is_forward: Vec<u8>,
+    pub is_hate: Vec<u8>,
+    pub long_view: Vec<u8>,
+    pub play_time_ms: Vec<u32>,
+    pub duration_ms: Vec<u32>,
+    pub profile_stay_time: Vec<u32>,
+    pub comment_stay_time: Vec<u32>,
+    pub is_profile_enter: Vec<u8>,
+    pub is_rand: Vec<u8>,
+    pub tab: Vec<u8>,
+}
+
+/// Apply a macro-like closure to every column pair (used by append and the cache).
+macro_rules! for_each_column {
+    ($m:ident) => {
+        $m!(
+            user,
+            video,
+            date,
+            hourmin,
+            time_ms,
+            is_click,
+            is_like,
+            is_follow,
+            is_comment,
+            is_forward,
+            is_hate,
+            long_view,
+            play_time_ms,
+            duration_ms,
+            profile_stay_time,
+            comment_stay_time,
+            is_profile_enter,
+            is_rand,
+            tab
+        )
+    };
+}
+pub(crate) use for_each_column;
+
+impl LogColumns {
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+
+    /// Move every row of `other` to the end of `self`.
+    pub fn append(&mut self, mut other: LogColumns) {
+        macro_rules! app {
+            ($($c:ident),*) => { $( self.$c.append(&mut other.$c); )* };
+        }
+        for_each_column!(app);
+    }
+
+    /// The value of a signal at row `i`: 0/1 for binary signals, seconds for WatchTime.
+    #[inline]
+    pub fn label(&self, signal: Signal, i: usize) -> f32 {
+        match signal {
+            Signal::Click => self.is_click[i] as f32,
+            Signal::Like => self.is_like[i] as f32,
+            Signal::Follow => self.is_follow[i] as f32,
+            Signal::Comment => self.is_comment[i] as f32,
+            Signal::Hate => self.is_hate[i] as f32,
+            Signal::LongView => self.long_view[i] as f32,
+            Signal::WatchTime => self.play_time_ms[i] as f32 / 1000.0,
+        }
+    }
+
+    /// Keep the rows at `idx`, in that order.
+    pub fn select(&self, idx: &[u32]) -> LogColumns {
+        let mut out = LogColumns::default();
+        macro_rules! sel {
+            ($($c:ident),*) => { $( out.$c = idx.iter().map(|&i| self.$c[i as usize]).collect(); )* };
+        }
+        for_each_column!(sel);
+        out
+    }
+
+    /// Append one row (used by writers and tests).
+    pub fn push_row(&mut self, row: &LogRow) {
+        self.user.push(row.user);
+        self.video.push(row.video);
+        self.date.push(row.date);
+        self.hourmin.push(row.hourmin);
+        self.time_ms.push(row.time_ms);
+        self.is_click.push(row.is_click as u8);
+        self.is_like.push(row.is_like as u8);
+        self.is_follow.push(row.is_follow as u8);
+        self.is_comment.push(row.is_comment as u8);
+        self.is_forward.push(row.is_forward as u8);
+        self.is_hate.push(row.is_hate as u8);
+        self.long_view.push(row.long_view as u8);
+        self.play_time_ms.push(row.play_time_ms);
+        self.duration_ms.push(row.duration_ms);
+        self.profile_stay_time.push(row.profile_stay_time);
+        self.comment_stay_time.push(row.comment_stay_time);
+        self.is_profile_enter.push(row.is_profile_enter as u8);
+        self.is_rand.push(row.is_rand as u8);
+        self.tab.push(row.tab);
+    }
+
+    /// Row `i` as a struct.
+    pub fn row(&self, i: usize) -> LogRow {
+        LogRow {
+            user: self.user[i],
+            video: self.video[i],
+            date: self.date[i],
+            hourmin: self.hourmin[i],
+            time_ms: self.time_ms[i],
+            is_click: self.is_click[i] != 0,
+            is_like: self.is_like[i] != 0,
+            is_follow: self.is_follow[i] != 0,
+            is_comment: self.is_comment[i] != 0,
+            is_forward: self.is_forward[i] != 0,
+            is_hate: self.is_hate[i] != 0,
+            long_view: self.long_view[i] != 0,
+            play_time_ms: self.play_time_ms[i],
+            duration_ms: self.duration_ms[i],
+            profile_stay_time: self.profile_stay_time[i],
+            comment_stay_time: self.comment_stay_time[i],
+            is_profile_enter: self.is_profile_enter[i] != 0,
+            is_rand: self.is_rand[i] != 0,
+            tab: self.tab[i],
+        }
+    }
+}
+
+/// One log row, ids as written in the file (for writers) or dense (for readers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogRow {
+    pub user: u32,
+    pub video: u32,
+    pub date: u32,
+    pub hourmin: u16,
+    pub time_ms: i64,
+    pub is_click: bool,
+    pub is_like: bool,
+    pub is_follow: bool,
+    pub is_comment: bool,
+    pub is_forward: bool,
+    pub is_hate: bool,
+    pub long_view: bool,
+    pub play_time_ms: u32,
+    pub duration_ms: u32,
+    pub profile_stay_time: u32,
+    pub comment_stay_time: u32,
+    pub is_profile_enter: bool,
+    pub is_rand: bool,
+    pub tab: u8,
+}
+
+impl LogRow {
+    /// The row as a CSV line in KuaiRand's column order (no newline), raw ids.
+    pub fn write_csv(&self, out: &mut Vec<u8>, user_raw: i64, video_raw: i64) {
+        use std::io::Write;
+        let b = |v: bool| v as u8;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            user_raw,
+            video_raw,
+            self.date,
+            self.hourmin,
+            self.time_ms,
+            b(self.is_click),
+            b(self.is_like),
+            b(self.is_follow),
+            b(self.is_comment),
+            b(self.is_forward),
+            b(self.is_hate),
+            b(self.long_view),
+            self.play_time_ms,
+            self.duration_ms,
+            self.profile_stay_time,
+            self.comment_stay_time,
+            b(self.is_profile_enter),
+            b(self.is_rand),
+            self.tab
+        );
+    }
+}
+
+/// How the ids of a log are resolved.
+pub struct LogIds<'a> {
+    pub users: &'a IdMap,
+    pub videos: &'a IdMap,
+    /// File names the ids must come from, for the error message.
+    pub user_file: &'a str,
+    pub video_file: &'a str,
+}
+
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// Stream a log file: parse it in parallel, call `sink` with consecutive row blocks in file
+/// order. Returns the number of data rows.
+pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns) -> Result<()>) -> Result<u64> {
+    let file = File::open(path).map_err(|e| csvio::open_error(path, e))?;
+    let mut reader = BufReader::with_capacity(BLOCK_BYTES, file);
+    let mut header = String::new();
+    reader.read_line(&mut header).map_err(|e| DataError::io(path, e))?;
+    let header: Vec<String> = header
+        .trim_end_matches(['\n', '\r'])
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .collect();
+    if header.len() == 1 && header[0].is_empty() {
+        return Err(DataError::Header {
+            path: path.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    csvio::check_exact_header(path, &header, &LOG_COLUMNS)?;
+
+    let batch = rayon::current_num_threads().max(1) * 2;
+    let mut next_line: u64 = 2;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut rows = 0u64;
+    let mut eof = false;
+    while !eof {
+        // Cut a batch of blocks, each ending at a newline.
+        let mut blocks: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch);
+        while blocks.len() < batch && !eof {
+            let mut buf = std::mem::take(&mut carry);
+            let start = buf.len();
+            buf.resize(start + BLOCK_BYTES, 0);
+            let mut filled = start;
+            while filled < buf.len() {
+                let n = reader.read(&mut buf[filled..]).map_err(|e| DataError::io(path, e))?;
+                if n == 0 {
+                    eof = true;
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            if !eof {
+                match memchr::memrchr(b'\n', &buf) {
+                    Some(pos) => {
+                        carry = buf[pos + 1..].to_vec();
+                        buf.truncate(pos + 1);
+                    }
+                    None => {
+                        // A line longer than a block: keep it and read on.
+                        carry = buf;
+                        continue;
+                    }
+                }
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let lines = memchr::memchr_iter(b'\n', &buf).count() as u64;
+            blocks.push((next_line, buf));
+            next_line += lines;
+        }
+        let parsed: Vec<Result<LogColumns>> = blocks
+            .par_iter()
+            .map(|(first_line, text)| parse_block(path, *first_line, text, ids))
+            .collect();
+        for block in parsed {
+            let block = block?;
+            rows += block.len() as u64;
+            sink(block)?;
+        }
+    }
+    Ok(rows)
+}
+
+/// Read whole log files (concatenated in order) into columns.
+pub fn read_logs(paths: &[std::path::PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
+    let mut all = LogColumns::default();
+    for path in paths {
+        stream_log(path, ids, |block| {
+            all.append(block);
+            Ok(())
+        })?;
+    }
+    Ok(all)
+}
+
+fn parse_block(path: &Path, first_line: u64, text: &[u8], ids: &LogIds<'_>) -> Result<LogColumns> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text);
+    let mut out = LogColumns::default();
+    let approx = text.len() / 64;
+    out.user.reserve(approx);
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        let more = reader
+            .read_byte_record(&mut rec)
+            .map_err(|e| csvio::csv_error(path, e))?;
+        if !more {
+            break;
+        }
+        let line = first_line + rec.position().map_or(1, |p| p.line()) - 1;
+        if rec.len() != LOG_COLUMNS.len() {
+            if rec.len() == 1 && rec[0].is_empty() {
+                continue;
+            }
+            return Err(csvio::row_length_error(
+                path,
+                line,
+                LOG_COLUMNS.len(),
+                rec.len(),
+                rec.iter().any(|c| c.contains(&b'\t')),
+            ));
+        }
+        let cell = |c: usize| -> Result<i64> { parse_int(path, line, LOG_COLUMNS[c], &rec[c]) };
+        let ranged = |c: usize, lo: i64, hi: i64, what: &str| -> Result<i64> {
+            let v = cell(c)?;
+            if v < lo || v > hi {
+                return Err(DataError::cell(path, line, LOG_COLUMNS[c], &rec[c], what));
+            }
+            Ok(v)
+        };
+        let flag = |c: usize| -> Result<u8> { Ok(ranged(c, 0, 1, "expected 0 or 1")? as u8) };
+        let nonneg = |c: usize| -> Result<u32> {
+            Ok(ranged(c, 0, u32::MAX as i64, "expected a non-negative integer below 2^32")? as u32)
+        };
+        let user_raw = cell(0)?;
+        let user = ids.users.get(user_raw).ok_or_else(|| {
+            let why = format!("user id out of range: not in {}", ids.user_file);
+            DataError::cell(path, line, LOG_COLUMNS[0], &rec[0], &why)
+        })?;
+        let video_raw = cell(1)?;
+        let video = ids.videos.get(video_raw).ok_or_else(|| {
+            let why = format!("video id out of range: not in {}", ids.video_file);
+            DataError::cell(path, line, LOG_COLUMNS[1], &rec[1], &why)
+        })?;
+        let date = cell(2)?;
+        if date < 0 || crate::time::parse_yyyymmdd(date as u32).is_none() {
+            return Err(DataError::cell(path, line, "date", &rec[2], "expected a YYYYMMDD date"));
+        }
+        let hourmin = ranged(3, 0, 2359, "expected HHMM")?;
+        if hourmin % 100 > 59 {
+            return Err(DataError::cell(path, line, "hourmin", &rec[3], "expected HHMM"));
+        }
+        out.user.push(user);
+        out.video.push(video);
+        out.date.push(date as u32);
+        out.hourmin.push(hourmin as u16);
+        out.time_ms.push(cell(4)?);
+        out.is_click.push(flag(5)?);
+        out.is_like.push(flag(6)?);
+        out.is_follow.push(flag(7)?);
+        out.is_comment.push(flag(8)?);
+        out.is_forward.push(flag(9)?);
+        out.is_hate.push(flag(10)?);
+        out.long_view.push(flag(11)?);
+        out.play_time_ms.push(nonneg(12)?);
+        out.duration_ms.push(nonneg(13)?);
+        out.profile_stay_time.push(nonneg(14)?);
+        out.comment_stay_time.push(nonneg(15)?);
+        out.is_profile_enter.push(flag(16)?);
+        out.is_rand.push(flag(17)?);
+        out.tab.push(ranged(18, 0, 255, "expected a tab number 0..255")? as u8);
+    }
+    Ok(out)
+}

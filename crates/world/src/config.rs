@@ -1,0 +1,134 @@
+//! World configuration: sizes, calendar, logging policy and exploration share.
+
+use serde::{Deserialize, Serialize};
+
+/// Preset sizes of `mmrf world generate --scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scale {
+    /// 200 users, 1,500 videos, short visits: seconds to generate, for tests.
+    Small,
+    /// 1,000 users, KuaiRand-1K's pool size (7,388 videos), ≥ 1 M standard-log rows.
+    Default,
+    /// KuaiRand-1K's volume: 1,000 users, about 11.7 M standard-log rows.
+    OneK,
+}
+
+impl Scale {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Small => "small",
+            Scale::Default => "default",
+            Scale::OneK => "1k",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scale> {
+        match s {
+            "small" => Some(Scale::Small),
+            "default" => Some(Scale::Default),
+            "1k" => Some(Scale::OneK),
+            _ => None,
+        }
+    }
+}
+
+/// Everything that defines a world; with the seed it reproduces every byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldConfig {
+    pub seed: u64,
+    pub scale: Scale,
+    pub n_users: usize,
+    pub n_videos: usize,
+    /// Latent topic clusters of the item catalogue.
+    pub n_clusters: usize,
+    /// Dimension of the latent interest / topic space.
+    pub dim: usize,
+    /// First and last simulated day (`YYYYMMDD`), KuaiRand's range by default.
+    pub first_day: u32,
+    pub last_day: u32,
+    /// Mean visits (sessions) per user per day, before each user's activity multiplier.
+    pub sessions_per_day: f64,
+    /// Videos shown per request (paper: K = 6).
+    pub k: usize,
+    /// Candidates per request (paper: |C| = 400).
+    pub n_candidates: usize,
+    /// Share of test-period requests served uniformly at random (`is_rand = 1`).
+    pub random_share: f64,
+    /// Softmax temperature of the noisy logging policy (Plackett–Luce over candidates).
+    pub logging_temperature: f32,
+    /// How many recent impressions a policy sees as behaviour history.
+    pub history_len: usize,
+}
+
+impl WorldConfig {
+    pub fn new(scale: Scale, seed: u64) -> Self {
+        let base = WorldConfig {
+            seed,
+            scale,
+            n_users: 1_000,
+            n_videos: 7_388,
+            n_clusters: 40,
+            dim: 16,
+            first_day: mmrf_data::schema::TRAIN_FIRST_DAY,
+            last_day: mmrf_data::schema::TEST_LAST_DAY,
+            sessions_per_day: 2.2,
+            k: 6,
+            n_candidates: 400,
+            random_share: 0.02,
+            logging_temperature: 0.35,
+            history_len: 20,
+        };
+        match scale {
+            Scale::Small => WorldConfig {
+                n_users: 200,
+                n_videos: 1_500,
+                n_clusters: 20,
+                sessions_per_day: 0.6,
+                n_candidates: 100,
+                ..base
+            },
+            Scale::Default => base,
+            Scale::OneK => WorldConfig {
+                sessions_per_day: 24.0,
+                ..base
+            },
+        }
+    }
+
+    /// Days simulated, inclusive.
+    pub fn n_days(&self) -> i64 {
+        mmrf_data::time::yyyymmdd_to_days(self.last_day) - mmrf_data::time::yyyymmdd_to_days(self.first_day) + 1
+    }
+
+    /// Check sizes make sense; a clear message otherwise.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.n_users == 0 || self.n_videos == 0 {
+            return Err("a world needs at least one user and one video".into());
+        }
+        if self.k == 0 || self.k > self.n_candidates {
+            return Err(format!(
+                "k = {} must be in 1..=n_candidates ({})",
+                self.k, self.n_candidates
+            ));
+        }
+        if self.n_candidates > self.n_videos || self.n_candidates > u16::MAX as usize {
+            return Err(format!(
+                "n_candidates = {} exceeds the pool ({} videos)",
+                self.n_candidates, self.n_videos
+            ));
+        }
+        if self.n_clusters == 0 || self.dim == 0 {
+            return Err("n_clusters and dim must be positive".into());
+        }
+        if mmrf_data::time::parse_yyyymmdd(self.first_day).is_none()
+            || mmrf_data::time::parse_yyyymmdd(self.last_day).is_none()
+            || self.n_days() < 1
+        {
+            return Err("first_day..last_day must be a valid YYYYMMDD range".into());
+        }
+        if !(0.0..=1.0).contains(&self.random_share) || self.logging_temperature <= 0.0 {
+            return Err("random_share must be in [0, 1] and logging_temperature positive".into());
+        }
+        Ok(())
+    }
+}
