@@ -1,0 +1,169 @@
+//! Every kind of bad input is one clear error naming the file, the line and the column,
+//! never a panic, and never leaves a cache behind.
+
+use std::fs;
+use std::path::Path;
+
+use mmrf_data::schema::{Version, LOG_COLUMNS, USER_COLUMNS, VIDEO_BASIC_COLUMNS, VIDEO_STAT_COLUMNS};
+use mmrf_data::{DataError, Dataset};
+
+const GOOD_ROW: &str = "0,1,20220408,1000,1649383200000,1,0,0,0,0,0,1,20000,15000,0,0,0,0,1";
+
+/// A minimal, valid KuaiRand-1K directory: 2 users, 3 videos, one row per log.
+fn write_valid(dir: &Path) {
+    let v = Version::OneK;
+    let log = |row: &str| format!("{}\n{row}\n", LOG_COLUMNS.join(","));
+    fs::write(dir.join(&v.log_files(mmrf_data::LogSplit::Train)[0]), log(GOOD_ROW)).unwrap();
+    let test_row = GOOD_ROW.replace("20220408", "20220425");
+    fs::write(dir.join(&v.log_files(mmrf_data::LogSplit::Test)[0]), log(&test_row)).unwrap();
+    let rand_row = format!("{},1,1", test_row.strip_suffix(",0,1").unwrap());
+    fs::write(dir.join(&v.log_files(mmrf_data::LogSplit::Random)[0]), log(&rand_row)).unwrap();
+    let mut users = USER_COLUMNS.join(",") + "\n";
+    for u in 0..2 {
+        users += &format!(
+            "{u},full_active,0,-124,1,5,\"(0,10]\",20,\"[10,100)\",3,\"[1,5)\",400,366-730,1,2,3,4,5.0,6,1,7,8,2,3,4,1.0,0.0,,1.0,0.0,0.0\n"
+        );
+    }
+    fs::write(dir.join(v.user_features()), users).unwrap();
+    let mut videos = VIDEO_BASIC_COLUMNS.join(",") + "\n";
+    for j in 0..3 {
+        videos += &format!("{j},77,NORMAL,2022-04-01,Web,0.0,15000.0,720.0,1280.0,9155697141,9.0,\"12,65\"\n");
+    }
+    fs::write(dir.join(v.video_features_basic()), videos).unwrap();
+    let mut stats = VIDEO_STAT_COLUMNS.join(",") + "\n";
+    for j in 0..3 {
+        stats += &format!("{j},3{}\n", ",1.5".repeat(VIDEO_STAT_COLUMNS.len() - 2));
+    }
+    fs::write(dir.join(&v.video_features_statistic()[0]), stats).unwrap();
+}
+
+fn train_log(dir: &Path) -> std::path::PathBuf {
+    dir.join(&Version::OneK.log_files(mmrf_data::LogSplit::Train)[0])
+}
+
+/// Load, expect an error, and check no cache was left behind.
+fn load_err(dir: &Path) -> String {
+    let err = Dataset::open(dir).expect_err("bad input must fail");
+    assert!(
+        !mmrf_data::cache::cache_path(dir).exists(),
+        "no cache may be written for bad input"
+    );
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    msg
+}
+
+#[test]
+fn valid_fixture_loads_and_caches() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let (ds, info) = Dataset::open(tmp.path()).unwrap();
+    assert!(!info.from_cache);
+    assert_eq!((ds.train.len(), ds.test.len(), ds.random.len()), (1, 1, 1));
+    assert_eq!(ds.train.play_time_ms[0], 20_000);
+    assert_eq!(ds.random.is_rand[0], 1);
+    let (again, info) = Dataset::open(tmp.path()).unwrap();
+    assert!(info.from_cache);
+    assert_eq!(ds, again, "the cache round-trips every column");
+}
+
+#[test]
+fn missing_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    fs::remove_file(tmp.path().join("video_features_statistic_1k.csv")).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("video_features_statistic_1k.csv") && msg.contains("missing"), "{msg}");
+}
+
+#[test]
+fn wrong_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let text = fs::read_to_string(train_log(tmp.path())).unwrap().replacen("is_like", "is_love", 1);
+    fs::write(train_log(tmp.path()), text).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("log_standard_4_08_to_4_21_1k.csv: line 1") && msg.contains("`is_love`"), "{msg}");
+}
+
+#[test]
+fn short_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let text = format!("{}\n{GOOD_ROW}\n0,1,20220408\n", LOG_COLUMNS.join(","));
+    fs::write(train_log(tmp.path()), text).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("line 3: expected 19 columns, found 3"), "{msg}");
+}
+
+#[test]
+fn non_numeric_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let bad = GOOD_ROW.replace(",20000,", ",20s,");
+    fs::write(train_log(tmp.path()), format!("{}\n{GOOD_ROW}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("line 3, column `play_time_ms`: expected an integer"), "{msg}");
+}
+
+#[test]
+fn id_out_of_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let bad = GOOD_ROW.replacen("0,1,", "0,99,", 1);
+    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("line 2, column `video_id`: video id out of range"), "{msg}");
+}
+
+#[test]
+fn tab_separated_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let text = format!("{}\n{}\n", LOG_COLUMNS.join("\t"), GOOD_ROW.replace(',', "\t"));
+    fs::write(train_log(tmp.path()), text).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("line 1") && msg.contains("tab-separated"), "{msg}");
+}
+
+#[test]
+fn flag_out_of_range_and_bad_date() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let bad = GOOD_ROW.replace(",1,0,0,0,0,0,1,", ",2,0,0,0,0,0,1,");
+    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
+    assert!(load_err(tmp.path()).contains("column `is_click`: expected 0 or 1"));
+    let bad = GOOD_ROW.replace("20220408", "20221340");
+    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
+    assert!(load_err(tmp.path()).contains("column `date`"));
+}
+
+#[test]
+fn bad_feature_cell_names_line_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let path = tmp.path().join("video_features_basic_1k.csv");
+    let text = fs::read_to_string(&path).unwrap().replacen("15000.0", "long", 1);
+    fs::write(&path, text).unwrap();
+    let msg = load_err(tmp.path());
+    assert!(msg.contains("video_features_basic_1k.csv: line 2, column `video_duration`"), "{msg}");
+}
+
+#[test]
+fn stale_cache_is_replaced_when_a_file_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    Dataset::open(tmp.path()).unwrap();
+    let two = format!("{}\n{GOOD_ROW}\n{GOOD_ROW}\n", LOG_COLUMNS.join(","));
+    fs::write(train_log(tmp.path()), two).unwrap();
+    let (ds, info) = Dataset::open(tmp.path()).unwrap();
+    assert!(!info.from_cache, "a changed source invalidates the cache");
+    assert_eq!(ds.train.len(), 2);
+}
+
+#[test]
+fn not_a_kuairand_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = Dataset::open(tmp.path()).unwrap_err();
+    assert!(matches!(err, DataError::Directory { .. }), "{err}");
+}
