@@ -73,17 +73,25 @@ fn missing_file() {
     write_valid(tmp.path());
     fs::remove_file(tmp.path().join("video_features_statistic_1k.csv")).unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("video_features_statistic_1k.csv") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("video_features_statistic_1k.csv") && msg.contains("missing"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_header() {
     let tmp = tempfile::tempdir().unwrap();
     write_valid(tmp.path());
-    let text = fs::read_to_string(train_log(tmp.path())).unwrap().replacen("is_like", "is_love", 1);
+    let text = fs::read_to_string(train_log(tmp.path()))
+        .unwrap()
+        .replacen("is_like", "is_love", 1);
     fs::write(train_log(tmp.path()), text).unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("log_standard_4_08_to_4_21_1k.csv: line 1") && msg.contains("`is_love`"), "{msg}");
+    assert!(
+        msg.contains("log_standard_4_08_to_4_21_1k.csv: line 1") && msg.contains("`is_love`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -101,9 +109,16 @@ fn non_numeric_cell() {
     let tmp = tempfile::tempdir().unwrap();
     write_valid(tmp.path());
     let bad = GOOD_ROW.replace(",20000,", ",20s,");
-    fs::write(train_log(tmp.path()), format!("{}\n{GOOD_ROW}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
+    fs::write(
+        train_log(tmp.path()),
+        format!("{}\n{GOOD_ROW}\n{bad}\n", LOG_COLUMNS.join(",")),
+    )
+    .unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("line 3, column `play_time_ms`: expected an integer"), "{msg}");
+    assert!(
+        msg.contains("line 3, column `play_time_ms`: expected an integer"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -113,7 +128,10 @@ fn id_out_of_range() {
     let bad = GOOD_ROW.replacen("0,1,", "0,99,", 1);
     fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("line 2, column `video_id`: video id out of range"), "{msg}");
+    assert!(
+        msg.contains("line 2, column `video_id`: video id out of range"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -146,7 +164,10 @@ fn bad_feature_cell_names_line_and_column() {
     let text = fs::read_to_string(&path).unwrap().replacen("15000.0", "long", 1);
     fs::write(&path, text).unwrap();
     let msg = load_err(tmp.path());
-    assert!(msg.contains("video_features_basic_1k.csv: line 2, column `video_duration`"), "{msg}");
+    assert!(
+        msg.contains("video_features_basic_1k.csv: line 2, column `video_duration`"),
+        "{msg}"
+    );
 }
 
 #[test]

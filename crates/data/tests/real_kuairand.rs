@@ -20,7 +20,14 @@ fn pure_user_features_load_with_quirks() {
     assert_eq!(t.ids.get(27_284), Some(27_284));
     let (codes, vocab) = t.categorical("user_active_degree").unwrap();
     assert_eq!(vocab.categories(), 9, "nine activity degrees");
-    for name in ["full_active", "2_14_day_new", "single_low_active", "30day_retention", "day_new", "UNKNOWN"] {
+    for name in [
+        "full_active",
+        "2_14_day_new",
+        "single_low_active",
+        "30day_retention",
+        "day_new",
+        "UNKNOWN",
+    ] {
         assert!(vocab.get(name).is_some(), "{name}");
     }
     let full = vocab.get("full_active").unwrap();
@@ -50,7 +57,11 @@ fn pure_video_features_load_with_quirks() {
     let t = read_video_features(&shared("video_features_basic_pure.csv")).expect("official file loads");
     assert_eq!(t.len(), 7_583);
     let dur = t.numeric("video_duration").unwrap();
-    assert_eq!(dur.iter().filter(|d| d.is_nan()).count(), 239, "blank durations are missing");
+    assert_eq!(
+        dur.iter().filter(|d| d.is_nan()).count(),
+        239,
+        "blank durations are missing"
+    );
     assert_eq!(dur[0], 87_433.0);
     let (_, kinds) = t.categorical("video_type").unwrap();
     assert_eq!(kinds.categories(), 3);

@@ -1,0 +1,253 @@
+//! The generated world: format, determinism, side files, dynamics and the online interface.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use mmrf_data::schema::{LogSplit, Version};
+use mmrf_data::session::{RequestSet, SessionConfig};
+use mmrf_data::Dataset;
+use mmrf_world::{
+    generate, run_policy, LoggingPolicy, OnlineConfig, RandomPolicy, Scale, World, WorldConfig, WorldModel,
+};
+
+/// One small world shared by the tests of this file (generated once).
+fn small() -> &'static (tempfile::TempDir, Dataset) {
+    static W: OnceLock<(tempfile::TempDir, Dataset)> = OnceLock::new();
+    W.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = WorldModel::new(WorldConfig::new(Scale::Small, 3));
+        generate(&model, tmp.path(), &|_| {}).unwrap();
+        let (ds, _) = Dataset::open(tmp.path()).unwrap();
+        (tmp, ds)
+    })
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    for (dir, seed) in [(&a, 11), (&b, 11), (&c, 12)] {
+        let mut cfg = WorldConfig::new(Scale::Small, seed);
+        cfg.n_users = 40;
+        generate(&WorldModel::new(cfg), dir.path(), &|_| {}).unwrap();
+    }
+    let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
+    assert_eq!(fa.len(), 10, "6 KuaiRand files + 4 side files");
+    assert!(fa == fb, "same seed, same bytes");
+    let log = Version::OneK.log_files(LogSplit::Train)[0].clone();
+    let find = |f: &[(String, Vec<u8>)]| f.iter().find(|(n, _)| *n == log).unwrap().1.clone();
+    assert_ne!(find(&fa), find(&fc), "another seed, another log");
+}
+
+#[test]
+fn writes_the_kuairand_1k_file_set_with_exact_headers() {
+    let (tmp, ds) = small();
+    for name in Version::OneK.all_files() {
+        assert!(tmp.path().join(&name).is_file(), "{name}");
+    }
+    let header = std::fs::read_to_string(tmp.path().join("log_standard_4_08_to_4_21_1k.csv")).unwrap();
+    assert_eq!(header.lines().next().unwrap(), mmrf_data::schema::LOG_COLUMNS.join(","));
+    assert_eq!(ds.users.len(), 200);
+    assert_eq!(ds.videos.len(), 1_500);
+    assert_eq!(ds.video_stats.len(), 1_500);
+    // Dates by KuaiRand's file names.
+    assert!(ds.train.date.iter().all(|&d| (20220408..=20220421).contains(&d)));
+    assert!(ds
+        .test
+        .date
+        .iter()
+        .chain(&ds.random.date)
+        .all(|&d| (20220422..=20220508).contains(&d)));
+    assert!(ds.random.is_rand.iter().all(|&r| r == 1) && ds.test.is_rand.iter().all(|&r| r == 0));
+    // is_click and long_view follow KuaiRand's own rules.
+    for log in [&ds.train, &ds.test, &ds.random] {
+        for i in 0..log.len() {
+            let (p, d) = (log.play_time_ms[i], log.duration_ms[i]);
+            assert_eq!(log.is_click[i] == 1, mmrf_data::schema::is_valid_play(p, d));
+            assert_eq!(log.long_view[i] == 1, mmrf_data::schema::is_long_view(p, d));
+            let (date, hourmin) = mmrf_data::time::date_hourmin(log.time_ms[i]);
+            assert_eq!((date, hourmin), (log.date[i], log.hourmin[i]));
+        }
+    }
+    // The statistics file agrees with the logs: daily average impressions.
+    let shows = ds.video_stats.numeric("show_cnt").unwrap();
+    let total: f64 = shows.iter().map(|&x| x as f64).sum::<f64>() * 31.0;
+    let rows = (ds.train.len() + ds.test.len()) as f64;
+    assert!((total - rows).abs() / rows < 1e-3, "{total} vs {rows}");
+}
+
+#[test]
+fn candidate_log_and_propensities_are_consistent() {
+    let (_, ds) = small();
+    let cands = ds.candidates.as_ref().expect("a world writes a candidate log");
+    let props = ds.propensities.as_ref().expect("a world writes true propensities");
+    let mut shown = 0;
+    for r in &cands.requests {
+        let c = cands.candidates_of(r);
+        assert_eq!(c.len(), 100);
+        let mut sorted = c.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), c.len(), "distinct candidates");
+        let log = ds.log(r.split);
+        for row in r.first_row..r.first_row + r.n_shown as u32 {
+            assert!(c.contains(&log.video[row as usize]), "a shown video is a candidate");
+            let p = props[r.split as usize][row as usize];
+            if r.split == LogSplit::Random {
+                assert!((p - 0.01).abs() < 1e-6, "uniform exposure: 1/|C|");
+            } else {
+                assert!(p > 0.0 && p <= 1.0);
+            }
+            shown += 1;
+        }
+        assert!(r.n_shown >= 1 && r.n_shown <= 6);
+    }
+    assert_eq!(
+        shown,
+        ds.train.len() + ds.test.len() + ds.random.len(),
+        "every row belongs to one request"
+    );
+}
+
+#[test]
+fn sessions_rebuilt_from_impressions_match_the_logged_ones() {
+    let (_, ds) = small();
+    let cands = ds.candidates.as_ref().unwrap();
+    let pool = mmrf_data::session::popularity(&ds.train, ds.videos.len());
+    for split in [LogSplit::Train, LogSplit::Test] {
+        let logged = RequestSet::from_candidate_log(split, cands);
+        let rebuilt = RequestSet::rebuild(split, ds.log(split), &pool, &SessionConfig::default());
+        assert_eq!(
+            logged.n_sessions, rebuilt.n_sessions,
+            "{split:?}: 30-min gap recovers the visits"
+        );
+        assert_eq!(logged.requests.len(), rebuilt.requests.len());
+        for (a, b) in logged.requests.iter().zip(&rebuilt.requests) {
+            assert_eq!((a.user, a.position, a.n_shown), (b.user, b.position, b.n_shown));
+            assert_eq!(logged.shown_rows(a), rebuilt.shown_rows(b));
+        }
+    }
+}
+
+#[test]
+fn collaborative_signals_and_session_dynamics_are_present() {
+    let (_, ds) = small();
+    let log = &ds.train;
+    let mean_play = |pick: &dyn Fn(usize) -> bool| {
+        let rows: Vec<usize> = (0..log.len()).filter(|&i| pick(i)).collect();
+        rows.iter().map(|&i| log.play_time_ms[i] as f64).sum::<f64>() / rows.len().max(1) as f64
+    };
+    let commented = mean_play(&|i| log.is_comment[i] == 1);
+    let others = mean_play(&|i| log.is_comment[i] == 0);
+    assert!(
+        commented > 1.5 * others,
+        "commenting goes with longer watching: {commented} vs {others}"
+    );
+    // A hate ends the visit far more often than an ordinary impression does.
+    let cands = ds.candidates.as_ref().unwrap();
+    let set = RequestSet::from_candidate_log(LogSplit::Train, cands);
+    let mut last_of_session = vec![false; log.len()];
+    for (i, r) in set.requests.iter().enumerate() {
+        let next_same = set.requests.get(i + 1).is_some_and(|n| n.session == r.session);
+        if !next_same {
+            last_of_session[*set.shown_rows(r).last().unwrap() as usize] = true;
+        }
+    }
+    let rate = |pick: &dyn Fn(usize) -> bool| {
+        let rows: Vec<usize> = (0..log.len()).filter(|&i| pick(i)).collect();
+        rows.iter().filter(|&&i| last_of_session[i]).count() as f64 / rows.len().max(1) as f64
+    };
+    let after_hate = rate(&|i| log.is_hate[i] == 1);
+    let base = rate(&|_| true);
+    assert!(
+        after_hate > 2.0 * base,
+        "hate drives users away: {after_hate} vs {base}"
+    );
+}
+
+#[test]
+fn reload_and_online_interface() {
+    let (tmp, _) = small();
+    let world = World::load(tmp.path()).unwrap();
+    let cfg = OnlineConfig {
+        days: 2,
+        users: Some((0..60).collect()),
+        ..OnlineConfig::default()
+    };
+    let logging = LoggingPolicy { model: &world.model };
+    let a = run_policy(&world.model, &logging, &cfg);
+    let b = run_policy(&world.model, &logging, &cfg);
+    assert_eq!(a, b, "same policy, same seed: identical arms");
+    let random = run_policy(&world.model, &RandomPolicy, &cfg);
+    let per_session = |o: &[mmrf_world::UserOutcome]| {
+        o.iter().map(|u| u.watch_time_s).sum::<f64>() / o.iter().map(|u| u.sessions).sum::<u32>() as f64
+    };
+    assert_eq!(
+        a.iter().map(|u| u.sessions).collect::<Vec<_>>(),
+        random.iter().map(|u| u.sessions).collect::<Vec<_>>(),
+        "arms are paired: the same visits"
+    );
+    let (wl, wr) = (per_session(&a), per_session(&random));
+    assert!(
+        wl > 1.3 * wr,
+        "the production ranker beats random exposure: {wl} vs {wr}"
+    );
+    assert!(a.iter().all(|u| u.per_day.len() == 2));
+
+    // A tampered world file is refused with a reason.
+    let copy = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(tmp.path().join(mmrf_world::WORLD_FILE)).unwrap();
+    let bad = text.replacen("\"checksum\": \"", "\"checksum\": \"0", 1);
+    std::fs::write(copy.path().join(mmrf_world::WORLD_FILE), bad).unwrap();
+    let err = World::load(copy.path()).err().expect("tampered checksum");
+    assert!(err.to_string().contains("checksum"), "{err}");
+}
+
+/// The acceptance check of the default scale: rates near KuaiRand-1K's, ≥ 1 M rows.
+#[test]
+fn default_world_rates_match_kuairand_1k() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = WorldModel::new(WorldConfig::new(Scale::Default, 7));
+    generate(&model, tmp.path(), &|_| {}).unwrap();
+    let report = mmrf_data::check::check_dir(tmp.path()).unwrap();
+    assert!(report.complete);
+    let train = &report.logs["standard_train"];
+    let test = &report.logs["standard_test"];
+    assert!(train.rows + test.rows >= 1_000_000, "{} rows", train.rows + test.rows);
+    assert_eq!(report.users, 1_000);
+    assert_eq!(report.videos, 7_388);
+    for log in [train, test] {
+        let r = |k: &str| log.rates[k];
+        let ranges = [
+            ("is_click", 0.30, 0.45),
+            ("long_view", 0.20, 0.35),
+            ("is_like", 0.005, 0.03),
+            ("is_follow", 0.0003, 0.003),
+            ("is_comment", 0.001, 0.006),
+            ("is_hate", 0.0002, 0.002),
+        ];
+        for (k, lo, hi) in ranges {
+            assert!((lo..=hi).contains(&r(k)), "{k} = {} not in [{lo}, {hi}]", r(k));
+        }
+    }
+    // Random exposure clicks less than the production ranker's choices (KuaiRand: 0.18 vs 0.38).
+    assert!(report.logs["random"].rates["is_click"] < 0.7 * test.rates["is_click"]);
+    assert_eq!(report.logs["standard_train"].date_range, Some((20220408, 20220421)));
+}
