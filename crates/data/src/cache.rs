@@ -186,9 +186,12 @@ pub(crate) fn write(path: &Path, fingerprint: &str, body: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The cache file and the offset of its body, if it exists and matches `fingerprint`.
-pub(crate) fn read(path: &Path, fingerprint: &str) -> Option<(Vec<u8>, usize)> {
-    let data = std::fs::read(path).ok()?;
+/// The mapped cache file and the offset of its body, if it exists and matches `fingerprint`.
+pub(crate) fn read(path: &Path, fingerprint: &str) -> Option<(memmap2::Mmap, usize)> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: read-only map of a file only mmrf writes, and only by atomic rename (a
+    // replaced cache is a new inode; this map keeps the old one).
+    let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
     if data.get(..8)? != MAGIC {
         return None;
     }

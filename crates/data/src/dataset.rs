@@ -11,7 +11,7 @@ use crate::side::{self, CandidateLog, LoggedRequest};
 use crate::table::{self, FeatureTable};
 
 /// A loaded KuaiRand-format dataset.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Dataset {
     pub dir: PathBuf,
     pub version: Version,
@@ -28,6 +28,27 @@ pub struct Dataset {
     pub candidates: Option<CandidateLog>,
     /// True logging propensities per row of `[train, test, random]`, when known.
     pub propensities: Option<[Vec<f32>; 3]>,
+}
+
+impl PartialEq for Dataset {
+    /// Equal data; missing propensities (`NaN`) compare equal.
+    fn eq(&self, o: &Self) -> bool {
+        let props = match (&self.propensities, &o.propensities) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.iter().zip(b).all(|(x, y)| crate::table::same_bits(x, y)),
+            _ => false,
+        };
+        self.dir == o.dir
+            && self.version == o.version
+            && self.users == o.users
+            && self.videos == o.videos
+            && self.video_stats == o.video_stats
+            && self.train == o.train
+            && self.test == o.test
+            && self.random == o.random
+            && self.candidates == o.candidates
+            && props
+    }
 }
 
 /// How a [`Dataset`] was obtained, for reports and `mmrf bench ingest`.
@@ -180,7 +201,6 @@ impl Dataset {
                 w.vec(&col(|r| r.first_row as u64));
                 w.vec(&col(|r| r.n_shown as u64));
                 w.vec(&col(|r| r.n_candidates as u64));
-                w.vec(&c.candidates);
             }
         }
         match &self.propensities {
@@ -234,11 +254,7 @@ impl Dataset {
                     });
                     offset += n_cand[i];
                 }
-                let candidates: Vec<u32> = r.vec()?;
-                if candidates.len() as u64 != offset {
-                    return Err(Corrupt);
-                }
-                Some(CandidateLog { requests, candidates })
+                Some((requests, offset))
             }
         };
         let propensities = match r.u64()? {
@@ -248,6 +264,12 @@ impl Dataset {
         if r.pos != r.data.len() {
             return Err(Corrupt);
         }
+        let candidates = match candidates {
+            None => None,
+            Some((requests, total)) => {
+                Some(side::map_candidates(dir, requests, total, &videos.ids).map_err(|_| Corrupt)?)
+            }
+        };
         let mut it = logs.into_iter();
         let (train, test, random) = (
             it.next().ok_or(Corrupt)?,

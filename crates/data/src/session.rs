@@ -191,7 +191,7 @@ impl<'a> RequestSet<'a> {
         match &self.source {
             CandidateSource::Logged(c) => {
                 let lr = &c.requests[r.logged.expect("logged request") as usize];
-                out.extend_from_slice(c.candidates_of(lr));
+                c.candidates_into(lr, out);
             }
             CandidateSource::Sampled {
                 alias,

@@ -10,7 +10,7 @@
 //! - `mmrf_propensities.csv`: `split,row,video_id,propensity`: per logged impression the
 //!   logging policy's softmax probability of the shown video over the request's candidates.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::csvio::{parse_int, CsvFile};
@@ -46,17 +46,64 @@ pub struct LoggedRequest {
     pub n_candidates: u16,
 }
 
-/// The candidate log: every request with its full candidate set (dense video ids).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The candidate log: every request with its full candidate set.
+///
+/// The candidate file is memory-mapped, not read: at |C| = 400 it is by far the largest
+/// file of a world (hundreds of MB), and most consumers touch a fraction of it. Ids are
+/// validated once when the log is first parsed; the cache's fingerprint guarantees the file
+/// has not changed since.
+#[derive(Debug)]
 pub struct CandidateLog {
     pub requests: Vec<LoggedRequest>,
-    pub candidates: Vec<u32>,
+    map: memmap2::Mmap,
+    videos: IdMap,
+}
+
+impl PartialEq for CandidateLog {
+    fn eq(&self, o: &Self) -> bool {
+        self.requests == o.requests && self.map[..] == o.map[..] && self.videos == o.videos
+    }
+}
+
+impl Clone for CandidateLog {
+    fn clone(&self) -> Self {
+        let mut anon = memmap2::MmapMut::map_anon(self.map.len().max(1)).expect("anonymous map");
+        anon[..self.map.len()].copy_from_slice(&self.map);
+        CandidateLog {
+            requests: self.requests.clone(),
+            map: anon.make_read_only().expect("read-only map"),
+            videos: self.videos.clone(),
+        }
+    }
 }
 
 impl CandidateLog {
-    pub fn candidates_of(&self, r: &LoggedRequest) -> &[u32] {
-        let s = r.candidate_offset as usize;
-        &self.candidates[s..s + r.n_candidates as usize]
+    /// Total number of candidate ids.
+    pub fn len(&self) -> usize {
+        self.map.len().saturating_sub(16) / 4
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A request's candidates as dense video ids, into `out`.
+    pub fn candidates_into(&self, r: &LoggedRequest, out: &mut Vec<u32>) {
+        out.clear();
+        let s = 16 + 4 * r.candidate_offset as usize;
+        let bytes = &self.map[s..s + 4 * r.n_candidates as usize];
+        out.extend(bytes.chunks_exact(4).map(|b| {
+            let raw = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+            // Validated when the log was parsed (same fingerprint since).
+            self.videos.get(raw).unwrap_or(0)
+        }));
+    }
+
+    /// A request's candidates as dense video ids.
+    pub fn candidates_of(&self, r: &LoggedRequest) -> Vec<u32> {
+        let mut out = Vec::with_capacity(r.n_candidates as usize);
+        self.candidates_into(r, &mut out);
+        out
     }
 }
 
@@ -72,12 +119,19 @@ fn split_from_name(name: &str) -> Option<LogSplit> {
     LogSplit::ALL.into_iter().find(|s| s.name() == name)
 }
 
-/// Write the candidate log (requests in order; raw ids through `video_raw`).
-pub fn write_candidate_log(dir: &Path, log: &CandidateLog, user_raw: &IdMap, video_raw: &IdMap) -> std::io::Result<()> {
-    let mut csv = Vec::with_capacity(log.requests.len() * 40);
+/// Write the candidate log: requests in order, each owning the next `n_candidates` ids of
+/// `candidates` (dense ids, written raw through the id maps).
+pub fn write_candidate_log(
+    dir: &Path,
+    requests: &[LoggedRequest],
+    candidates: &[u32],
+    user_raw: &IdMap,
+    video_raw: &IdMap,
+) -> std::io::Result<()> {
+    let mut csv = Vec::with_capacity(requests.len() * 40);
     csv.extend_from_slice(REQUEST_COLUMNS.join(",").as_bytes());
     csv.push(b'\n');
-    for (i, r) in log.requests.iter().enumerate() {
+    for (i, r) in requests.iter().enumerate() {
         writeln!(
             csv,
             "{i},{},{},{},{},{},{}",
@@ -90,10 +144,10 @@ pub fn write_candidate_log(dir: &Path, log: &CandidateLog, user_raw: &IdMap, vid
         )?;
     }
     crate::write_atomic(&dir.join(REQUESTS_FILE), &csv)?;
-    let mut bin = Vec::with_capacity(16 + log.candidates.len() * 4);
+    let mut bin = Vec::with_capacity(16 + candidates.len() * 4);
     bin.extend_from_slice(CANDIDATE_MAGIC);
-    bin.extend_from_slice(&(log.candidates.len() as u64).to_le_bytes());
-    for &c in &log.candidates {
+    bin.extend_from_slice(&(candidates.len() as u64).to_le_bytes());
+    for &c in candidates {
         bin.extend_from_slice(&(video_raw.raw(c) as u32).to_le_bytes());
     }
     crate::write_atomic(&dir.join(CANDIDATES_FILE), &bin)
@@ -121,18 +175,18 @@ pub fn read_candidate_log(dir: &Path, users: &IdMap, videos: &IdMap) -> Result<O
     let mut file = CsvFile::open(&path)?;
     crate::csvio::check_exact_header(&path, file.header(), &REQUEST_COLUMNS)?;
     let mut rec = csv::StringRecord::new();
-    let mut log = CandidateLog::default();
+    let mut requests: Vec<LoggedRequest> = Vec::new();
     let mut offset = 0u64;
     while let Some(line) = file.next_record(&mut rec, REQUEST_COLUMNS.len())? {
         let int = |c: usize| parse_int(&path, line, REQUEST_COLUMNS[c], rec[c].as_bytes());
         let bad = |c: usize, why: &str| DataError::cell(&path, line, REQUEST_COLUMNS[c], rec[c].as_bytes(), why);
-        if int(0)? != log.requests.len() as i64 {
+        if int(0)? != requests.len() as i64 {
             return Err(bad(0, "request ids must be 0, 1, 2, ... in order"));
         }
         let user = users.get(int(1)?).ok_or_else(|| bad(1, "user id out of range"))?;
         let split = split_from_name(&rec[3]).ok_or_else(|| bad(3, "unknown split"))?;
         let n_candidates = u16::try_from(int(6)?).map_err(|_| bad(6, "out of range"))?;
-        log.requests.push(LoggedRequest {
+        requests.push(LoggedRequest {
             user,
             session: u32::try_from(int(2)?).map_err(|_| bad(2, "out of range"))?,
             split,
@@ -143,36 +197,53 @@ pub fn read_candidate_log(dir: &Path, users: &IdMap, videos: &IdMap) -> Result<O
         });
         offset += n_candidates as u64;
     }
+    let log = map_candidates(dir, requests, offset, videos)?;
+    // Validate every id once, here; later reads trust the fingerprinted file.
+    if let Some((i, raw)) = log.map[16..]
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
+        .enumerate()
+        .find(|&(_, raw)| videos.get(raw).is_none())
+    {
+        let path = dir.join(CANDIDATES_FILE);
+        return Err(DataError::invalid(
+            &path,
+            format!("candidate #{i}: video id {raw} out of range"),
+        ));
+    }
+    Ok(Some(log))
+}
+
+/// Map the candidate file for `requests` (checked against the expected id count).
+pub(crate) fn map_candidates(
+    dir: &Path,
+    requests: Vec<LoggedRequest>,
+    expected: u64,
+    videos: &IdMap,
+) -> Result<CandidateLog> {
     let cpath = dir.join(CANDIDATES_FILE);
-    let mut bytes = Vec::new();
-    std::fs::File::open(&cpath)
-        .map_err(|e| crate::csvio::open_error(&cpath, e))?
-        .read_to_end(&mut bytes)
-        .map_err(|e| DataError::io(&cpath, e))?;
-    if bytes.len() < 16 || &bytes[..8] != CANDIDATE_MAGIC {
+    let file = std::fs::File::open(&cpath).map_err(|e| crate::csvio::open_error(&cpath, e))?;
+    // SAFETY: the map is read-only; like any reader, it assumes the data files are not
+    // modified while mmrf runs (a changed file is detected at the next load).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&cpath, e))?;
+    if map.len() < 16 || &map[..8] != CANDIDATE_MAGIC {
         return Err(DataError::invalid(&cpath, "not an mmrf candidate file (bad magic)"));
     }
-    let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    if count != offset || bytes.len() as u64 != 16 + 4 * count {
+    let count = u64::from_le_bytes(map[8..16].try_into().expect("8 bytes"));
+    if count != expected || map.len() as u64 != 16 + 4 * count {
         return Err(DataError::invalid(
             &cpath,
             format!(
-                "holds {} ids, {REQUESTS_FILE} needs {offset}",
-                (bytes.len() as u64 - 16) / 4
+                "holds {} ids, {REQUESTS_FILE} needs {expected}",
+                (map.len() as u64 - 16) / 4
             ),
         ));
     }
-    log.candidates = bytes[16..]
-        .chunks_exact(4)
-        .enumerate()
-        .map(|(i, b)| {
-            let raw = u32::from_le_bytes(b.try_into().expect("4 bytes")) as i64;
-            videos
-                .get(raw)
-                .ok_or_else(|| DataError::invalid(&cpath, format!("candidate #{i}: video id {raw} out of range")))
-        })
-        .collect::<Result<_>>()?;
-    Ok(Some(log))
+    Ok(CandidateLog {
+        requests,
+        map,
+        videos: videos.clone(),
+    })
 }
 
 /// Read per-impression propensities if present: `[train, test, random]`, aligned to rows.

@@ -150,7 +150,7 @@ pub enum ColumnKind {
 }
 
 /// One typed column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Column {
     Numeric(Vec<f32>),
     Categorical {
@@ -163,6 +163,35 @@ pub enum Column {
         codes: Vec<u32>,
         vocab: Vocab,
     },
+}
+
+/// Bitwise equality of float slices, so that two missing values (`NaN`) compare equal.
+pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+impl PartialEq for Column {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Column::Numeric(a), Column::Numeric(b)) => same_bits(a, b),
+            (Column::Categorical { codes: a, vocab: va }, Column::Categorical { codes: b, vocab: vb }) => {
+                a == b && va == vb
+            }
+            (
+                Column::MultiCategorical {
+                    offsets: oa,
+                    codes: a,
+                    vocab: va,
+                },
+                Column::MultiCategorical {
+                    offsets: ob,
+                    codes: b,
+                    vocab: vb,
+                },
+            ) => oa == ob && a == b && va == vb,
+            _ => false,
+        }
+    }
 }
 
 /// A feature file as typed columns, rows in dense-id order.

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use mmrf_data::log::LogRow;
 use mmrf_data::schema::{LogSplit, Version, TEST_FIRST_DAY, USER_COLUMNS, VIDEO_BASIC_COLUMNS, VIDEO_STAT_COLUMNS};
-use mmrf_data::side::{CandidateLog, LoggedRequest};
+use mmrf_data::side::LoggedRequest;
 use mmrf_data::{time, write_atomic, IdMap};
 
 use crate::model::{rng, Stream, WorldModel};
@@ -183,7 +183,8 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
     }
 
     // Side files: candidate log and true propensities.
-    let mut log = CandidateLog::default();
+    let mut requests: Vec<LoggedRequest> = Vec::new();
+    let mut candidates: Vec<u32> = Vec::new();
     let mut offsets = [0u32; 3];
     let mut session_offset = 0u32;
     let mut props: Vec<(LogSplit, Vec<(u32, f32)>)> = LogSplit::ALL.iter().map(|&s| (s, Vec::new())).collect();
@@ -191,18 +192,18 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
         let mut cand = 0u64;
         for &(split, first_row, n_shown, session) in &u.requests {
             let n_candidates = model.config.n_candidates.min(model.n_videos()) as u16;
-            log.requests.push(LoggedRequest {
+            requests.push(LoggedRequest {
                 user: user as u32,
                 session: session_offset + session,
                 split,
                 first_row: offsets[split as usize] + first_row,
                 n_shown,
-                candidate_offset: log.candidates.len() as u64 + cand,
+                candidate_offset: candidates.len() as u64 + cand,
                 n_candidates,
             });
             cand += n_candidates as u64;
         }
-        log.candidates.extend_from_slice(&u.candidates);
+        candidates.extend_from_slice(&u.candidates);
         for s in 0..3 {
             offsets[s] += u.rows[s].len() as u32;
             props[s]
@@ -211,9 +212,10 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
         }
         session_offset += u.n_sessions;
     }
-    summary.requests = log.requests.len();
+    summary.requests = requests.len();
     summary.sessions = session_offset as usize;
-    mmrf_data::side::write_candidate_log(dir, &log, &ident_users, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
+    mmrf_data::side::write_candidate_log(dir, &requests, &candidates, &ident_users, &ident_videos)
+        .map_err(|e| WorldError::io(dir, e))?;
     mmrf_data::side::write_propensities(dir, &props, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
 
     write_user_features(model, &dir.join(version.user_features()))?;
