@@ -452,7 +452,7 @@ impl WorldModel {
         let joy = watched + 0.6 * f.like as u8 as f32 + 0.8 * f.comment as u8 as f32 + 0.5 * f.follow as u8 as f32
             - 3.0 * f.hate as u8 as f32;
         state.satisfaction = 0.75 * state.satisfaction + 0.25 * joy;
-        let mut hazard = sigmoid(-2.9 + self.user_leave[u] - 2.4 * (state.satisfaction - 0.4) + 1.3 * state.fatigue);
+        let mut hazard = sigmoid(-2.9 + self.user_leave[u] - 3.2 * (state.satisfaction - 0.4) + 1.3 * state.fatigue);
         if f.hate {
             hazard = hazard.max(0.45);
         }
