@@ -120,11 +120,12 @@ fn split_from_name(name: &str) -> Option<LogSplit> {
 }
 
 /// Write the candidate log: requests in order, each owning the next `n_candidates` ids of
-/// `candidates` (dense ids, written raw through the id maps).
+/// the concatenated `candidates` blocks (dense ids, written raw through the id maps).
+/// The candidate file is streamed to a temp file and renamed: no second copy in memory.
 pub fn write_candidate_log(
     dir: &Path,
     requests: &[LoggedRequest],
-    candidates: &[u32],
+    candidates: &[&[u32]],
     user_raw: &IdMap,
     video_raw: &IdMap,
 ) -> std::io::Result<()> {
@@ -144,13 +145,28 @@ pub fn write_candidate_log(
         )?;
     }
     crate::write_atomic(&dir.join(REQUESTS_FILE), &csv)?;
-    let mut bin = Vec::with_capacity(16 + candidates.len() * 4);
-    bin.extend_from_slice(CANDIDATE_MAGIC);
-    bin.extend_from_slice(&(candidates.len() as u64).to_le_bytes());
-    for &c in candidates {
-        bin.extend_from_slice(&(video_raw.raw(c) as u32).to_le_bytes());
+    let total: usize = candidates.iter().map(|c| c.len()).sum();
+    let expected: u64 = requests.iter().map(|r| r.n_candidates as u64).sum();
+    if total as u64 != expected {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{total} candidate ids for requests that own {expected}"),
+        ));
     }
-    crate::write_atomic(&dir.join(CANDIDATES_FILE), &bin)
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        w.write_all(CANDIDATE_MAGIC)?;
+        w.write_all(&(total as u64).to_le_bytes())?;
+        for block in candidates {
+            for &c in *block {
+                w.write_all(&(video_raw.raw(c) as u32).to_le_bytes())?;
+            }
+        }
+        w.flush()?;
+    }
+    tmp.persist(dir.join(CANDIDATES_FILE)).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Write per-impression propensities for each split (`props[split][row]`).

@@ -188,3 +188,43 @@ fn not_a_kuairand_dir() {
     let err = Dataset::open(tmp.path()).unwrap_err();
     assert!(matches!(err, DataError::Directory { .. }), "{err}");
 }
+
+#[test]
+fn kuairand_27k_parts_are_concatenated_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let dir = tmp.path();
+    // Rename the 1K set to 27K names, splitting the train log and the statistics in parts.
+    let one = Version::OneK;
+    let k27 = Version::TwentySevenK;
+    fs::rename(dir.join(one.user_features()), dir.join(k27.user_features())).unwrap();
+    fs::rename(dir.join(one.video_features_basic()), dir.join(k27.video_features_basic())).unwrap();
+    let header = LOG_COLUMNS.join(",");
+    let second = GOOD_ROW.replacen("0,1,", "1,2,", 1);
+    let train = k27.log_files(mmrf_data::LogSplit::Train);
+    fs::write(dir.join(&train[0]), format!("{header}\n{GOOD_ROW}\n")).unwrap();
+    fs::write(dir.join(&train[1]), format!("{header}\n{second}\n")).unwrap();
+    let test = k27.log_files(mmrf_data::LogSplit::Test);
+    fs::rename(dir.join(&one.log_files(mmrf_data::LogSplit::Test)[0]), dir.join(&test[0])).unwrap();
+    fs::write(dir.join(&test[1]), format!("{header}\n")).unwrap();
+    fs::rename(
+        dir.join(&one.log_files(mmrf_data::LogSplit::Random)[0]),
+        dir.join(&k27.log_files(mmrf_data::LogSplit::Random)[0]),
+    )
+    .unwrap();
+    fs::remove_file(train_log(dir)).unwrap();
+    let stats = fs::read_to_string(dir.join(&one.video_features_statistic()[0])).unwrap();
+    let mut lines = stats.lines();
+    let head = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    for (p, name) in k27.video_features_statistic().iter().enumerate() {
+        fs::write(dir.join(name), format!("{head}\n{}\n", rows[p])).unwrap();
+    }
+    fs::remove_file(dir.join(&one.video_features_statistic()[0])).unwrap();
+    let (ds, _) = Dataset::open(dir).unwrap();
+    assert_eq!(ds.version, Version::TwentySevenK);
+    assert_eq!(ds.train.user, vec![0, 1], "part1 then part2");
+    assert_eq!(ds.train.video, vec![1, 2]);
+    assert_eq!(ds.test.len(), 1);
+    assert_eq!(ds.video_stats.len(), 3, "three statistics parts");
+}

@@ -89,7 +89,7 @@ impl WorldConfig {
             },
             Scale::Default => base,
             Scale::OneK => WorldConfig {
-                sessions_per_day: 24.0,
+                sessions_per_day: 37.0,
                 ..base
             },
         }

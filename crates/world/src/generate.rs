@@ -184,7 +184,7 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
 
     // Side files: candidate log and true propensities.
     let mut requests: Vec<LoggedRequest> = Vec::new();
-    let mut candidates: Vec<u32> = Vec::new();
+    let mut candidate_offset = 0u64;
     let mut offsets = [0u32; 3];
     let mut session_offset = 0u32;
     let mut props: Vec<(LogSplit, Vec<(u32, f32)>)> = LogSplit::ALL.iter().map(|&s| (s, Vec::new())).collect();
@@ -198,12 +198,12 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
                 split,
                 first_row: offsets[split as usize] + first_row,
                 n_shown,
-                candidate_offset: candidates.len() as u64 + cand,
+                candidate_offset: candidate_offset + cand,
                 n_candidates,
             });
             cand += n_candidates as u64;
         }
-        candidates.extend_from_slice(&u.candidates);
+        candidate_offset += u.candidates.len() as u64;
         for s in 0..3 {
             offsets[s] += u.rows[s].len() as u32;
             props[s]
@@ -214,7 +214,8 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
     }
     summary.requests = requests.len();
     summary.sessions = session_offset as usize;
-    mmrf_data::side::write_candidate_log(dir, &requests, &candidates, &ident_users, &ident_videos)
+    let blocks: Vec<&[u32]> = users.iter().map(|u| u.candidates.as_slice()).collect();
+    mmrf_data::side::write_candidate_log(dir, &requests, &blocks, &ident_users, &ident_videos)
         .map_err(|e| WorldError::io(dir, e))?;
     mmrf_data::side::write_propensities(dir, &props, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
 
