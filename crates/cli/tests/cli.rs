@@ -11,7 +11,9 @@ fn generate_then_check_json() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("w");
     let out = mmrf()
-        .args(["world", "generate", "--scale", "small", "--users", "30", "--seed", "5", "--out"])
+        .args([
+            "world", "generate", "--scale", "small", "--users", "30", "--seed", "5", "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -21,7 +23,12 @@ fn generate_then_check_json() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["users"], 30);
     assert_eq!(report["complete"], true);
-    let names: Vec<&str> = report["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
         [
@@ -61,7 +68,9 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains(&format!("log_standard_4_22_to_5_08_1k.csv: line {line}, column `play_time_ms`")),
+        err.contains(&format!(
+            "log_standard_4_22_to_5_08_1k.csv: line {line}, column `play_time_ms`"
+        )),
         "{err}"
     );
     let out = mmrf().args(["data", "check", "/nonexistent/dir"]).output().unwrap();
@@ -77,5 +86,8 @@ fn the_shared_real_files_are_reported_incomplete_not_crashed() {
     // The logs are not shipped: the check lists them as missing and fails cleanly.
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("KuaiRand-pure") && text.contains("27285 users") && text.contains("MISSING"), "{text}");
+    assert!(
+        text.contains("KuaiRand-pure") && text.contains("27285 users") && text.contains("MISSING"),
+        "{text}"
+    );
 }

@@ -198,14 +198,22 @@ fn kuairand_27k_parts_are_concatenated_in_order() {
     let one = Version::OneK;
     let k27 = Version::TwentySevenK;
     fs::rename(dir.join(one.user_features()), dir.join(k27.user_features())).unwrap();
-    fs::rename(dir.join(one.video_features_basic()), dir.join(k27.video_features_basic())).unwrap();
+    fs::rename(
+        dir.join(one.video_features_basic()),
+        dir.join(k27.video_features_basic()),
+    )
+    .unwrap();
     let header = LOG_COLUMNS.join(",");
     let second = GOOD_ROW.replacen("0,1,", "1,2,", 1);
     let train = k27.log_files(mmrf_data::LogSplit::Train);
     fs::write(dir.join(&train[0]), format!("{header}\n{GOOD_ROW}\n")).unwrap();
     fs::write(dir.join(&train[1]), format!("{header}\n{second}\n")).unwrap();
     let test = k27.log_files(mmrf_data::LogSplit::Test);
-    fs::rename(dir.join(&one.log_files(mmrf_data::LogSplit::Test)[0]), dir.join(&test[0])).unwrap();
+    fs::rename(
+        dir.join(&one.log_files(mmrf_data::LogSplit::Test)[0]),
+        dir.join(&test[0]),
+    )
+    .unwrap();
     fs::write(dir.join(&test[1]), format!("{header}\n")).unwrap();
     fs::rename(
         dir.join(&one.log_files(mmrf_data::LogSplit::Random)[0]),
