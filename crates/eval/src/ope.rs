@@ -62,7 +62,7 @@ pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &O
     if n == 0 {
         return Err("no impressions to evaluate".into());
     }
-    if let Some(i) = (0..n).find(|&i| !(pi[i] >= 0.0 && pi[i] <= 1.0) || !(pi_beta[i] > 0.0 && pi_beta[i] <= 1.0)) {
+    if let Some(i) = (0..n).find(|&i| !((0.0..=1.0).contains(&pi[i]) && pi_beta[i] > 0.0 && pi_beta[i] <= 1.0)) {
         return Err(format!(
             "impression {i}: pi = {}, pi_beta = {} are not probabilities (pi_beta must be > 0)",
             pi[i], pi_beta[i]
