@@ -101,16 +101,6 @@ impl LogColumns {
         }
     }
 
-    /// Keep the rows at `idx`, in that order.
-    pub fn select(&self, idx: &[u32]) -> LogColumns {
-        let mut out = LogColumns::default();
-        macro_rules! sel {
-            ($($c:ident),*) => { $( out.$c = idx.iter().map(|&i| self.$c[i as usize]).collect(); )* };
-        }
-        for_each_column!(sel);
-        out
-    }
-
     /// Append one row (used by writers and tests).
     pub fn push_row(&mut self, row: &LogRow) {
         self.user.push(row.user);

@@ -52,28 +52,17 @@ pub struct LoggedRequest {
 /// file of a world (hundreds of MB), and most consumers touch a fraction of it. Ids are
 /// validated once when the log is first parsed; the cache's fingerprint guarantees the file
 /// has not changed since.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CandidateLog {
     pub requests: Vec<LoggedRequest>,
-    map: memmap2::Mmap,
+    /// Shared, read-only: clones of a dataset share one mapping.
+    map: std::sync::Arc<memmap2::Mmap>,
     videos: IdMap,
 }
 
 impl PartialEq for CandidateLog {
     fn eq(&self, o: &Self) -> bool {
         self.requests == o.requests && self.map[..] == o.map[..] && self.videos == o.videos
-    }
-}
-
-impl Clone for CandidateLog {
-    fn clone(&self) -> Self {
-        let mut anon = memmap2::MmapMut::map_anon(self.map.len().max(1)).expect("anonymous map");
-        anon[..self.map.len()].copy_from_slice(&self.map);
-        CandidateLog {
-            requests: self.requests.clone(),
-            map: anon.make_read_only().expect("read-only map"),
-            videos: self.videos.clone(),
-        }
     }
 }
 
@@ -257,7 +246,7 @@ pub(crate) fn map_candidates(
     }
     Ok(CandidateLog {
         requests,
-        map,
+        map: std::sync::Arc::new(map),
         videos: videos.clone(),
     })
 }

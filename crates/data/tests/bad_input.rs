@@ -53,6 +53,19 @@ fn load_err(dir: &Path) -> String {
     msg
 }
 
+/// A valid fixture whose training log holds `rows` (after the header): the load error.
+fn train_log_error(rows: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    write_valid(tmp.path());
+    let mut text = LOG_COLUMNS.join(",") + "\n";
+    for row in rows {
+        text += row;
+        text.push('\n');
+    }
+    fs::write(train_log(tmp.path()), text).unwrap();
+    load_err(tmp.path())
+}
+
 #[test]
 fn valid_fixture_loads_and_caches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -96,25 +109,13 @@ fn wrong_header() {
 
 #[test]
 fn short_row() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_valid(tmp.path());
-    let text = format!("{}\n{GOOD_ROW}\n0,1,20220408\n", LOG_COLUMNS.join(","));
-    fs::write(train_log(tmp.path()), text).unwrap();
-    let msg = load_err(tmp.path());
+    let msg = train_log_error(&[GOOD_ROW, "0,1,20220408"]);
     assert!(msg.contains("line 3: expected 19 columns, found 3"), "{msg}");
 }
 
 #[test]
 fn non_numeric_cell() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_valid(tmp.path());
-    let bad = GOOD_ROW.replace(",20000,", ",20s,");
-    fs::write(
-        train_log(tmp.path()),
-        format!("{}\n{GOOD_ROW}\n{bad}\n", LOG_COLUMNS.join(",")),
-    )
-    .unwrap();
-    let msg = load_err(tmp.path());
+    let msg = train_log_error(&[GOOD_ROW, &GOOD_ROW.replace(",20000,", ",20s,")]);
     assert!(
         msg.contains("line 3, column `play_time_ms`: expected an integer"),
         "{msg}"
@@ -123,11 +124,7 @@ fn non_numeric_cell() {
 
 #[test]
 fn id_out_of_range() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_valid(tmp.path());
-    let bad = GOOD_ROW.replacen("0,1,", "0,99,", 1);
-    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
-    let msg = load_err(tmp.path());
+    let msg = train_log_error(&[&GOOD_ROW.replacen("0,1,", "0,99,", 1)]);
     assert!(
         msg.contains("line 2, column `video_id`: video id out of range"),
         "{msg}"
@@ -146,14 +143,10 @@ fn tab_separated_file() {
 
 #[test]
 fn flag_out_of_range_and_bad_date() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_valid(tmp.path());
-    let bad = GOOD_ROW.replace(",1,0,0,0,0,0,1,", ",2,0,0,0,0,0,1,");
-    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
-    assert!(load_err(tmp.path()).contains("column `is_click`: expected 0 or 1"));
-    let bad = GOOD_ROW.replace("20220408", "20221340");
-    fs::write(train_log(tmp.path()), format!("{}\n{bad}\n", LOG_COLUMNS.join(","))).unwrap();
-    assert!(load_err(tmp.path()).contains("column `date`"));
+    let msg = train_log_error(&[&GOOD_ROW.replace(",1,0,0,0,0,0,1,", ",2,0,0,0,0,0,1,")]);
+    assert!(msg.contains("column `is_click`: expected 0 or 1"), "{msg}");
+    let msg = train_log_error(&[&GOOD_ROW.replace("20220408", "20221340")]);
+    assert!(msg.contains("column `date`"), "{msg}");
 }
 
 #[test]

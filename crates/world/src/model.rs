@@ -52,6 +52,18 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// An index drawn with probability proportional to `weights` (which sum to `total`).
+pub(crate) fn pick_weighted(weights: &[f32], total: f32, r: &mut impl Rng) -> usize {
+    let mut x = r.random::<f32>() * total;
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
+    }
+    weights.len() - 1
+}
+
 fn normalize(v: &mut [f32]) {
     let n = dot(v, v).sqrt().max(1e-6);
     v.iter_mut().for_each(|x| *x /= n);
@@ -120,8 +132,13 @@ pub struct Feedback {
 #[derive(Debug, Clone)]
 pub struct UserState {
     pub user: u32,
-    /// Long-term interest, drifting slowly day to day.
+    /// Long-term interest, drifting slowly day to day (change it through
+    /// [`WorldModel::next_day`], which keeps the retrieval weights in step).
     pub base: Vec<f32>,
+    /// Retrieval weight of each topic cluster, `exp(5 · base·centre)`; they follow `base`,
+    /// so they are computed once a day rather than on every request.
+    retrieval: Vec<f32>,
+    retrieval_total: f32,
     /// Current interest, drifting within a session toward what was watched.
     pub interest: Vec<f32>,
     pub fatigue: f32,
@@ -341,17 +358,31 @@ impl WorldModel {
             base.iter_mut().for_each(|x| *x += n.sample(&mut r));
             normalize(&mut base);
         }
-        UserState {
+        let mut state = UserState {
             user,
             interest: base.clone(),
             base,
+            retrieval: Vec::new(),
+            retrieval_total: 0.0,
             fatigue: 0.0,
             satisfaction: 0.4,
             recent_topic: vec![0.0; self.dim],
             followed: Vec::new(),
             history: std::collections::VecDeque::with_capacity(self.config.history_len),
             day_index,
-        }
+        };
+        self.refresh_retrieval(&mut state);
+        state
+    }
+
+    fn refresh_retrieval(&self, state: &mut UserState) {
+        state.retrieval.clear();
+        state.retrieval.extend(
+            self.cluster_center
+                .chunks_exact(self.dim)
+                .map(|centre| (5.0 * dot(&state.base, centre)).exp()),
+        );
+        state.retrieval_total = state.retrieval.iter().sum();
     }
 
     /// Advance a state to the next day (same drift stream as [`Self::initial_state`]).
@@ -359,6 +390,7 @@ impl WorldModel {
         let n = Normal::new(0.0f32, 0.06 / (self.dim as f32).sqrt()).expect("valid normal");
         state.base.iter_mut().for_each(|x| *x += n.sample(drift_rng));
         normalize(&mut state.base);
+        self.refresh_retrieval(state);
         state.day_index += 1;
     }
 
@@ -493,25 +525,12 @@ impl WorldModel {
             seen[stamp_slot] = 1;
         }
         let stamp = seen[stamp_slot];
-        let nc = self.config.n_clusters;
-        let weights: Vec<f32> = (0..nc)
-            .map(|c| (5.0 * dot(&state.base, &self.cluster_center[c * self.dim..(c + 1) * self.dim])).exp())
-            .collect();
-        let total: f32 = weights.iter().sum();
         let interest_n = (n as f32 * 0.6) as usize;
         let mut tries = 0;
         while out.len() < n && tries < n * 40 {
             tries += 1;
             let v = if out.len() < interest_n {
-                let mut x = r.random::<f32>() * total;
-                let mut c = nc - 1;
-                for (i, w) in weights.iter().enumerate() {
-                    if x < *w {
-                        c = i;
-                        break;
-                    }
-                    x -= w;
-                }
+                let c = pick_weighted(&state.retrieval, state.retrieval_total, r);
                 let items = &self.cluster_items[c];
                 if items.is_empty() {
                     continue;

@@ -186,15 +186,7 @@ const TAB_WEIGHT: [f32; 15] = [
 ];
 
 fn pick(weights: &[f32], r: &mut impl Rng) -> usize {
-    let total: f32 = weights.iter().sum();
-    let mut x = r.random::<f32>() * total;
-    for (i, w) in weights.iter().enumerate() {
-        if x < *w {
-            return i;
-        }
-        x -= w;
-    }
-    weights.len() - 1
+    crate::model::pick_weighted(weights, weights.iter().sum(), r)
 }
 
 /// The planned visits of a user on a day: `(start_ms, tab)`, sorted. The count is
