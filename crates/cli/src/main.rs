@@ -45,6 +45,55 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Train a method on a KuaiRand-format directory into a run directory.
+    Train {
+        /// The data directory (KuaiRand files, real or generated).
+        #[arg(long)]
+        data: PathBuf,
+        /// bc (more methods land with their issues).
+        #[arg(long)]
+        method: String,
+        /// The run directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// A TOML file of the method's settings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override one setting, e.g. `--set epochs=1` or `--set net.dim=16`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate a run on the held-out split: GAUC and NCIS per signal.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        /// Where π_β comes from: a BC run directory, or `true` for the data's true
+        /// propensities (generated worlds). Default: the run itself when it is a BC run.
+        #[arg(long)]
+        behaviour: Option<String>,
+        /// The held-out split: test (standard log, 4_22–5_08) or random (random exposure).
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Temperature τ of the target policy softmax(score/τ).
+        #[arg(long, default_value_t = 1.0)]
+        tau: f32,
+        /// Cap c of the NCIS importance ratio.
+        #[arg(long, default_value_t = 10.0)]
+        cap: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write one CSV row per held-out impression (ids, score, pi, pi_beta, labels).
+        #[arg(long, value_name = "FILE")]
+        dump_scores: Option<PathBuf>,
+    },
     /// The main job: generate (or reuse) the default world and report on it.
     Benchmark {
         /// Output directory (the world goes to OUT/world).
@@ -171,6 +220,92 @@ fn run(cli: Cli) -> Result<()> {
             command: BenchCommand::Ingest { scale, seed, dir },
         } => bench_ingest(scale.into(), seed, dir),
         Command::Benchmark { out, quick, seed } => benchmark(&out, quick, seed),
+        Command::Train {
+            data,
+            method,
+            out,
+            seed,
+            config,
+            sets,
+            quiet,
+        } => {
+            let method: mmrf_train::Method = method.parse()?;
+            let (ds, _) = Dataset::open(&data)?;
+            let opts = mmrf_train::TrainOptions {
+                seed,
+                sets,
+                config_file: config,
+                progress: mmrf_train::Progress { quiet },
+            };
+            let start = Instant::now();
+            mmrf_train::train(method, &ds, &out, &opts)?;
+            eprintln!(
+                "trained {} in {:.1}s into {}",
+                method.name(),
+                start.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Eval {
+            run,
+            data,
+            behaviour,
+            split,
+            tau,
+            cap,
+            json,
+            dump_scores,
+        } => {
+            let split = match split.as_str() {
+                "test" => mmrf_data::LogSplit::Test,
+                "random" => mmrf_data::LogSplit::Random,
+                other => bail!("--split {other}: expected test or random"),
+            };
+            let (ds, _) = Dataset::open(&data)?;
+            let (manifest, ranker) = mmrf_train::load(&run, &ds)?;
+            let beh_run;
+            let beh = match behaviour.as_deref() {
+                Some("true") => mmrf_eval::offline::Behaviour::True,
+                Some(dir) => {
+                    let (m, r) = mmrf_train::load(Path::new(dir), &ds)?;
+                    anyhow::ensure!(
+                        m.method == "bc",
+                        "--behaviour {dir}: a BC run is needed, this is {}",
+                        m.method
+                    );
+                    beh_run = r;
+                    mmrf_eval::offline::Behaviour::Model(beh_run.as_ref())
+                }
+                None if manifest.method == "bc" => mmrf_eval::offline::Behaviour::Model(ranker.as_ref()),
+                None => bail!("--behaviour: pass a BC run directory (or `true` on a generated world) for pi_beta"),
+            };
+            let cfg = mmrf_eval::offline::OfflineConfig {
+                tau,
+                ope: mmrf_eval::OpeConfig {
+                    cap,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            anyhow::ensure!(tau > 0.0 && tau.is_finite(), "--tau must be positive");
+            anyhow::ensure!(cap >= 1.0, "--cap must be at least 1");
+            let timelines = mmrf_data::session::Timelines::build(&ds);
+            let scored = mmrf_eval::offline::score_split(&ds, &timelines, split, ranker.as_ref(), beh, &cfg)
+                .map_err(anyhow::Error::msg)?;
+            let report =
+                mmrf_eval::offline::metrics(&manifest.method, &ds, &scored, &cfg).map_err(anyhow::Error::msg)?;
+            if let Some(path) = dump_scores {
+                mmrf_eval::offline::write_dump(&path, &ds, &scored)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", mmrf_eval::report::offline_text(&report));
+            }
+            Ok(())
+        }
     }
 }
 

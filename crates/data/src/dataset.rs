@@ -172,6 +172,24 @@ impl Dataset {
     }
 
     /// The log of a split.
+    /// The requests of a split: the logged ones when the data has a candidate log, else
+    /// rebuilt from the impressions with candidates drawn by training-log popularity.
+    pub fn requests(&self, split: LogSplit, cfg: &crate::session::SessionConfig) -> crate::session::RequestSet<'_> {
+        match &self.candidates {
+            Some(c) => crate::session::RequestSet::from_candidate_log(split, c),
+            None => {
+                let pool = crate::session::popularity(&self.train, self.videos.len());
+                crate::session::RequestSet::rebuild(split, self.log(split), &pool, cfg)
+            }
+        }
+    }
+
+    /// The true logging propensity of row `row` of a split, when the data has them.
+    pub fn true_propensity(&self, split: LogSplit, row: usize) -> Option<f32> {
+        let i = LogSplit::ALL.iter().position(|&s| s == split)?;
+        self.propensities.as_ref().map(|p| p[i][row])
+    }
+
     pub fn log(&self, split: LogSplit) -> &LogColumns {
         match split {
             LogSplit::Train => &self.train,

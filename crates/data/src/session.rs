@@ -282,6 +282,74 @@ pub struct RequestState<'a> {
     pub history: &'a [Impression],
 }
 
+/// Every user's impressions over all splits in time order, so that any request's history
+/// (the impressions before it, across train, test and random exposure) is a slice.
+pub struct Timelines {
+    /// User `u`'s impressions are `items[offsets[u]..offsets[u + 1]]`.
+    offsets: Vec<u32>,
+    items: Vec<Impression>,
+    /// Per split, the position of each log row in its user's timeline.
+    position: [Vec<u32>; 3],
+}
+
+impl Timelines {
+    pub fn build(data: &crate::Dataset) -> Timelines {
+        let n_users = data.users.len();
+        let mut all: Vec<(u32, i64, u8, u32)> = Vec::new();
+        for (s, split) in LogSplit::ALL.iter().enumerate() {
+            let log = data.log(*split);
+            all.extend((0..log.len()).map(|i| (log.user[i], log.time_ms[i], s as u8, i as u32)));
+        }
+        all.sort_unstable();
+        let mut offsets = vec![0u32; n_users + 1];
+        for &(u, ..) in &all {
+            offsets[u as usize + 1] += 1;
+        }
+        for u in 0..n_users {
+            offsets[u + 1] += offsets[u];
+        }
+        let mut position: [Vec<u32>; 3] = LogSplit::ALL.map(|s| vec![0; data.log(s).len()]);
+        let mut items = Vec::with_capacity(all.len());
+        for (k, &(u, _, s, i)) in all.iter().enumerate() {
+            position[s as usize][i as usize] = k as u32 - offsets[u as usize];
+            items.push(Impression::from_log(data.log(LogSplit::ALL[s as usize]), i as usize));
+        }
+        Timelines {
+            offsets,
+            items,
+            position,
+        }
+    }
+
+    /// The user's last `len` impressions before row `row` of `split`, oldest first.
+    pub fn history(&self, user: u32, split: LogSplit, row: u32, len: usize) -> &[Impression] {
+        let s = LogSplit::ALL.iter().position(|&x| x == split).unwrap_or(0);
+        let start = self.offsets[user as usize] as usize;
+        let at = start + self.position[s][row as usize] as usize;
+        &self.items[at.saturating_sub(len).max(start)..at]
+    }
+
+    /// The state a ranker saw at request `index` of `set` (`len` impressions of history).
+    pub fn state<'t>(&'t self, set: &RequestSet<'_>, log: &LogColumns, index: usize, len: usize) -> RequestState<'t> {
+        let r = &set.requests[index];
+        let first = set
+            .shown_rows(r)
+            .iter()
+            .copied()
+            .min_by_key(|&row| (log.time_ms[row as usize], row))
+            .unwrap_or(0);
+        let i = first as usize;
+        RequestState {
+            user: r.user,
+            time_ms: log.time_ms[i],
+            hour: (log.hourmin[i] / 100) as u8,
+            tab: log.tab[i],
+            position: r.position,
+            history: self.history(r.user, set.split, first, len),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

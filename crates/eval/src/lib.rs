@@ -7,10 +7,14 @@
 //!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
 //! - [`ope`]: off-policy estimates of a target policy's per-impression value from logged
 //!   impressions: NCIS (normalised capped importance sampling), plain IPS and SNIPS, with
-//!   the effective sample size and a bootstrap confidence interval over users.
+//!   the effective sample size and a bootstrap confidence interval over users;
+//! - [`offline`]: a trained method scored on a held-out split: per-signal GAUC and NCIS,
+//!   and the scored-impressions dump.
 
 pub mod gauc;
+pub mod offline;
 pub mod ope;
+pub mod report;
 
 pub use gauc::{auc, gauc, Gauc};
 pub use ope::{ncis, OffPolicy, OpeConfig};

@@ -1,0 +1,267 @@
+//! Offline evaluation of a trained method on a held-out split (`DESIGN.md` §6).
+//!
+//! Every held-out request is scored by the method's final ranking score; each shown
+//! impression gets its score, the target propensity `π(j|s) = softmax_C(score/τ)_j` and the
+//! behaviour propensity `π_β(j|s)` (the BC model's softmax, or the world's true one). From
+//! those, per signal: GAUC and NCIS (with IPS, SNIPS, ESS and a bootstrap CI).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use mmrf_data::session::Timelines;
+use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_train::Ranker;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{gauc, ncis, OpeConfig};
+
+/// Where `π_β` comes from.
+#[derive(Clone, Copy)]
+pub enum Behaviour<'a> {
+    /// A behaviour model (BC): `softmax_C(score)` at temperature 1, the scale it was
+    /// fitted at.
+    Model(&'a dyn Ranker),
+    /// The logging policy's true propensities from the data's side file (worlds only).
+    True,
+}
+
+/// Offline evaluation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OfflineConfig {
+    /// Temperature τ of the target policy `softmax_C(score/τ)`. 1 is the scale at which
+    /// BC's logits are calibrated propensities, so BC evaluated against itself weighs every
+    /// impression equally and NCIS gives the logged mean, the sanity anchor of the whole
+    /// table; every method is then read at the same τ, so none is favoured by its own.
+    pub tau: f32,
+    pub ope: OpeConfig,
+    /// Impressions of history in the state handed to the ranker.
+    pub history_len: usize,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig {
+            tau: 1.0,
+            ope: OpeConfig::default(),
+            history_len: 20,
+        }
+    }
+}
+
+/// One row per held-out impression (the `--dump-scores` rows).
+#[derive(Debug, Clone, Default)]
+pub struct ScoredImpressions {
+    pub split: Option<LogSplit>,
+    /// Log row of each impression in its split.
+    pub row: Vec<u32>,
+    pub user: Vec<u32>,
+    pub video: Vec<u32>,
+    pub request: Vec<u32>,
+    pub score: Vec<f32>,
+    pub pi: Vec<f32>,
+    pub pi_beta: Vec<f32>,
+}
+
+impl ScoredImpressions {
+    pub fn len(&self) -> usize {
+        self.row.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.row.is_empty()
+    }
+}
+
+fn softmax_into(scores: &[f32], tau: f32, out: &mut Vec<f32>) {
+    out.clear();
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for &s in scores {
+        let e = (((s - max) / tau) as f64).exp();
+        sum += e;
+        out.push(e as f32);
+    }
+    let inv = (1.0 / sum) as f32;
+    out.iter_mut().for_each(|p| *p *= inv);
+}
+
+/// Score every impression of `split` with `ranker`.
+pub fn score_split(
+    data: &Dataset,
+    timelines: &Timelines,
+    split: LogSplit,
+    ranker: &dyn Ranker,
+    behaviour: Behaviour<'_>,
+    cfg: &OfflineConfig,
+) -> Result<ScoredImpressions, String> {
+    if matches!(behaviour, Behaviour::True) && data.propensities.is_none() {
+        return Err(format!(
+            "{}: no true propensities (mmrf_propensities.csv); use a BC run for pi_beta",
+            data.dir.display()
+        ));
+    }
+    let set = data.requests(split, &Default::default());
+    let log = data.log(split);
+    type Row = (u32, u32, u32, u32, f32, f32, f32);
+    let chunks: Vec<Result<Vec<Row>, String>> = (0..set.requests.len())
+        .into_par_iter()
+        .chunks(256)
+        .map(|idx| {
+            let (mut cands, mut scores, mut beh, mut pi, mut pib) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut out = Vec::new();
+            for i in idx {
+                set.candidates(i, log, &mut cands);
+                let state = timelines.state(&set, log, i, cfg.history_len);
+                scores.resize(cands.len(), 0.0);
+                ranker.score(&state, &cands, &mut scores);
+                if let Some(k) = scores.iter().position(|s| !s.is_finite()) {
+                    return Err(format!(
+                        "request {i}: {} scored candidate {} as {}",
+                        ranker.method(),
+                        cands[k],
+                        scores[k]
+                    ));
+                }
+                softmax_into(&scores, cfg.tau, &mut pi);
+                if let Behaviour::Model(b) = behaviour {
+                    beh.resize(cands.len(), 0.0);
+                    b.score(&state, &cands, &mut beh);
+                    softmax_into(&beh, 1.0, &mut pib);
+                }
+                let r = &set.requests[i];
+                for &row in set.shown_rows(r) {
+                    let video = log.video[row as usize];
+                    let j = cands
+                        .iter()
+                        .position(|&c| c == video)
+                        .ok_or_else(|| format!("request {i}: shown video {video} is not among its candidates"))?;
+                    let pb = match behaviour {
+                        Behaviour::Model(_) => pib[j],
+                        Behaviour::True => data.true_propensity(split, row as usize).unwrap_or(f32::NAN),
+                    };
+                    out.push((row, r.user, video, i as u32, scores[j], pi[j], pb));
+                }
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut s = ScoredImpressions {
+        split: Some(split),
+        ..Default::default()
+    };
+    for chunk in chunks {
+        for (row, user, video, req, score, p, pb) in chunk? {
+            s.row.push(row);
+            s.user.push(user);
+            s.video.push(video);
+            s.request.push(req);
+            s.score.push(score);
+            s.pi.push(p);
+            s.pi_beta.push(pb);
+        }
+    }
+    Ok(s)
+}
+
+/// The metrics of one signal.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SignalMetrics {
+    /// `None` when no user has an ordered pair.
+    pub gauc: Option<f64>,
+    pub ncis: f64,
+    pub ncis_ci: [f64; 2],
+    pub ess: f64,
+    pub ips: f64,
+    pub snips: f64,
+    /// The logged per-impression mean, for reference.
+    pub logged: f64,
+}
+
+/// `mmrf eval --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineReport {
+    pub method: String,
+    pub split: String,
+    pub impressions: usize,
+    pub tau: f32,
+    pub cap: f64,
+    /// Keyed by the signal's name: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
+    pub signals: BTreeMap<String, SignalMetrics>,
+}
+
+/// GAUC and NCIS per signal over scored impressions.
+pub fn metrics(
+    method: &str,
+    data: &Dataset,
+    s: &ScoredImpressions,
+    cfg: &OfflineConfig,
+) -> Result<OfflineReport, String> {
+    let split = s.split.unwrap_or(LogSplit::Test);
+    let log = data.log(split);
+    let signals: Result<BTreeMap<String, SignalMetrics>, String> = Signal::ALL
+        .par_iter()
+        .map(|&signal| {
+            let labels: Vec<f32> = s.row.iter().map(|&r| log.label(signal, r as usize)).collect();
+            let g = gauc(&s.user, &labels, &s.score);
+            let o =
+                ncis(&s.user, &labels, &s.pi, &s.pi_beta, &cfg.ope).map_err(|e| format!("{}: {e}", signal.name()))?;
+            let logged = labels.iter().map(|&x| x as f64).sum::<f64>() / labels.len().max(1) as f64;
+            Ok((
+                signal.name().to_string(),
+                SignalMetrics {
+                    gauc: g.map(|g| g.value),
+                    ncis: o.ncis,
+                    ncis_ci: o.ncis_ci,
+                    ess: o.ess,
+                    ips: o.ips,
+                    snips: o.snips,
+                    logged,
+                },
+            ))
+        })
+        .collect();
+    Ok(OfflineReport {
+        method: method.to_string(),
+        split: split.name().to_string(),
+        impressions: s.len(),
+        tau: cfg.tau,
+        cap: cfg.ope.cap,
+        signals: signals?,
+    })
+}
+
+/// Write the scored impressions as CSV: ids as in the data files, every label under its
+/// KuaiRand log name, so anyone can recompute the metrics outside mmrf. Atomic.
+pub fn write_dump(path: &Path, data: &Dataset, s: &ScoredImpressions) -> std::io::Result<()> {
+    let split = s.split.unwrap_or(LogSplit::Test);
+    let log = data.log(split);
+    let mut out = Vec::with_capacity(s.len() * 80);
+    out.extend_from_slice(
+        b"user_id,video_id,request_id,score,pi,pi_beta,is_click,is_like,is_follow,is_comment,is_hate,long_view,play_time_ms\n",
+    );
+    for i in 0..s.len() {
+        let r = s.row[i] as usize;
+        // `{:e}`-free shortest round-trip floats: parsing them back gives the same f32.
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            data.users.ids.raw(s.user[i]),
+            data.videos.ids.raw(s.video[i]),
+            s.request[i],
+            s.score[i],
+            s.pi[i],
+            s.pi_beta[i],
+            log.is_click[r],
+            log.is_like[r],
+            log.is_follow[r],
+            log.is_comment[r],
+            log.is_hate[r],
+            log.long_view[r],
+            log.play_time_ms[r]
+        )?;
+    }
+    mmrf_data::write_atomic(path, &out)
+}

@@ -1,0 +1,52 @@
+//! Neural building blocks of mmrf, on burn.
+//!
+//! - [`features`]: users and videos as dense inputs (plain Rust, shared by every method).
+//! - [`bc`]: the behaviour model π_β (behaviour cloning of the logging policy).
+//! - [`device`]: the compute device, chosen by cargo feature (`flex` CPU by default;
+//!   `cuda` or `wgpu` switch the whole project without code changes), and seeding.
+
+pub mod bc;
+pub mod features;
+
+pub use bc::{BcNetConfig, BehaviourModel, VideoBatch};
+pub use features::{DenseFeatures, FeatureShape, FeatureSpace};
+
+/// The compute device and reproducible randomness.
+pub mod device {
+    use std::sync::{Mutex, MutexGuard};
+
+    use burn::tensor::Device;
+
+    /// The inference device of the enabled backend (no autodiff).
+    pub fn inference() -> Device {
+        #[cfg(feature = "cuda")]
+        {
+            Device::cuda(0)
+        }
+        #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+        {
+            Device::wgpu(Default::default())
+        }
+        #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+        {
+            Device::flex()
+        }
+    }
+
+    /// The training device: [`inference`] with autodiff.
+    pub fn training() -> Device {
+        inference().autodiff()
+    }
+
+    static SEEDED: Mutex<()> = Mutex::new(());
+
+    /// Seed burn's generator and hold it: burn's parameter initialisers and dropout draw
+    /// from one process-wide generator, so two trainings in one process (tests) must not
+    /// interleave. Hold the guard for the whole training run.
+    pub fn seeded(seed: u64) -> MutexGuard<'static, ()> {
+        let guard = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
+        training().seed(seed);
+        inference().seed(seed);
+        guard
+    }
+}

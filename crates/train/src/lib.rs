@@ -1,0 +1,220 @@
+//! Training mmrf's methods into run directories, and loading runs back as [`Ranker`]s.
+//!
+//! `train(method, data, out, options)` fits a method on the training split of a
+//! KuaiRand-format directory and writes a run directory ([`run`]); `load(run_dir, data)`
+//! turns it back into a [`Ranker`] that evaluation, the online test and the server share.
+//!
+//! One method per module, on the shared pieces: [`batch`] (requests → tensors),
+//! [`run`] (manifest, weights, learning curve) and [`ranker`] (the scoring contract).
+//! - [`bc`]: behaviour cloning of the logging policy; also π_β for off-policy estimates.
+
+pub mod batch;
+pub mod bc;
+pub mod ranker;
+pub mod run;
+
+use std::io::Write;
+use std::path::Path;
+
+use mmrf_data::Dataset;
+use mmrf_model::FeatureSpace;
+
+pub use ranker::{AsPolicy, LoggingRanker, Ranker, TwoTowerRanker};
+pub use run::Manifest;
+
+/// Everything that can stop training or loading a run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Run(String),
+    #[error("{0}")]
+    Data(String),
+    #[error("training diverged at step {step}: {network} {tensor} is {value}")]
+    NonFinite {
+        step: usize,
+        network: String,
+        tensor: String,
+        value: f32,
+    },
+    #[error("unknown method `{0}` (known: {known})", known = Method::NAMES.join(", "))]
+    UnknownMethod(String),
+    #[error("--set {0}")]
+    Setting(String),
+}
+
+impl TrainError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Stop on a NaN or infinite value, naming the step, the network and the tensor.
+pub fn check_finite(value: f32, step: usize, network: &str, tensor: &str) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite {
+            step,
+            network: network.into(),
+            tensor: tensor.into(),
+            value,
+        })
+    }
+}
+
+/// The trainable methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Bc,
+}
+
+impl Method {
+    pub const NAMES: [&'static str; 1] = ["bc"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Bc => "bc",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        match s.to_ascii_lowercase().as_str() {
+            "bc" => Ok(Method::Bc),
+            _ => Err(TrainError::UnknownMethod(s.into())),
+        }
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    pub seed: u64,
+    /// `key=value` overrides of the method's settings (dotted keys reach nested tables).
+    pub sets: Vec<String>,
+    /// A TOML file of settings, applied before `sets`.
+    pub config_file: Option<std::path::PathBuf>,
+    pub progress: Progress,
+}
+
+/// Train `method` on `data`'s training split; write the run to `out`.
+pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -> Result<Box<dyn Ranker>, TrainError> {
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let fs = FeatureSpace::from_dataset(data);
+    match method {
+        Method::Bc => {
+            let cfg: bc::BcConfig = settings(opts)?;
+            Ok(Box::new(bc::train(data, &fs, &cfg, opts.seed, out, &opts.progress)?))
+        }
+    }
+}
+
+/// Load a run directory as a [`Ranker`] over `data` (which must have the training data's
+/// feature shape).
+pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), TrainError> {
+    let manifest = Manifest::read(dir)?;
+    let fs = FeatureSpace::from_dataset(data);
+    manifest.check_shape(&fs.shape())?;
+    let method: Method = manifest.method.parse()?;
+    let ranker: Box<dyn Ranker> = match method {
+        Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
+    };
+    Ok((manifest, ranker))
+}
+
+/// A method's settings: defaults, then the config file, then `--set`s.
+pub fn settings<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
+    opts: &TrainOptions,
+) -> Result<T, TrainError> {
+    let mut table = run::to_table(&T::default());
+    if let Some(path) = &opts.config_file {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let file: toml::Table =
+            toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+        merge(&mut table, file);
+    }
+    for s in &opts.sets {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| TrainError::Setting(format!("`{s}`: expected key=value")))?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let mut node = &mut table;
+        let parts: Vec<&str> = key.trim().split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            node = match node.get_mut(*p) {
+                Some(toml::Value::Table(t)) => t,
+                _ => return Err(TrainError::Setting(format!("`{key}`: no such table `{p}`"))),
+            };
+        }
+        let last = parts[parts.len() - 1];
+        if !node.contains_key(last) {
+            return Err(TrainError::Setting(format!("`{key}`: no such setting")));
+        }
+        node.insert(last.to_string(), value);
+    }
+    T::deserialize(toml::Value::Table(table)).map_err(|e| TrainError::Setting(e.to_string()))
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Progress bars for long work (hidden when stderr is not a terminal or when quiet).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub quiet: bool,
+}
+
+impl Progress {
+    pub fn bar(&self, name: &str, len: u64) -> indicatif::ProgressBar {
+        if self.quiet {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(name.to_string());
+        bar
+    }
+}
+
+/// The learning curve: one JSON object per line, flushed as it goes.
+pub struct TrainLog {
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl TrainLog {
+    pub fn create(dir: &Path) -> Result<TrainLog, TrainError> {
+        let path = dir.join(run::TRAIN_LOG_FILE);
+        let file = std::fs::File::create(&path).map_err(|e| TrainError::io(&path, e))?;
+        Ok(TrainLog {
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    pub fn write(&mut self, line: &serde_json::Value) -> Result<(), TrainError> {
+        writeln!(self.file, "{line}")
+            .and_then(|_| self.file.flush())
+            .map_err(|e| TrainError::Run(format!("train log: {e}")))
+    }
+}

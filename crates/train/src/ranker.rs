@@ -1,0 +1,71 @@
+//! A trained policy as the rest of mmrf sees it: something that scores candidates.
+
+use mmrf_data::session::RequestState;
+
+/// A trained ranking policy. Its score is the method's **final ranking score**, the one it
+/// ranks by when deployed (`DESIGN.md` §6): evaluation, the online test and the server all
+/// call this, so they all rank alike.
+pub trait Ranker: Send + Sync {
+    /// The method's name (`bc`, `mmrf`, ...).
+    fn method(&self) -> &str;
+
+    /// One score per candidate into `scores` (same length as `candidates`).
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]);
+}
+
+/// A [`Ranker`] as a deterministic policy of the world's online interface (top-K shown).
+pub struct AsPolicy<'a>(pub &'a dyn Ranker);
+
+impl mmrf_world::Policy for AsPolicy<'_> {
+    fn name(&self) -> &str {
+        self.0.method()
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        self.0.score(state, candidates, scores)
+    }
+}
+
+/// The world's logging policy as a [`Ranker`], for checks against the ground truth.
+pub struct LoggingRanker<'a>(pub &'a mmrf_world::WorldModel);
+
+impl Ranker for LoggingRanker<'_> {
+    fn method(&self) -> &str {
+        "logging"
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        for (s, &c) in scores.iter_mut().zip(candidates) {
+            *s = self.0.logging_score(state.user, c);
+        }
+    }
+}
+
+/// A factorised scorer: `score(u, j) = ⟨user_u, video_j⟩ + bias_j` from precomputed tables.
+/// Methods whose score does not depend on the session state export this after training,
+/// so scoring is a dot product, not a network call.
+#[derive(Debug, Clone)]
+pub struct TwoTowerRanker {
+    pub method: String,
+    pub dim: usize,
+    /// `n_users × dim`.
+    pub users: Vec<f32>,
+    /// `n_videos × dim`.
+    pub videos: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+impl Ranker for TwoTowerRanker {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        let d = self.dim;
+        let u = &self.users[state.user as usize * d..(state.user as usize + 1) * d];
+        for (s, &c) in scores.iter_mut().zip(candidates) {
+            let v = &self.videos[c as usize * d..(c as usize + 1) * d];
+            *s = u.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + self.bias[c as usize];
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Run directories: what `mmrf train` writes and `mmrf eval` / `mmrf serve` read.
+//!
+//! ```text
+//! RUN_DIR/run.toml           method, seed, data it was trained on, every setting
+//! RUN_DIR/model.safetensors  the network weights
+//! RUN_DIR/train_log.jsonl    one line per logged step (learning curve)
+//! ```
+//! Files are written atomically, so a killed run never leaves a half-written file.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use mmrf_model::FeatureShape;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+pub const MANIFEST_FILE: &str = "run.toml";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const TRAIN_LOG_FILE: &str = "train_log.jsonl";
+
+/// `run.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub method: String,
+    pub seed: u64,
+    /// The data directory it was trained on (absolute when known).
+    pub data_dir: PathBuf,
+    /// Sizes of the data's feature space; a run refuses data of another shape.
+    pub shape: FeatureShape,
+    pub train_seconds: f64,
+    /// The method's own settings, as a TOML table.
+    pub config: toml::Table,
+}
+
+impl Manifest {
+    pub fn read(dir: &Path) -> Result<Manifest, TrainError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<(), TrainError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = toml::to_string_pretty(self).map_err(|e| TrainError::Run(e.to_string()))?;
+        mmrf_data::write_atomic(&path, text.as_bytes()).map_err(|e| TrainError::io(&path, e))
+    }
+
+    /// The method's settings as a typed config.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, TrainError> {
+        T::deserialize(toml::Value::Table(self.config.clone()))
+            .map_err(|e| TrainError::Run(format!("{}: [config]: {e}", self.method)))
+    }
+
+    /// Refuse data whose feature space differs from the training data's.
+    pub fn check_shape(&self, shape: &FeatureShape) -> Result<(), TrainError> {
+        if &self.shape != shape {
+            return Err(TrainError::Run(format!(
+                "the run was trained on data of shape {:?}, this data has {:?}",
+                self.shape, shape
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A method's settings as a TOML table for the manifest.
+pub fn to_table<T: Serialize>(config: &T) -> toml::Table {
+    match toml::Value::try_from(config) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    }
+}
+
+/// Write a module's weights to `path` atomically.
+pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    module
+        .save_into(&mut store)
+        .map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+    mmrf_data::write_atomic(path, &bytes).map_err(|e| TrainError::io(path, e))
+}
+
+/// Load weights saved by [`save_weights`] into `module` (every tensor must match).
+pub fn load_weights<M: Module>(mut module: M, path: &Path) -> Result<M, TrainError> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes));
+    let result = module
+        .load_from(&mut store)
+        .map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(TrainError::Run(format!(
+            "{}: weights do not fit the network: {} errors, missing {:?}",
+            path.display(),
+            result.errors.len(),
+            result.missing
+        )));
+    }
+    Ok(module)
+}
