@@ -4,6 +4,8 @@
 //! `mmrf data check` validates any KuaiRand directory, `mmrf bench ...` measures speed, and
 //! `mmrf benchmark` is the one-command main job.
 
+mod benchmark;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -166,6 +168,18 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Time offline evaluation (scoring every held-out impression, GAUC and NCIS with
+    /// bootstrap CIs for all seven signals) on a world with about 1 M test impressions.
+    Eval {
+        /// Users of the world (1,600 give about 1 M test impressions).
+        #[arg(long, default_value_t = 1600)]
+        users: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where to write the world (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -219,7 +233,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Ingest { scale, seed, dir },
         } => bench_ingest(scale.into(), seed, dir),
-        Command::Benchmark { out, quick, seed } => benchmark(&out, quick, seed),
+        Command::Bench {
+            command: BenchCommand::Eval { users, seed, dir },
+        } => bench_eval(users, seed, dir),
+        Command::Benchmark { out, quick, seed } => benchmark::run(&out, quick, seed),
         Command::Train {
             data,
             method,
@@ -304,6 +321,17 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", mmrf_eval::report::offline_text(&report));
             }
+            if let (mmrf_eval::offline::Behaviour::Model(_), Some(e)) =
+                (beh, mmrf_eval::offline::propensity_error(&ds, &scored))
+            {
+                eprintln!(
+                    "pi_beta against the true propensities: mean |error| {:.2e} (mean true {:.2e}), mean relative error {:.1}%, log correlation {:.3}",
+                    e.mean_abs_error,
+                    e.mean_true,
+                    100.0 * e.mean_rel_error,
+                    e.log_correlation
+                );
+            }
             Ok(())
         }
     }
@@ -358,51 +386,44 @@ fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn benchmark(out: &Path, quick: bool, seed: u64) -> Result<()> {
-    let scale = if quick { Scale::Small } else { Scale::Default };
-    let config = WorldConfig::new(scale, seed);
-    let world_dir = out.join("world");
-    let reuse = mmrf_world::World::load(&world_dir)
-        .map(|w| w.file.config == config)
-        .unwrap_or(false);
-    if reuse {
-        eprintln!("reusing the world in {}", world_dir.display());
-    } else {
-        let (_, secs) = generate_world(&config, &world_dir)?;
-        eprintln!("generated the {} world in {secs:.1}s", scale.name());
+fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().join("world"));
+    let mut config = WorldConfig::new(Scale::Default, seed);
+    config.n_users = users;
+    if mmrf_world::World::load(&dir)
+        .map(|w| w.file.config != config)
+        .unwrap_or(true)
+    {
+        generate_world(&config, &dir)?;
     }
-    let (ds, info) = Dataset::open(&world_dir)?;
-    eprintln!(
-        "loaded {} rows in {:.2}s{}",
-        ds.train.len() + ds.test.len() + ds.random.len(),
-        info.seconds,
-        if info.from_cache { " (cache)" } else { "" }
-    );
-    let report = mmrf_data::check::check_dir(&world_dir)?;
-    print!("{}", report.to_text());
-    // Online reference: the logging policy against uniform random exposure, paired.
-    let world = mmrf_world::World::load(&world_dir)?;
-    let cfg = mmrf_world::OnlineConfig {
-        days: if quick { 2 } else { 7 },
+    let (ds, _) = Dataset::open(&dir)?;
+    // A quick BC gives the scores and π_β; its quality does not matter for the timing.
+    let opts = mmrf_train::TrainOptions {
+        seed,
+        sets: vec!["epochs=1".into(), "max_requests=20000".into()],
+        progress: mmrf_train::Progress { quiet: true },
         ..Default::default()
     };
-    let arms: [&dyn mmrf_world::Policy; 2] = [
-        &mmrf_world::LoggingPolicy { model: &world.model },
-        &mmrf_world::RandomPolicy,
-    ];
-    println!("online ({} days, {} users):", cfg.days, world.model.n_users());
-    for arm in arms {
-        let res = mmrf_world::run_policy(&world.model, arm, &cfg);
-        let sessions: u32 = res.iter().map(|u| u.sessions).sum();
-        let wt: f64 = res.iter().map(|u| u.watch_time_s).sum();
-        let depth: u32 = res.iter().map(|u| u.depth).sum();
-        println!(
-            "  {:<8} session WatchTime {:.1}s, Depth {:.2}",
-            arm.name(),
-            wt / sessions.max(1) as f64,
-            depth as f64 / sessions.max(1) as f64
-        );
-    }
-    println!("(methods, offline metrics and the A/B benchmark land with the evaluation and MMRF issues)");
+    let bc = mmrf_train::train(mmrf_train::Method::Bc, &ds, &tmp.path().join("bc"), &opts)?;
+    let cfg = mmrf_eval::offline::OfflineConfig::default();
+    let start = Instant::now();
+    let timelines = mmrf_data::session::Timelines::build(&ds);
+    let t_states = start.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let beh = mmrf_eval::offline::Behaviour::Model(bc.as_ref());
+    let scored = mmrf_eval::offline::score_split(&ds, &timelines, mmrf_data::LogSplit::Test, bc.as_ref(), beh, &cfg)
+        .map_err(anyhow::Error::msg)?;
+    let t_score = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let report = mmrf_eval::offline::metrics("bc", &ds, &scored, &cfg).map_err(anyhow::Error::msg)?;
+    let t_metrics = t.elapsed().as_secs_f64();
+    println!(
+        "eval impressions={} signals={} histories={t_states:.2}s score={t_score:.2}s metrics={t_metrics:.2}s total={:.2}s threads={}",
+        scored.len(),
+        report.signals.len(),
+        start.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
     Ok(())
 }

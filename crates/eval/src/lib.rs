@@ -11,6 +11,8 @@
 //! - [`offline`]: a trained method scored on a held-out split: per-signal GAUC and NCIS,
 //!   and the scored-impressions dump.
 
+pub mod abtest;
+pub mod fidelity;
 pub mod gauc;
 pub mod offline;
 pub mod ope;

@@ -265,3 +265,51 @@ pub fn write_dump(path: &Path, data: &Dataset, s: &ScoredImpressions) -> std::io
     }
     mmrf_data::write_atomic(path, &out)
 }
+
+/// How far a behaviour model's propensities are from the true ones, over the impressions
+/// of `s` (whose `pi_beta` came from the model).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PropensityError {
+    pub impressions: usize,
+    /// Mean |π̂_β − π_β|.
+    pub mean_abs_error: f64,
+    /// Mean |π̂_β − π_β| / π_β.
+    pub mean_rel_error: f64,
+    /// Pearson correlation of log π̂_β and log π_β.
+    pub log_correlation: f64,
+    /// Mean true propensity, for scale.
+    pub mean_true: f64,
+}
+
+/// Compare `s.pi_beta` (a model's) with the data's true propensities.
+pub fn propensity_error(data: &Dataset, s: &ScoredImpressions) -> Option<PropensityError> {
+    let split = s.split?;
+    let n = s.len();
+    if n == 0 {
+        return None;
+    }
+    let truth: Vec<f64> = s
+        .row
+        .iter()
+        .map(|&r| data.true_propensity(split, r as usize).map(|p| p as f64))
+        .collect::<Option<_>>()?;
+    let est: Vec<f64> = s.pi_beta.iter().map(|&p| p as f64).collect();
+    let mae = est.iter().zip(&truth).map(|(e, t)| (e - t).abs()).sum::<f64>() / n as f64;
+    let mre = est.iter().zip(&truth).map(|(e, t)| ((e - t) / t).abs()).sum::<f64>() / n as f64;
+    let (le, lt): (Vec<f64>, Vec<f64>) = est
+        .iter()
+        .zip(&truth)
+        .map(|(e, t)| (e.max(1e-12).ln(), t.max(1e-12).ln()))
+        .unzip();
+    let (me, mt) = (le.iter().sum::<f64>() / n as f64, lt.iter().sum::<f64>() / n as f64);
+    let cov: f64 = le.iter().zip(&lt).map(|(a, b)| (a - me) * (b - mt)).sum();
+    let ve: f64 = le.iter().map(|a| (a - me).powi(2)).sum();
+    let vt: f64 = lt.iter().map(|b| (b - mt).powi(2)).sum();
+    Some(PropensityError {
+        impressions: n,
+        mean_abs_error: mae,
+        mean_rel_error: mre,
+        log_correlation: cov / (ve * vt).sqrt(),
+        mean_true: truth.iter().sum::<f64>() / n as f64,
+    })
+}

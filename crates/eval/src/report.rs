@@ -1,5 +1,11 @@
 //! Reports: terminal text, the paper's Table-1 layout in Markdown, and PNG plots.
 
+use std::path::Path;
+
+use mmrf_data::Signal;
+
+use crate::abtest::{AbReport, METRICS};
+use crate::fidelity::FidelityReport;
 use crate::offline::OfflineReport;
 
 /// A per-signal table of one method's offline metrics, for the terminal.
@@ -8,7 +14,10 @@ pub fn offline_text(r: &OfflineReport) -> String {
         "{} on {} ({} impressions, tau {}, cap {})\n{:<10} {:>7} {:>10} {:>23} {:>9} {:>10}\n",
         r.method, r.split, r.impressions, r.tau, r.cap, "signal", "GAUC", "NCIS", "95% CI", "ESS", "logged"
     );
-    for (name, m) in &r.signals {
+    for sig in Signal::ALL {
+        let (name, Some(m)) = (sig.name(), r.signals.get(sig.name())) else {
+            continue;
+        };
         let g = m.gauc.map_or("-".to_string(), |g| format!("{g:.4}"));
         s += &format!(
             "{:<10} {:>7} {:>10.4} [{:>10.4}, {:>10.4}] {:>9.0} {:>10.4}\n",
@@ -16,4 +25,319 @@ pub fn offline_text(r: &OfflineReport) -> String {
         );
     }
     s
+}
+
+/// Paper-style tables of a benchmark, as Markdown.
+///
+/// Table 1 (methods × signals × {GAUC, NCIS}): the best value of each column is bold and
+/// the second marked `*`. Higher is better except for Hate, a cost, where lower is better
+/// for both GAUC (a good ranker puts hated videos low) and NCIS.
+pub fn markdown(offline: &[OfflineReport], online: &AbReport, fidelity: &FidelityReport) -> String {
+    let mut s = String::new();
+    s += &table1(offline);
+    s += "\n";
+    s += &table2(online);
+    s += "\n";
+    s += &fidelity_table(fidelity);
+    s
+}
+
+fn marks(values: &[Option<f64>], lower_better: bool) -> Vec<&'static str> {
+    let mut idx: Vec<usize> = (0..values.len())
+        .filter(|&i| values[i].is_some_and(f64::is_finite))
+        .collect();
+    idx.sort_by(|&a, &b| {
+        let (x, y) = (values[a].unwrap_or(0.0), values[b].unwrap_or(0.0));
+        if lower_better {
+            x.total_cmp(&y)
+        } else {
+            y.total_cmp(&x)
+        }
+    });
+    let mut m = vec![""; values.len()];
+    if values.len() > 1 {
+        if let Some(&i) = idx.first() {
+            m[i] = "best";
+        }
+        if let Some(&i) = idx.get(1) {
+            m[i] = "second";
+        }
+    }
+    m
+}
+
+fn cell(v: Option<f64>, mark: &str, digits: usize) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) => {
+            let t = format!("{v:.digits$}");
+            match mark {
+                "best" => format!("**{t}**"),
+                "second" => format!("{t}*"),
+                _ => t,
+            }
+        }
+    }
+}
+
+/// Table 1 in the paper's layout.
+pub fn table1(offline: &[OfflineReport]) -> String {
+    let mut s = String::from("### Table 1: offline GAUC and NCIS per signal (held-out test split)\n\n| Method |");
+    for sig in Signal::ALL {
+        let arrow = if sig == Signal::Hate { "↓" } else { "↑" };
+        s += &format!(" {}{arrow} GAUC | {}{arrow} NCIS |", sig.name(), sig.name());
+    }
+    s += "\n|---|";
+    s += &"---:|".repeat(2 * Signal::ALL.len());
+    s += "\n";
+    let cols: Vec<(Vec<&str>, Vec<&str>)> = Signal::ALL
+        .iter()
+        .map(|sig| {
+            let g: Vec<Option<f64>> = offline
+                .iter()
+                .map(|r| r.signals.get(sig.name()).and_then(|m| m.gauc))
+                .collect();
+            let n: Vec<Option<f64>> = offline
+                .iter()
+                .map(|r| r.signals.get(sig.name()).map(|m| m.ncis))
+                .collect();
+            (marks(&g, *sig == Signal::Hate), marks(&n, *sig == Signal::Hate))
+        })
+        .collect();
+    for (i, r) in offline.iter().enumerate() {
+        s += &format!("| {} |", r.method);
+        for (k, sig) in Signal::ALL.iter().enumerate() {
+            let m = r.signals.get(sig.name());
+            let digits = if *sig == Signal::WatchTime { 3 } else { 5 };
+            s += &format!(
+                " {} | {} |",
+                cell(m.and_then(|m| m.gauc), cols[k].0[i], 4),
+                cell(m.map(|m| m.ncis), cols[k].1[i], digits)
+            );
+        }
+        s += "\n";
+    }
+    if let Some(r) = offline.first() {
+        s += &format!(
+            "\nNCIS per impression (WatchTime in seconds), target softmax(score/τ) with τ = {}, cap c = {}, π_β from BC; {} impressions.\n",
+            r.tau, r.cap, r.impressions
+        );
+    }
+    s
+}
+
+/// Table 2: the online A/B test.
+pub fn table2(ab: &AbReport) -> String {
+    let mut s = format!(
+        "### Table 2: online A/B test in the world ({} days, paired users; control: {})\n\n| Arm | sessions |",
+        ab.days, ab.control
+    );
+    for m in METRICS {
+        s += &format!(" {m} / session | lift |");
+    }
+    s += "\n|---|---:|";
+    s += &"---:|---:|".repeat(METRICS.len());
+    s += "\n";
+    for a in &ab.arms {
+        s += &format!("| {} | {} |", a.name, a.sessions);
+        for m in METRICS {
+            let v = a.per_session(m).map_or(f64::NAN, |e| e.mean);
+            let digits = if m == "watch_time" || m == "depth" { 2 } else { 4 };
+            let lift = match a.lift(m) {
+                Some(l) if a.name != ab.control => format!(
+                    "{:+.2}% [{:+.2}, {:+.2}]{}",
+                    100.0 * l.mean,
+                    100.0 * l.ci[0],
+                    100.0 * l.ci[1],
+                    if l.significant() { " ✓" } else { "" }
+                ),
+                _ => "–".into(),
+            };
+            s += &format!(" {v:.digits$} | {lift} |");
+        }
+        s += "\n";
+    }
+    s += "\nLifts are relative to the control with paired bootstrap 95 % intervals over users; ✓: the interval excludes 0.\n";
+    s
+}
+
+/// The NCIS-fidelity table.
+pub fn fidelity_table(f: &FidelityReport) -> String {
+    let mut s = String::from(
+        "### NCIS fidelity: offline estimates against the true online per-impression value\n\n| Signal | Spearman (true π_β) | Spearman (BC π_β) | mean rel. error (true π_β) | mean rel. error (BC π_β) |\n|---|---:|---:|---:|---:|\n",
+    );
+    for x in &f.signals {
+        s += &format!(
+            "| {} | {:.3} | {:.3} | {:.1}% | {:.1}% |\n",
+            x.signal,
+            x.spearman_true,
+            x.spearman_bc,
+            100.0 * x.mean_rel_error_true,
+            100.0 * x.mean_rel_error_bc
+        );
+    }
+    s += "\n| Policy | τ | WatchTime online | NCIS (true π_β) | NCIS (BC π_β) |\n|---|---:|---:|---:|---:|\n";
+    for r in f.rows.iter().filter(|r| r.signal == "WatchTime") {
+        s += &format!(
+            "| {} | {} | {:.3} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] |\n",
+            r.policy,
+            r.tau,
+            r.online,
+            r.ncis_true,
+            r.ncis_true_ci[0],
+            r.ncis_true_ci[1],
+            r.ncis_bc,
+            r.ncis_bc_ci[0],
+            r.ncis_bc_ci[1]
+        );
+    }
+    s
+}
+
+/// Find a TrueType font for plot labels: `MMRF_FONT`, else common system locations.
+fn font() -> Option<Vec<u8>> {
+    let mut paths: Vec<std::path::PathBuf> = std::env::var_os("MMRF_FONT").map(Into::into).into_iter().collect();
+    for p in [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        "/Library/Fonts/Arial.ttf",
+        "C:\\Windows\\Fonts\\arial.ttf",
+    ] {
+        paths.push(p.into());
+    }
+    paths.iter().find_map(|p| std::fs::read(p).ok())
+}
+
+/// PNG plots: `offline_ncis.png` (per-signal NCIS bars with their CIs, one panel per
+/// signal) and `online_lift.png` (WatchTime lift per day against the control, with CIs).
+///
+/// Labels need a TrueType font (`MMRF_FONT` or a system DejaVu/Liberation/Arial); without
+/// one the plots are skipped with an error saying so.
+pub fn plots(dir: &Path, offline: &[OfflineReport], online: &AbReport) -> Result<Vec<std::path::PathBuf>, String> {
+    use plotters::prelude::*;
+    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    // Registering twice is harmless; the first registration wins.
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let mut written = Vec::new();
+
+    let path = dir.join("offline_ncis.png");
+    {
+        let root = BitMapBackend::new(&path, (1600, 900)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let panels = root.split_evenly((2, 4));
+        for (panel, sig) in panels.iter().zip(Signal::ALL) {
+            let vals: Vec<(f64, [f64; 2])> = offline
+                .iter()
+                .map(|r| {
+                    r.signals
+                        .get(sig.name())
+                        .map_or((0.0, [0.0, 0.0]), |m| (m.ncis, m.ncis_ci))
+                })
+                .collect();
+            let hi = vals.iter().map(|v| v.1[1].max(v.0)).fold(0.0, f64::max).max(1e-9) * 1.15;
+            let n = offline.len().max(1);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{} NCIS", sig.name()), ("sans-serif", 22))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0f64..n as f64, 0f64..hi)
+                .map_err(|e| err(&e))?;
+            let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| names.get(x.floor() as usize).cloned().unwrap_or_default())
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, (v, ci)) in vals.iter().enumerate() {
+                let x0 = i as f64 + 0.15;
+                let x1 = i as f64 + 0.85;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, 0.0), (x1, *v)],
+                        Palette99::pick(i).filled(),
+                    )))
+                    .map_err(|e| err(&e))?;
+                let xm = i as f64 + 0.5;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(xm, ci[0]), (xm, ci[1])],
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    written.push(path);
+
+    let path = dir.join("online_lift.png");
+    {
+        let root = BitMapBackend::new(&path, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let arms: Vec<_> = online.arms.iter().filter(|a| a.name != online.control).collect();
+        let all: Vec<f64> = arms
+            .iter()
+            .flat_map(|a| a.lift_per_day.iter().flat_map(|e| [e.ci[0], e.ci[1], e.mean]))
+            .filter(|x| x.is_finite())
+            .map(|x| 100.0 * x)
+            .collect();
+        let lo = all.iter().copied().fold(0.0, f64::min) - 1.0;
+        let hi = all.iter().copied().fold(0.0, f64::max) + 1.0;
+        let days = online.days.max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("WatchTime lift per day vs {}", online.control),
+                ("sans-serif", 24),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5f64..days + 0.5, lo..hi)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("day")
+            .y_desc("lift (%)")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, a) in arms.iter().enumerate() {
+            let color = Palette99::pick(i);
+            let pts: Vec<(f64, f64)> = a
+                .lift_per_day
+                .iter()
+                .enumerate()
+                .map(|(d, e)| (d as f64 + 1.0, 100.0 * e.mean))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(a.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], Palette99::pick(i).stroke_width(2)));
+            for (d, e) in a.lift_per_day.iter().enumerate() {
+                let x = d as f64 + 1.0 + 0.03 * i as f64;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, 100.0 * e.ci[0]), (x, 100.0 * e.ci[1])],
+                        color.stroke_width(1),
+                    )))
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    written.push(path);
+    Ok(written)
 }

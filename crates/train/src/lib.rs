@@ -19,7 +19,7 @@ use std::path::Path;
 use mmrf_data::Dataset;
 use mmrf_model::FeatureSpace;
 
-pub use ranker::{AsPolicy, LoggingRanker, Ranker, TwoTowerRanker};
+pub use ranker::{AsPolicy, LoggingRanker, Ranker, Scaled, TwoTowerRanker, UniformRanker};
 pub use run::Manifest;
 
 /// Everything that can stop training or loading a run.

@@ -13,16 +13,65 @@ pub trait Ranker: Send + Sync {
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]);
 }
 
-/// A [`Ranker`] as a deterministic policy of the world's online interface (top-K shown).
-pub struct AsPolicy<'a>(pub &'a dyn Ranker);
+/// A [`Ranker`] as a policy of the world's online interface: top-K by score when
+/// `temperature` is `None` (deployment), else K drawn from `softmax(score/τ)` (the
+/// stochastic policy whose propensities off-policy estimates use).
+pub struct AsPolicy<'a> {
+    pub ranker: &'a dyn Ranker,
+    pub temperature: Option<f32>,
+}
+
+impl<'a> AsPolicy<'a> {
+    pub fn top_k(ranker: &'a dyn Ranker) -> Self {
+        AsPolicy {
+            ranker,
+            temperature: None,
+        }
+    }
+}
 
 impl mmrf_world::Policy for AsPolicy<'_> {
     fn name(&self) -> &str {
-        self.0.method()
+        self.ranker.method()
     }
 
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
-        self.0.score(state, candidates, scores)
+        self.ranker.score(state, candidates, scores)
+    }
+
+    fn temperature(&self) -> Option<f32> {
+        self.temperature
+    }
+}
+
+/// Uniform scores: under `softmax(score/τ)` every candidate is equally likely.
+pub struct UniformRanker;
+
+impl Ranker for UniformRanker {
+    fn method(&self) -> &str {
+        "uniform"
+    }
+
+    fn score(&self, _state: &RequestState<'_>, _candidates: &[u32], scores: &mut [f32]) {
+        scores.iter_mut().for_each(|s| *s = 0.0);
+    }
+}
+
+/// Any ranker under another name and with its scores scaled (a sharper or flatter policy).
+pub struct Scaled<'a> {
+    pub name: String,
+    pub inner: &'a dyn Ranker,
+    pub factor: f32,
+}
+
+impl Ranker for Scaled<'_> {
+    fn method(&self) -> &str {
+        &self.name
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        self.inner.score(state, candidates, scores);
+        scores.iter_mut().for_each(|s| *s *= self.factor);
     }
 }
 

@@ -1,0 +1,178 @@
+//! `mmrf benchmark`: the one-command main job.
+//!
+//! Generates (or reuses) the world, trains the methods, evaluates each offline on the
+//! held-out split, runs the online A/B test in the world, checks NCIS against the truth,
+//! and writes `results.json`, `results.md` and PNG plots to the output directory.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use mmrf_data::session::Timelines;
+use mmrf_data::Dataset;
+use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
+use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport};
+use mmrf_eval::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
+use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
+use mmrf_world::{Scale, WorldConfig};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Results {
+    world: mmrf_world::WorldConfig,
+    seed: u64,
+    offline_config: OfflineConfig,
+    offline: Vec<OfflineReport>,
+    online: AbReport,
+    fidelity: FidelityReport,
+    seconds: std::collections::BTreeMap<String, f64>,
+}
+
+pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
+    let started = Instant::now();
+    let mut seconds = std::collections::BTreeMap::new();
+    let scale = if quick { Scale::Small } else { Scale::Default };
+    let config = WorldConfig::new(scale, seed);
+    let world_dir = out.join("world");
+    let reuse = mmrf_world::World::load(&world_dir)
+        .map(|w| w.file.config == config)
+        .unwrap_or(false);
+    if reuse {
+        eprintln!("reusing the world in {}", world_dir.display());
+    } else {
+        let (_, secs) = crate::generate_world(&config, &world_dir)?;
+        eprintln!("generated the {} world in {secs:.1}s", scale.name());
+        seconds.insert("generate".into(), secs);
+    }
+    let world = mmrf_world::World::load(&world_dir)?;
+    let (ds, _) = Dataset::open(&world_dir)?;
+    let timelines = Timelines::build(&ds);
+
+    // Methods.
+    let t = Instant::now();
+    let opts = TrainOptions {
+        seed,
+        sets: if quick { vec!["epochs=1".into()] } else { vec![] },
+        ..Default::default()
+    };
+    let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
+    seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
+
+    // Offline.
+    let offline_cfg = OfflineConfig::default();
+    let t = Instant::now();
+    let methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
+    let mut offline = Vec::new();
+    for m in &methods {
+        let scored = score_split(
+            &ds,
+            &timelines,
+            mmrf_data::LogSplit::Test,
+            *m,
+            Behaviour::Model(bc.as_ref()),
+            &offline_cfg,
+        )
+        .map_err(anyhow::Error::msg)?;
+        offline.push(metrics(m.method(), &ds, &scored, &offline_cfg).map_err(anyhow::Error::msg)?);
+    }
+    seconds.insert("offline eval".into(), t.elapsed().as_secs_f64());
+
+    // Online A/B: the logging policy is the control until LTR lands.
+    let t = Instant::now();
+    let ab_cfg = AbConfig {
+        online: mmrf_world::OnlineConfig {
+            days: if quick { 3 } else { 7 },
+            seed,
+            ..Default::default()
+        },
+        seed,
+        ..Default::default()
+    };
+    let logging = mmrf_world::LoggingPolicy { model: &world.model };
+    let bc_policy = AsPolicy::top_k(bc.as_ref());
+    let arms: Vec<&dyn mmrf_world::Policy> = vec![&logging, &mmrf_world::RandomPolicy, &bc_policy];
+    let online = ab_test(&world.model, &arms, 0, &ab_cfg);
+    seconds.insert("online A/B".into(), t.elapsed().as_secs_f64());
+
+    // NCIS fidelity over policies of known, different quality.
+    let t = Instant::now();
+    let tau_log = world.model.config.logging_temperature;
+    let log_ranker = LoggingRanker(&world.model);
+    let sharp = Scaled {
+        name: "logging-sharp".into(),
+        inner: &log_ranker,
+        factor: 2.0,
+    };
+    let flat = Scaled {
+        name: "logging-flat".into(),
+        inner: &log_ranker,
+        factor: 0.5,
+    };
+    let candidates = [
+        Candidate {
+            ranker: &log_ranker,
+            tau: tau_log,
+        },
+        Candidate {
+            ranker: &sharp,
+            tau: tau_log,
+        },
+        Candidate {
+            ranker: &flat,
+            tau: tau_log,
+        },
+        Candidate {
+            ranker: &UniformRanker,
+            tau: 1.0,
+        },
+        Candidate {
+            ranker: bc.as_ref(),
+            tau: 1.0,
+        },
+    ];
+    // The truth over the held-out log's own period, so both sides see the same days.
+    let test_days = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_LAST_DAY)
+        - mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_FIRST_DAY)
+        + 1;
+    let fid_online = mmrf_world::OnlineConfig {
+        days: test_days as u32,
+        ..ab_cfg.online.clone()
+    };
+    let fid = fidelity(
+        &ds,
+        &timelines,
+        &world.model,
+        &candidates,
+        bc.as_ref(),
+        &offline_cfg,
+        &fid_online,
+    )
+    .map_err(anyhow::Error::msg)?;
+    seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
+    seconds.insert("total".into(), started.elapsed().as_secs_f64());
+
+    let results = Results {
+        world: config,
+        seed,
+        offline_config: offline_cfg,
+        offline,
+        online,
+        fidelity: fid,
+        seconds,
+    };
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(&results)?;
+    mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
+    let md = mmrf_eval::report::markdown(&results.offline, &results.online, &results.fidelity);
+    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
+    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, &results.online) {
+        eprintln!("warning: plots skipped: {e}");
+    }
+    println!("{md}");
+    eprintln!(
+        "wrote {}/results.json, results.md and plots in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

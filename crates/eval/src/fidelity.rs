@@ -1,0 +1,180 @@
+//! NCIS fidelity: how well do the offline estimates predict what a policy really does?
+//!
+//! On a world the truth is available: run each policy online (as the stochastic policy
+//! `softmax(score/τ)` whose propensities NCIS uses) and take the per-impression value of
+//! every signal. Against it, NCIS on the held-out log with π_β from BC and with the world's
+//! true propensities. Reported per signal: Spearman's rank correlation across the policies
+//! (does NCIS order them right?) and the mean relative error (is it on the right scale?).
+
+use mmrf_data::session::Timelines;
+use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_train::{AsPolicy, Ranker};
+use mmrf_world::{run_policy, OnlineConfig, UserOutcome, WorldModel};
+use serde::{Deserialize, Serialize};
+
+use crate::offline::{metrics, score_split, Behaviour, OfflineConfig};
+
+/// A policy to check: a ranker read at temperature `tau`.
+pub struct Candidate<'a> {
+    pub ranker: &'a dyn Ranker,
+    pub tau: f32,
+}
+
+/// One policy × signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidelityRow {
+    pub policy: String,
+    pub tau: f32,
+    pub signal: String,
+    /// The true online per-impression value.
+    pub online: f64,
+    pub ncis_true: f64,
+    pub ncis_true_ci: [f64; 2],
+    pub ncis_bc: f64,
+    pub ncis_bc_ci: [f64; 2],
+}
+
+/// Agreement of the estimates with the truth for one signal, across policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalFidelity {
+    pub signal: String,
+    pub spearman_true: f64,
+    pub spearman_bc: f64,
+    pub mean_rel_error_true: f64,
+    pub mean_rel_error_bc: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FidelityReport {
+    pub rows: Vec<FidelityRow>,
+    pub signals: Vec<SignalFidelity>,
+}
+
+/// The true per-impression value of a signal from online outcomes.
+pub fn online_value(out: &[UserOutcome], signal: Signal) -> f64 {
+    let depth: f64 = out.iter().map(|u| u.depth as f64).sum();
+    let total: f64 = out
+        .iter()
+        .map(|u| match signal {
+            Signal::Click => u.click as f64,
+            Signal::Like => u.like as f64,
+            Signal::Follow => u.follow as f64,
+            Signal::Comment => u.comment as f64,
+            Signal::Hate => u.hate as f64,
+            Signal::LongView => u.long_view as f64,
+            Signal::WatchTime => u.watch_time_s,
+        })
+        .sum();
+    total / depth.max(1.0)
+}
+
+/// Spearman's rank correlation (average ranks for ties); NaN under two points.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    fn ranks(x: &[f64]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..x.len()).collect();
+        idx.sort_by(|&i, &j| x[i].total_cmp(&x[j]));
+        let mut r = vec![0.0; x.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && x[idx[j + 1]] == x[idx[i]] {
+                j += 1;
+            }
+            for k in i..=j {
+                r[idx[k]] = (i + j) as f64 / 2.0;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    if a.len() < 2 {
+        return f64::NAN;
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = a.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Check NCIS against the truth for `policies` on the held-out test split.
+pub fn fidelity(
+    data: &Dataset,
+    timelines: &Timelines,
+    model: &WorldModel,
+    policies: &[Candidate<'_>],
+    bc: &dyn Ranker,
+    offline: &OfflineConfig,
+    online: &OnlineConfig,
+) -> Result<FidelityReport, String> {
+    let mut rows = Vec::new();
+    for p in policies {
+        let cfg = OfflineConfig { tau: p.tau, ..*offline };
+        let truth = metrics(
+            p.ranker.method(),
+            data,
+            &score_split(data, timelines, LogSplit::Test, p.ranker, Behaviour::True, &cfg)?,
+            &cfg,
+        )?;
+        let est = metrics(
+            p.ranker.method(),
+            data,
+            &score_split(data, timelines, LogSplit::Test, p.ranker, Behaviour::Model(bc), &cfg)?,
+            &cfg,
+        )?;
+        let policy = AsPolicy {
+            ranker: p.ranker,
+            temperature: Some(p.tau),
+        };
+        let out = run_policy(model, &policy, online);
+        for signal in Signal::ALL {
+            let (t, b) = (&truth.signals[signal.name()], &est.signals[signal.name()]);
+            rows.push(FidelityRow {
+                policy: p.ranker.method().to_string(),
+                tau: p.tau,
+                signal: signal.name().to_string(),
+                online: online_value(&out, signal),
+                ncis_true: t.ncis,
+                ncis_true_ci: t.ncis_ci,
+                ncis_bc: b.ncis,
+                ncis_bc_ci: b.ncis_ci,
+            });
+        }
+    }
+    let signals = Signal::ALL
+        .iter()
+        .map(|s| {
+            let r: Vec<&FidelityRow> = rows.iter().filter(|r| r.signal == s.name()).collect();
+            let online: Vec<f64> = r.iter().map(|r| r.online).collect();
+            let t: Vec<f64> = r.iter().map(|r| r.ncis_true).collect();
+            let b: Vec<f64> = r.iter().map(|r| r.ncis_bc).collect();
+            let mre = |e: &[f64]| {
+                e.iter().zip(&online).map(|(e, o)| ((e - o) / o).abs()).sum::<f64>() / online.len().max(1) as f64
+            };
+            SignalFidelity {
+                signal: s.name().to_string(),
+                spearman_true: spearman(&t, &online),
+                spearman_bc: spearman(&b, &online),
+                mean_rel_error_true: mre(&t),
+                mean_rel_error_bc: mre(&b),
+            }
+        })
+        .collect();
+    Ok(FidelityReport { rows, signals })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_by_hand() {
+        assert!((spearman(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        // Ranks 0,1,2 against 0.5,0.5,2: cov 1.5, var 2 and 1.5.
+        let want = 1.5 / (2.0f64 * 1.5).sqrt();
+        assert!((spearman(&[1.0, 2.0, 3.0], &[5.0, 5.0, 9.0]) - want).abs() < 1e-12);
+    }
+}
