@@ -91,3 +91,98 @@ fn the_shared_real_files_are_reported_incomplete_not_crashed() {
         "{text}"
     );
 }
+
+#[test]
+fn train_then_eval_json_and_dump() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let run = tmp.path().join("bc");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    ok(mmrf()
+        .args(["world", "generate", "--scale", "small", "--users", "60", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    ok(mmrf()
+        .args([
+            "train",
+            "--method",
+            "bc",
+            "--quiet",
+            "--set",
+            "epochs=1",
+            "--set",
+            "net.dim=8",
+            "--data",
+        ])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let manifest = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    assert!(
+        manifest.contains("method = \"bc\"") && manifest.contains("dim = 8"),
+        "{manifest}"
+    );
+    assert!(run.join("model.safetensors").exists() && run.join("train_log.jsonl").exists());
+    let dump = tmp.path().join("scores.csv");
+    let out = ok(mmrf()
+        .args(["eval", "--json", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .arg("--dump-scores")
+        .arg(&dump)
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["method"], "bc");
+    for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
+        let s = &report["signals"][sig];
+        assert!(s["ncis"].is_number() && s["ess"].is_number(), "{sig}: {s}");
+        assert_eq!(s["ncis_ci"].as_array().unwrap().len(), 2);
+        // BC against itself: NCIS is the logged mean.
+        assert!((s["ncis"].as_f64().unwrap() - s["logged"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert_eq!(text.lines().count() as u64, report["impressions"].as_u64().unwrap() + 1);
+    // π_β from the true propensities works too, and a non-BC behaviour run is refused.
+    ok(mmrf()
+        .args(["eval", "--behaviour", "true", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .output()
+        .unwrap());
+    for (args, needle) in [
+        (vec!["--method", "nope"], "unknown method `nope`"),
+        (vec!["--method", "bc", "--set", "epochs"], "expected key=value"),
+        (vec!["--method", "bc", "--set", "nope=1"], "no such setting"),
+        (vec!["--method", "bc", "--set", "epochs=\"x\""], "--set"),
+    ] {
+        let out = mmrf()
+            .arg("train")
+            .args(&args)
+            .arg("--quiet")
+            .arg("--data")
+            .arg(&dir)
+            .arg("--out")
+            .arg(tmp.path().join("x"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+    }
+    let out = mmrf()
+        .args(["eval", "--tau", "0", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

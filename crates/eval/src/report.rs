@@ -245,26 +245,26 @@ pub fn plots(dir: &Path, offline: &[OfflineReport], online: &AbReport) -> Result
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(60)
-                .build_cartesian_2d(0f64..n as f64, 0f64..hi)
+                .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..hi)
                 .map_err(|e| err(&e))?;
             let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
             chart
                 .configure_mesh()
                 .disable_x_mesh()
                 .x_labels(n)
-                .x_label_formatter(&|x| names.get(x.floor() as usize).cloned().unwrap_or_default())
+                .x_label_formatter(&|x| names.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
                 .draw()
                 .map_err(|e| err(&e))?;
             for (i, (v, ci)) in vals.iter().enumerate() {
-                let x0 = i as f64 + 0.15;
-                let x1 = i as f64 + 0.85;
+                let x0 = i as f64 - 0.35;
+                let x1 = i as f64 + 0.35;
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x0, 0.0), (x1, *v)],
                         Palette99::pick(i).filled(),
                     )))
                     .map_err(|e| err(&e))?;
-                let xm = i as f64 + 0.5;
+                let xm = i as f64;
                 chart
                     .draw_series(std::iter::once(PathElement::new(
                         vec![(xm, ci[0]), (xm, ci[1])],
