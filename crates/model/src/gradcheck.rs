@@ -1,0 +1,314 @@
+//! Finite-difference gradient checks: does autodiff's gradient of a scalar loss match
+//! `(f(θ + ε) − f(θ − ε)) / 2ε`, parameter by parameter?
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::Gradients;
+
+/// The outcome of a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradCheck {
+    /// Coordinates compared.
+    pub checked: usize,
+    /// Coordinates whose analytic and numeric gradients disagree beyond tolerance.
+    pub mismatched: usize,
+    /// Worst `|analytic − numeric| / max(|numeric|, floor)`.
+    pub worst: f64,
+    /// Parameter tensors that received no gradient at all.
+    pub no_grad: usize,
+}
+
+struct Collect<'a> {
+    grads: &'a Gradients,
+    out: Vec<Option<Vec<f32>>>,
+}
+
+impl ModuleVisitor for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let g = param
+            .val()
+            .grad(self.grads)
+            .map(|g| g.into_data().try_to_vec::<f32>().unwrap_or_default());
+        self.out.push(g);
+    }
+}
+
+struct Nudge {
+    target: usize,
+    index: usize,
+    delta: f32,
+    seen: usize,
+}
+
+impl ModuleMapper for Nudge {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let hit = self.seen == self.target;
+        self.seen += 1;
+        if !hit {
+            return param;
+        }
+        let (index, delta) = (self.index, self.delta);
+        param.map(|t| {
+            let shape = t.shape();
+            let mut v = vec![0f32; shape.num_elements()];
+            v[index] = delta;
+            let bump = Tensor::<D>::from_data(TensorData::new(v, shape), &t.device());
+            t + bump
+        })
+    }
+}
+
+/// Check `loss` at `module` (which lives on an autodiff device): for each parameter tensor
+/// the `per_param` coordinates of largest analytic gradient are compared with central
+/// differences of step `eps`. A coordinate mismatches when
+/// `|analytic − numeric| > rel·|numeric| + abs`.
+pub fn check<M: Module + Clone>(
+    module: &M,
+    loss: impl Fn(&M) -> Tensor<1>,
+    per_param: usize,
+    eps: f32,
+    rel: f64,
+    abs: f64,
+) -> GradCheck {
+    let l = loss(module);
+    let grads = l.backward();
+    let mut c = Collect {
+        grads: &grads,
+        out: Vec::new(),
+    };
+    module.visit(&mut c);
+    let value = |m: &M| -> f64 { loss(m).into_scalar::<f32>() as f64 };
+    let mut r = GradCheck {
+        checked: 0,
+        mismatched: 0,
+        worst: 0.0,
+        no_grad: 0,
+    };
+    for (p, g) in c.out.iter().enumerate() {
+        let Some(g) = g else {
+            r.no_grad += 1;
+            continue;
+        };
+        let mut idx: Vec<usize> = (0..g.len()).collect();
+        idx.sort_by(|&a, &b| g[b].abs().total_cmp(&g[a].abs()));
+        for &k in idx.iter().take(per_param) {
+            let at = |delta: f32| {
+                let mut n = Nudge {
+                    target: p,
+                    index: k,
+                    delta,
+                    seen: 0,
+                };
+                value(&module.clone().map(&mut n))
+            };
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+            let analytic = g[k] as f64;
+            let err = (analytic - numeric).abs();
+            r.checked += 1;
+            if err > rel * numeric.abs() + abs {
+                r.mismatched += 1;
+            }
+            r.worst = r.worst.max(err / numeric.abs().max(1e-3));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bc::{BcNetConfig, BehaviourModel, VideoBatch};
+    use crate::features::FeatureShape;
+    use crate::mmrf::{Agents, Collaboration, Critics, ItemEncoder, MmrfNetConfig, StateBatch, StateEncoder, N_AGENTS};
+    use burn::tensor::Distribution;
+
+    fn shape() -> FeatureShape {
+        FeatureShape {
+            n_users: 3,
+            user_dim: 2,
+            n_videos: 6,
+            video_dim: 3,
+            n_authors: 3,
+            n_tags: 2,
+        }
+    }
+
+    fn cfg(collaboration: Collaboration) -> MmrfNetConfig {
+        MmrfNetConfig {
+            dim: 4,
+            state: 6,
+            agent: 4,
+            heads: 2,
+            hidden: 5,
+            collaboration,
+        }
+    }
+
+    fn ints(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+        let n = v.len();
+        Tensor::from_data(TensorData::new(v, [n]), device)
+    }
+
+    fn videos(device: &Device) -> VideoBatch {
+        VideoBatch {
+            ids: ints(vec![0, 3, 5], device),
+            authors: ints(vec![1, 2, 0], device),
+            tags: ints(vec![1, 0, 1], device),
+            features: Tensor::random([3, 3], Distribution::Normal(0.0, 1.0), device),
+        }
+    }
+
+    /// A smooth scalar of a tensor: a fixed random projection, squared-ish.
+    fn readout<const D: usize>(x: Tensor<D>, seed_tensor: Tensor<D>) -> Tensor<1> {
+        (x.clone() * seed_tensor).sum() + x.powi_scalar(2).sum() * 0.1
+    }
+
+    fn assert_ok(name: &str, r: GradCheck) {
+        assert!(r.checked > 10, "{name}: {r:?}");
+        assert_eq!(r.no_grad, 0, "{name}: a parameter got no gradient: {r:?}");
+        // ReLU kinks can make a rare coordinate disagree; a wrong gradient fails many.
+        assert!(r.mismatched * 20 <= r.checked, "{name}: {r:?}");
+    }
+
+    fn setup() -> (std::sync::MutexGuard<'static, ()>, Device) {
+        let guard = crate::device::seeded(11);
+        (guard, Device::flex().autodiff())
+    }
+
+    #[test]
+    fn behaviour_model_gradients() {
+        let (_g, device) = setup();
+        let m = BehaviourModel::new(&shape(), &BcNetConfig { dim: 4, hidden: 5 }, &device);
+        let uf = Tensor::<2>::random([2, 2], Distribution::Normal(0.0, 1.0), &device);
+        let v = videos(&device);
+        let cands = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 2, 0, 1], [2, 3]), &device);
+        let shown = Tensor::<2>::from_floats([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], &device);
+        let valid = Tensor::<2>::ones([2, 3], &device);
+        let r = check(
+            &m,
+            |m| {
+                let u = m.users(ints(vec![0, 2], &device), uf.clone());
+                let (vv, b) = m.videos(v.clone());
+                BehaviourModel::loss(
+                    BehaviourModel::logits(u, vv, b, cands.clone()),
+                    shown.clone(),
+                    valid.clone(),
+                )
+            },
+            6,
+            1e-3,
+            0.03,
+            2e-3,
+        );
+        assert_ok("bc", r);
+    }
+
+    #[test]
+    fn mmrf_encoder_gradients() {
+        let (_g, device) = setup();
+        let c = cfg(Collaboration::Attention);
+        let items = ItemEncoder::new(&shape(), &c, &device);
+        let v = videos(&device);
+        let w = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
+        assert_ok(
+            "items",
+            check(
+                &items,
+                |m| readout(m.forward(v.clone()), w.clone()),
+                5,
+                1e-3,
+                0.03,
+                2e-3,
+            ),
+        );
+
+        let state = StateEncoder::new(&shape(), &c, &device);
+        let batch = StateBatch {
+            users: ints(vec![1, 2], &device),
+            user_features: Tensor::random([2, 2], Distribution::Normal(0.0, 1.0), &device),
+            history: Tensor::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device),
+            feedback: Tensor::random([2, 3, 7], Distribution::Default, &device),
+            mask: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], &device),
+            hour: ints(vec![3, 20], &device),
+            tab: ints(vec![1, 4], &device),
+            position: Tensor::from_floats([[0.0], [0.7]], &device),
+        };
+        let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
+        assert_ok(
+            "state",
+            check(
+                &state,
+                |m| readout(m.forward(batch.clone()), w.clone()),
+                5,
+                1e-3,
+                0.03,
+                2e-3,
+            ),
+        );
+    }
+
+    #[test]
+    fn mmrf_agent_and_critic_gradients() {
+        let (_g, device) = setup();
+        for collaboration in [Collaboration::Attention, Collaboration::Concat] {
+            let c = cfg(collaboration);
+            let agents = Agents::new(&c, &device);
+            let s = Tensor::<2>::random([3, 6], Distribution::Normal(0.0, 1.0), &device);
+            let w = Tensor::<3>::random([N_AGENTS, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+            let r = check(
+                &agents,
+                |m| {
+                    let h = m.embeddings(s.clone());
+                    let e = m.collaborate(h.clone());
+                    readout(m.actions(h, e, 1.0), w.clone())
+                },
+                4,
+                1e-3,
+                0.03,
+                2e-3,
+            );
+            assert_ok(&format!("agents {collaboration:?}"), r);
+        }
+        let c = cfg(Collaboration::Attention);
+        let critics = Critics::new(&c, &device);
+        let s = Tensor::<2>::random([3, 6], Distribution::Normal(0.0, 1.0), &device);
+        let a = Tensor::<3>::random([N_AGENTS, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+        let items = Tensor::<3>::random([3, 2, 4], Distribution::Normal(0.0, 1.0), &device);
+        let w = Tensor::<2>::random([N_AGENTS, 3], Distribution::Normal(0.0, 1.0), &device);
+        let w2 = Tensor::<3>::random([3, 2, N_AGENTS], Distribution::Normal(0.0, 1.0), &device);
+        let r = check(
+            &critics,
+            |m| {
+                readout(m.q(s.clone(), a.clone()), w.clone())
+                    + readout(m.item_rewards(s.clone(), items.clone()), w2.clone())
+            },
+            5,
+            1e-3,
+            0.03,
+            2e-3,
+        );
+        assert_ok("critics", r);
+    }
+
+    #[test]
+    fn a_wrong_gradient_is_caught() {
+        // The checker itself: a loss whose forward value and autodiff graph disagree
+        // (the graph sees 2θ, the value 3θ) must fail.
+        let (_g, device) = setup();
+        let lin = burn::nn::LinearConfig::new(3, 2).init(&device);
+        let x = Tensor::<2>::random([4, 3], Distribution::Normal(0.0, 1.0), &device);
+        let r = check(
+            &lin,
+            |m| {
+                let y = m.forward(x.clone()).sum();
+                let value = y.clone().into_scalar::<f32>();
+                y.clone() * 2.0 + (y.detach() * 0.0 + value)
+            },
+            3,
+            1e-3,
+            0.03,
+            2e-3,
+        );
+        assert!(r.mismatched * 2 > r.checked, "{r:?}");
+    }
+}

@@ -1,0 +1,479 @@
+//! MMRF's networks (paper §2, `DESIGN.md` §5): item and state encoders, N = 7 agents with
+//! attentive collaboration, their actors and critics.
+//!
+//! Shapes: `B` requests, `N` agents (agent `N-1`, the last, maximises WatchTime), `S` state
+//! width, `H` agent width, `D` action / item-embedding width.
+//!
+//! - [`ItemEncoder`]: video id, author, first tag and features → a unit vector `e_j ∈ R^D`.
+//! - [`StateEncoder`]: user id and profile, the last L impressions (item embedding and
+//!   feedback vector, masked mean after a layer) and the request context (hour, tab,
+//!   position) → `s ∈ R^S`.
+//! - [`Agents`]: `h^i = ReLU(W_i s)` for all agents at once (one matmul); collaboration
+//!   `e^i = Σ_{j≠i} α_ij ReLU(W_o h^j)`, `α_ij ∝ exp(h^j·W_kᵀW_q h^i)` per head, with
+//!   `W_q, W_k, W_o` shared by all agents (eq. 1) — or, for the MMRF-CO ablation, a shared
+//!   projection of the concatenated other embeddings; auxiliary actors `a^k = f_k(h^k, e^k)`
+//!   (eq. 2) batched over agents; the main actor `a^N = f_N(h^N, e^N, a^1..a^{N-1})` (eq. 3).
+//!   Actions are unit vectors; a candidate's score is `⟨a^N, e_j⟩`.
+//! - [`Critics`]: `Q_i(s, a^i)` for all agents at once, plus per-agent reward heads
+//!   `r̂_ij = ⟨u_i(s), e_j⟩` that predict each shown item's feedback (a representation loss
+//!   that ties the item space to what users do).
+//!
+//! Per-agent layers are [`BatchedLinear`]: one `[N, in, out]` weight and one batched matmul
+//! instead of a loop over agents.
+
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::bc::VideoBatch;
+use crate::features::FeatureShape;
+
+/// Number of agents: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
+pub const N_AGENTS: usize = 7;
+/// Length of the feedback vector of a history impression (the seven signals, scaled).
+pub const FEEDBACK_DIM: usize = 7;
+/// Tabs the context embedding knows (KuaiRand uses 0..14; larger values share the last).
+pub const N_TABS: usize = 16;
+
+/// How agents share information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Collaboration {
+    /// Multi-head attention over the other agents' embeddings (eq. 1).
+    Attention,
+    /// MMRF-CO: a shared projection of the concatenated other embeddings.
+    Concat,
+}
+
+/// Sizes of MMRF's networks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmrfNetConfig {
+    /// `D`: action and item-embedding width.
+    pub dim: usize,
+    /// `S`: state width.
+    pub state: usize,
+    /// `H`: agent embedding width.
+    pub agent: usize,
+    /// Attention heads (must divide `agent`).
+    pub heads: usize,
+    /// Hidden width of actors and critics.
+    pub hidden: usize,
+    pub collaboration: Collaboration,
+}
+
+impl Default for MmrfNetConfig {
+    fn default() -> Self {
+        MmrfNetConfig {
+            dim: 32,
+            state: 64,
+            agent: 32,
+            heads: 4,
+            hidden: 64,
+            collaboration: Collaboration::Attention,
+        }
+    }
+}
+
+fn embedding(n: usize, d: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(n.max(1), d)
+        .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
+        .init(device)
+}
+
+fn lookup(e: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
+    let n = ids.dims()[0];
+    let d = e.weight.dims()[1];
+    e.forward(ids.reshape([n, 1])).reshape([n, d])
+}
+
+/// Scale rows to unit length (a small floor keeps the gradient finite at zero).
+pub fn unit<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let norm = x.clone().powi_scalar(2).sum_dim(D - 1).add_scalar(1e-8).sqrt();
+    x / norm
+}
+
+/// `N` independent linear layers applied with one batched matmul: `[N, B, in] → [N, B, out]`.
+#[derive(Module, Debug)]
+pub struct BatchedLinear {
+    pub weight: Param<Tensor<3>>,
+    pub bias: Param<Tensor<3>>,
+}
+
+impl BatchedLinear {
+    pub fn new(n: usize, input: usize, output: usize, device: &Device) -> Self {
+        // PyTorch's default for Linear: U(-1/√in, 1/√in) for weights and biases.
+        let k = 1.0 / (input.max(1) as f64).sqrt();
+        BatchedLinear {
+            weight: Param::from_tensor(Tensor::random([n, input, output], Distribution::Uniform(-k, k), device)),
+            bias: Param::from_tensor(Tensor::random([n, 1, output], Distribution::Uniform(-k, k), device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        x.matmul(self.weight.val()) + self.bias.val()
+    }
+}
+
+/// Video → unit embedding `e_j`.
+#[derive(Module, Debug)]
+pub struct ItemEncoder {
+    id: Embedding,
+    author: Embedding,
+    tag: Embedding,
+    features: Linear,
+    out: Linear,
+}
+
+impl ItemEncoder {
+    pub fn new(shape: &FeatureShape, cfg: &MmrfNetConfig, device: &Device) -> Self {
+        let h = cfg.hidden;
+        ItemEncoder {
+            id: embedding(shape.n_videos, h, device),
+            author: embedding(shape.n_authors, h, device),
+            tag: embedding(shape.n_tags, h, device),
+            features: LinearConfig::new(shape.video_dim.max(1), h).init(device),
+            out: LinearConfig::new(h, cfg.dim).init(device),
+        }
+    }
+
+    /// `[M, D]` unit vectors.
+    pub fn forward(&self, v: VideoBatch) -> Tensor<2> {
+        let h = lookup(&self.id, v.ids)
+            + lookup(&self.author, v.authors)
+            + lookup(&self.tag, v.tags)
+            + self.features.forward(v.features);
+        unit(self.out.forward(relu(h)))
+    }
+}
+
+/// A batch of request states as the state encoder reads them.
+#[derive(Debug, Clone)]
+pub struct StateBatch {
+    /// `[B]`.
+    pub users: Tensor<1, Int>,
+    /// `[B, user_dim]`.
+    pub user_features: Tensor<2>,
+    /// `[B, L, D]` embeddings of the history items (oldest first, zero padding).
+    pub history: Tensor<3>,
+    /// `[B, L, FEEDBACK_DIM]`.
+    pub feedback: Tensor<3>,
+    /// `[B, L]` 1 for a real impression, 0 for padding.
+    pub mask: Tensor<2>,
+    /// `[B]` hour 0..24.
+    pub hour: Tensor<1, Int>,
+    /// `[B]` tab 0..N_TABS.
+    pub tab: Tensor<1, Int>,
+    /// `[B, 1]` `ln(1 + position in session)`.
+    pub position: Tensor<2>,
+}
+
+/// Request state → `s ∈ R^S`.
+#[derive(Module, Debug)]
+pub struct StateEncoder {
+    user_id: Embedding,
+    user_features: Linear,
+    history: Linear,
+    hour: Embedding,
+    tab: Embedding,
+    position: Linear,
+    out: Linear,
+}
+
+impl StateEncoder {
+    pub fn new(shape: &FeatureShape, cfg: &MmrfNetConfig, device: &Device) -> Self {
+        let s = cfg.state;
+        StateEncoder {
+            user_id: embedding(shape.n_users, s, device),
+            user_features: LinearConfig::new(shape.user_dim.max(1), s).init(device),
+            history: LinearConfig::new(cfg.dim + FEEDBACK_DIM, s).init(device),
+            hour: embedding(24, s, device),
+            tab: embedding(N_TABS, s, device),
+            position: LinearConfig::new(1, s).init(device),
+            out: LinearConfig::new(s, s).init(device),
+        }
+    }
+
+    pub fn forward(&self, x: StateBatch) -> Tensor<2> {
+        let [b, l, _] = x.history.dims();
+        let per_item = relu(self.history.forward(Tensor::cat(vec![x.history, x.feedback], 2)));
+        let s_dim = per_item.dims()[2];
+        let mask = x.mask.reshape([b, l, 1]);
+        let count = mask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+        let pooled = (per_item * mask).sum_dim(1).reshape([b, s_dim]) / count;
+        let h = lookup(&self.user_id, x.users)
+            + self.user_features.forward(x.user_features)
+            + pooled
+            + lookup(&self.hour, x.hour)
+            + lookup(&self.tab, x.tab)
+            + self.position.forward(x.position);
+        relu(self.out.forward(relu(h)))
+    }
+}
+
+/// Eq. 1's projections, shared by all agents.
+#[derive(Module, Debug)]
+pub struct SharedAttention {
+    w_q: Linear,
+    w_k: Linear,
+    w_o: Linear,
+}
+
+/// The N agents: state embeddings, collaboration, actors.
+#[derive(Module, Debug)]
+pub struct Agents {
+    embed: Linear,
+    /// Present with [`Collaboration::Attention`].
+    attention: Option<SharedAttention>,
+    /// Present with [`Collaboration::Concat`] (MMRF-CO).
+    concat: Option<Linear>,
+    aux_hidden: BatchedLinear,
+    aux_out: BatchedLinear,
+    main_hidden: Linear,
+    main_out: Linear,
+    heads: usize,
+    agent: usize,
+}
+
+impl Agents {
+    pub fn new(cfg: &MmrfNetConfig, device: &Device) -> Self {
+        let (n, h, d) = (N_AGENTS, cfg.agent, cfg.dim);
+        Agents {
+            embed: LinearConfig::new(cfg.state, n * h).init(device),
+            attention: (cfg.collaboration == Collaboration::Attention).then(|| SharedAttention {
+                w_q: LinearConfig::new(h, h).with_bias(false).init(device),
+                w_k: LinearConfig::new(h, h).with_bias(false).init(device),
+                w_o: LinearConfig::new(h, h).init(device),
+            }),
+            concat: (cfg.collaboration == Collaboration::Concat)
+                .then(|| LinearConfig::new((n - 1) * h, h).init(device)),
+            aux_hidden: BatchedLinear::new(n - 1, 2 * h, cfg.hidden, device),
+            aux_out: BatchedLinear::new(n - 1, cfg.hidden, d, device),
+            main_hidden: LinearConfig::new(2 * h + (n - 1) * d, cfg.hidden).init(device),
+            main_out: LinearConfig::new(cfg.hidden, d).init(device),
+            heads: cfg.heads.max(1),
+            agent: h,
+        }
+    }
+
+    /// `h`: `[B, N, H]`.
+    pub fn embeddings(&self, s: Tensor<2>) -> Tensor<3> {
+        let b = s.dims()[0];
+        relu(self.embed.forward(s)).reshape([b, N_AGENTS, self.agent])
+    }
+
+    /// `e`: `[B, N, H]`, each agent's view of the others.
+    pub fn collaborate(&self, h: Tensor<3>) -> Tensor<3> {
+        let [b, n, hd] = h.dims();
+        if let Some(concat) = &self.concat {
+            // MMRF-CO: agent i reads the concatenation of the others, in agent order.
+            let views: Vec<Tensor<2>> = (0..n)
+                .map(|i| {
+                    let others: Vec<Tensor<3>> = (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| h.clone().slice([0..b, j..j + 1, 0..hd]))
+                        .collect();
+                    relu(concat.forward(Tensor::cat(others, 1).reshape([b, (n - 1) * hd])))
+                })
+                .collect();
+            return Tensor::stack(views, 1);
+        }
+        let Some(att) = &self.attention else {
+            return h.zeros_like();
+        };
+        let (heads, dk) = (self.heads, hd / self.heads);
+        let split = |x: Tensor<3>| x.reshape([b, n, heads, dk]).swap_dims(1, 2); // [B, heads, N, dk]
+        let q = split(att.w_q.forward(h.clone()));
+        let k = split(att.w_k.forward(h.clone()));
+        let v = split(relu(att.w_o.forward(h)));
+        let logits = q.matmul(k.swap_dims(2, 3)) / (dk as f64).sqrt(); // [B, heads, N(i), N(j)]
+                                                                       // j ≠ i: an agent attends only to the others.
+        let eye = Tensor::<2>::eye(n, &logits.device()).reshape([1, 1, n, n]);
+        let alpha = softmax(logits - eye * 1e9, 3);
+        alpha.matmul(v).swap_dims(1, 2).reshape([b, n, hd])
+    }
+
+    /// Unit actions `[N, B, D]`: auxiliary agents first, the main (WatchTime) agent last.
+    /// `main_grad` scales how much of the main actor's gradient flows back into the
+    /// auxiliary actors through their actions (α_θ of eq. 4; 1 = all of it).
+    pub fn actions(&self, h: Tensor<3>, e: Tensor<3>, main_grad: f64) -> Tensor<3> {
+        let [b, n, hd] = h.dims();
+        let he = Tensor::cat(vec![h.clone(), e.clone()], 2); // [B, N, 2H]
+        let aux_in = he.clone().slice([0..b, 0..n - 1, 0..2 * hd]).swap_dims(0, 1); // [N-1, B, 2H]
+        let aux = unit(self.aux_out.forward(relu(self.aux_hidden.forward(aux_in)))); // [N-1, B, D]
+        let d = aux.dims()[2];
+        let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
+        let aux_flat = aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d]);
+        let main_in = Tensor::cat(
+            vec![he.slice([0..b, n - 1..n, 0..2 * hd]).reshape([b, 2 * hd]), aux_flat],
+            1,
+        );
+        let main = unit(self.main_out.forward(relu(self.main_hidden.forward(main_in)))).reshape([1, b, d]);
+        Tensor::cat(vec![aux, main], 0)
+    }
+
+    /// The main agent's action `[B, D]` from a state.
+    pub fn main_action(&self, s: Tensor<2>) -> Tensor<2> {
+        let b = s.dims()[0];
+        let h = self.embeddings(s);
+        let e = self.collaborate(h.clone());
+        let a = self.actions(h, e, 1.0);
+        let d = a.dims()[2];
+        a.slice([N_AGENTS - 1..N_AGENTS, 0..b, 0..d]).reshape([b, d])
+    }
+}
+
+/// The agents' critics `Q_i(s, a^i)` and reward heads.
+#[derive(Module, Debug)]
+pub struct Critics {
+    hidden: BatchedLinear,
+    out: BatchedLinear,
+    reward: Linear,
+    dim: usize,
+}
+
+impl Critics {
+    pub fn new(cfg: &MmrfNetConfig, device: &Device) -> Self {
+        Critics {
+            hidden: BatchedLinear::new(N_AGENTS, cfg.state + cfg.dim, cfg.hidden, device),
+            out: BatchedLinear::new(N_AGENTS, cfg.hidden, 1, device),
+            reward: LinearConfig::new(cfg.state, N_AGENTS * cfg.dim).init(device),
+            dim: cfg.dim,
+        }
+    }
+
+    /// `Q`: `[N, B]` for states `[B, S]` and actions `[N, B, D]`.
+    pub fn q(&self, s: Tensor<2>, a: Tensor<3>) -> Tensor<2> {
+        let [n, b, _] = a.dims();
+        let s_dim = s.dims()[1];
+        let s = s.reshape([1, b, s_dim]).repeat_dim(0, n);
+        self.out
+            .forward(relu(self.hidden.forward(Tensor::cat(vec![s, a], 2))))
+            .reshape([n, b])
+    }
+
+    /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.
+    pub fn item_rewards(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
+        let b = s.dims()[0];
+        let u = self.reward.forward(s).reshape([b, N_AGENTS, self.dim]); // [B, N, D]
+        items.matmul(u.swap_dims(1, 2)) // [B, K, N]
+    }
+}
+
+/// Everything MMRF trains, in one module (so one file holds it and one soft update moves
+/// its target copy).
+#[derive(Module, Debug)]
+pub struct MmrfNet {
+    pub items: ItemEncoder,
+    pub state: StateEncoder,
+    pub agents: Agents,
+    pub critics: Critics,
+}
+
+impl MmrfNet {
+    pub fn new(shape: &FeatureShape, cfg: &MmrfNetConfig, device: &Device) -> Self {
+        MmrfNet {
+            items: ItemEncoder::new(shape, cfg, device),
+            state: StateEncoder::new(shape, cfg, device),
+            agents: Agents::new(cfg, device),
+            critics: Critics::new(cfg, device),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> (MmrfNetConfig, Device) {
+        let cfg = MmrfNetConfig {
+            dim: 4,
+            state: 6,
+            agent: 4,
+            heads: 2,
+            hidden: 5,
+            collaboration: Collaboration::Attention,
+        };
+        (cfg, Device::flex())
+    }
+
+    #[test]
+    fn batched_linear_is_n_independent_layers() {
+        let (_, device) = tiny();
+        let l = BatchedLinear::new(3, 2, 4, &device);
+        let x = Tensor::<3>::random([3, 5, 2], Distribution::Normal(0.0, 1.0), &device);
+        let y: Vec<f32> = l.forward(x.clone()).into_data().try_to_vec().unwrap();
+        let w: Vec<f32> = l.weight.val().into_data().try_to_vec().unwrap();
+        let bias: Vec<f32> = l.bias.val().into_data().try_to_vec().unwrap();
+        let xv: Vec<f32> = x.into_data().try_to_vec().unwrap();
+        for n in 0..3 {
+            for b in 0..5 {
+                for o in 0..4 {
+                    let want = (0..2)
+                        .map(|i| xv[(n * 5 + b) * 2 + i] * w[(n * 2 + i) * 4 + o])
+                        .sum::<f32>()
+                        + bias[n * 4 + o];
+                    assert!((y[(n * 5 + b) * 4 + o] - want).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attention_reads_only_the_other_agents() {
+        let (cfg, device) = tiny();
+        let agents = Agents::new(&cfg, &device);
+        // Agents 1..N identical: whatever its attention weights, agent 0's view is their
+        // common value, so it cannot depend on agent 0's own embedding (j ≠ i).
+        let other = Tensor::<3>::random([2, 1, cfg.agent], Distribution::Normal(0.0, 1.0), &device);
+        let with_first = |first: Tensor<3>| {
+            let h = Tensor::cat(vec![first, other.clone().repeat_dim(1, N_AGENTS - 1)], 1);
+            agents.collaborate(h).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let e1 = with_first(Tensor::random(
+            [2, 1, cfg.agent],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        let e2 = with_first(Tensor::random(
+            [2, 1, cfg.agent],
+            Distribution::Normal(3.0, 1.0),
+            &device,
+        ));
+        let at = |v: &[f32], b: usize, i: usize| {
+            v[(b * N_AGENTS + i) * cfg.agent..(b * N_AGENTS + i + 1) * cfg.agent].to_vec()
+        };
+        for b in 0..2 {
+            let (x, y) = (at(&e1, b, 0), at(&e2, b, 0));
+            assert!(
+                x.iter().zip(&y).all(|(p, q)| (p - q).abs() < 1e-5),
+                "agent 0 saw itself"
+            );
+            // Agent 1 attends to agent 0 among others: its view moves.
+            let (x, y) = (at(&e1, b, 1), at(&e2, b, 1));
+            assert!(
+                x.iter().zip(&y).any(|(p, q)| (p - q).abs() > 1e-6),
+                "agent 1 ignored agent 0"
+            );
+        }
+    }
+
+    #[test]
+    fn actions_are_unit_vectors_for_every_agent() {
+        for collaboration in [Collaboration::Attention, Collaboration::Concat] {
+            let (mut cfg, device) = tiny();
+            cfg.collaboration = collaboration;
+            let agents = Agents::new(&cfg, &device);
+            let s = Tensor::<2>::random([3, cfg.state], Distribution::Normal(0.0, 1.0), &device);
+            let h = agents.embeddings(s);
+            let e = agents.collaborate(h.clone());
+            let a = agents.actions(h, e, 1.0);
+            assert_eq!(a.dims(), [N_AGENTS, 3, cfg.dim]);
+            let norms: Vec<f32> = a.powi_scalar(2).sum_dim(2).into_data().try_to_vec().unwrap();
+            assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4), "{norms:?}");
+        }
+    }
+}
