@@ -57,11 +57,28 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     };
     let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
     seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
+    // MMRF's ablations that need no feedback simulator (full MMRF lands with it).
+    let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
+    for method in [Method::MmrfDa, Method::MmrfNs] {
+        let t = Instant::now();
+        let mut o = opts.clone();
+        if quick {
+            o.sets = vec!["steps=60".into(), "batch=64".into()];
+        }
+        trained.push(mmrf_train::train(
+            method,
+            &ds,
+            &out.join("runs").join(method.name()),
+            &o,
+        )?);
+        seconds.insert(format!("train {}", method.name()), t.elapsed().as_secs_f64());
+    }
 
     // Offline.
     let offline_cfg = OfflineConfig::default();
     let t = Instant::now();
-    let methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
+    let mut methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
+    methods.extend(trained.iter().map(|m| m.as_ref()));
     let mut offline = Vec::new();
     for m in &methods {
         let scored = score_split(
@@ -89,8 +106,9 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
         ..Default::default()
     };
     let logging = mmrf_world::LoggingPolicy { model: &world.model };
-    let bc_policy = AsPolicy::top_k(bc.as_ref());
-    let arms: Vec<&dyn mmrf_world::Policy> = vec![&logging, &mmrf_world::RandomPolicy, &bc_policy];
+    let policies: Vec<AsPolicy> = methods.iter().map(|m| AsPolicy::top_k(*m)).collect();
+    let mut arms: Vec<&dyn mmrf_world::Policy> = vec![&logging, &mmrf_world::RandomPolicy];
+    arms.extend(policies.iter().map(|p| p as &dyn mmrf_world::Policy));
     let online = ab_test(&world.model, &arms, 0, &ab_cfg);
     seconds.insert("online A/B".into(), t.elapsed().as_secs_f64());
 

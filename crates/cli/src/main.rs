@@ -83,9 +83,10 @@ enum Command {
         /// The held-out split: test (standard log, 4_22–5_08) or random (random exposure).
         #[arg(long, default_value = "test")]
         split: String,
-        /// Temperature τ of the target policy softmax(score/τ).
-        #[arg(long, default_value_t = 1.0)]
-        tau: f32,
+        /// Temperature τ of the target policy softmax(score/τ) (default: matched to π_β's
+        /// entropy; required with `--behaviour true`).
+        #[arg(long)]
+        tau: Option<f32>,
         /// Cap c of the NCIS importance ratio.
         #[arg(long, default_value_t = 10.0)]
         cap: f64,
@@ -305,7 +306,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 ..Default::default()
             };
-            anyhow::ensure!(tau > 0.0 && tau.is_finite(), "--tau must be positive");
+            anyhow::ensure!(tau.is_none_or(|t| t > 0.0 && t.is_finite()), "--tau must be positive");
             anyhow::ensure!(cap >= 1.0, "--cap must be at least 1");
             let timelines = mmrf_data::session::Timelines::build(&ds);
             let scored = mmrf_eval::offline::score_split(&ds, &timelines, split, ranker.as_ref(), beh, &cfg)

@@ -152,7 +152,7 @@ fn train_then_eval_json_and_dump() {
     assert_eq!(text.lines().count() as u64, report["impressions"].as_u64().unwrap() + 1);
     // π_β from the true propensities works too, and a non-BC behaviour run is refused.
     ok(mmrf()
-        .args(["eval", "--behaviour", "true", "--run"])
+        .args(["eval", "--behaviour", "true", "--tau", "1", "--run"])
         .arg(&run)
         .arg("--data")
         .arg(&dir)

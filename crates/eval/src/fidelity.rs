@@ -111,7 +111,10 @@ pub fn fidelity(
 ) -> Result<FidelityReport, String> {
     let mut rows = Vec::new();
     for p in policies {
-        let cfg = OfflineConfig { tau: p.tau, ..*offline };
+        let cfg = OfflineConfig {
+            tau: Some(p.tau),
+            ..*offline
+        };
         let truth = metrics(
             p.ranker.method(),
             data,

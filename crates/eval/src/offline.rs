@@ -30,11 +30,18 @@ pub enum Behaviour<'a> {
 /// Offline evaluation settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OfflineConfig {
-    /// Temperature τ of the target policy `softmax_C(score/τ)`. 1 is the scale at which
-    /// BC's logits are calibrated propensities, so BC evaluated against itself weighs every
-    /// impression equally and NCIS gives the logged mean, the sanity anchor of the whole
-    /// table; every method is then read at the same τ, so none is favoured by its own.
-    pub tau: f32,
+    /// Temperature τ of the target policy `softmax_C(score/τ)`; `None` (the default)
+    /// matches the behaviour model: τ is set per method so that its softmax has the same
+    /// mean entropy over training requests as π_β's.
+    ///
+    /// Why: methods score on their own scales (BC's logits, MMRF's inner products of unit
+    /// vectors), and one fixed τ would read a small-scale method as a near-uniform policy
+    /// and a large-scale one as a near-deterministic one — NCIS would then rank scales,
+    /// not rankings. At matched entropy every method is read as a stochastic policy as
+    /// concentrated as the logger, so importance weights stay in the same range and NCIS
+    /// compares which videos each method favours. BC against itself gets τ = 1 exactly,
+    /// weighs every impression equally and gives the logged mean, the anchor of the table.
+    pub tau: Option<f32>,
     pub ope: OpeConfig,
     /// Impressions of history in the state handed to the ranker.
     pub history_len: usize,
@@ -43,7 +50,7 @@ pub struct OfflineConfig {
 impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig {
-            tau: 1.0,
+            tau: None,
             ope: OpeConfig::default(),
             history_len: 20,
         }
@@ -54,6 +61,8 @@ impl Default for OfflineConfig {
 #[derive(Debug, Clone, Default)]
 pub struct ScoredImpressions {
     pub split: Option<LogSplit>,
+    /// The temperature the target propensities `pi` were computed at.
+    pub tau: f32,
     /// Log row of each impression in its split.
     pub row: Vec<u32>,
     pub user: Vec<u32>,
@@ -87,6 +96,80 @@ fn softmax_into(scores: &[f32], tau: f32, out: &mut Vec<f32>) {
     out.iter_mut().for_each(|p| *p *= inv);
 }
 
+fn entropy(p: &[f32]) -> f64 {
+    p.iter()
+        .filter(|&&x| x > 0.0)
+        .map(|&x| -(x as f64) * (x as f64).ln())
+        .sum()
+}
+
+/// The τ at which `softmax(score/τ)` of `ranker` has the mean entropy of `behaviour`'s
+/// softmax, over up to 2,000 training requests (seeded sample; scores only, no labels).
+pub fn match_entropy(
+    data: &Dataset,
+    timelines: &Timelines,
+    ranker: &dyn Ranker,
+    behaviour: &dyn Ranker,
+    history_len: usize,
+) -> f32 {
+    let set = data.requests(LogSplit::Train, &Default::default());
+    let log = data.log(LogSplit::Train);
+    let n = set.requests.len();
+    let step = (n / 2000).max(1);
+    let idx: Vec<usize> = (0..n).step_by(step).take(2000).collect();
+    let mut cands = Vec::new();
+    let mut pairs: Vec<(Vec<f32>, Vec<f32>)> = Vec::with_capacity(idx.len());
+    let states: Vec<_> = idx
+        .iter()
+        .map(|&i| timelines.state(&set, log, i, history_len))
+        .collect();
+    let cand_lists: Vec<Vec<u32>> = idx
+        .iter()
+        .map(|&i| {
+            set.candidates(i, log, &mut cands);
+            cands.clone()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = cand_lists.iter().map(|c| c.as_slice()).collect();
+    let mut ours = vec![Vec::new(); idx.len()];
+    let mut theirs = vec![Vec::new(); idx.len()];
+    ranker.score_batch(&states, &refs, &mut ours);
+    behaviour.score_batch(&states, &refs, &mut theirs);
+    for (o, t) in ours.into_iter().zip(theirs) {
+        pairs.push((o, t));
+    }
+    let mut p = Vec::new();
+    let target: f64 = pairs
+        .iter()
+        .map(|(_, t)| {
+            softmax_into(t, 1.0, &mut p);
+            entropy(&p)
+        })
+        .sum::<f64>()
+        / pairs.len().max(1) as f64;
+    let mean_entropy = |tau: f32, p: &mut Vec<f32>| {
+        pairs
+            .iter()
+            .map(|(o, _)| {
+                softmax_into(o, tau, p);
+                entropy(p)
+            })
+            .sum::<f64>()
+            / pairs.len().max(1) as f64
+    };
+    // Entropy grows with τ: bisect on ln τ.
+    let (mut lo, mut hi) = (-12f32, 12f32);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if mean_entropy(mid.exp(), &mut p) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (0.5 * (lo + hi)).exp()
+}
+
 /// Score every impression of `split` with `ranker`.
 pub fn score_split(
     data: &Dataset,
@@ -102,6 +185,17 @@ pub fn score_split(
             data.dir.display()
         ));
     }
+    let tau = match (cfg.tau, behaviour) {
+        (Some(t), _) => t,
+        (None, Behaviour::Model(b)) if std::ptr::addr_eq(b as *const dyn Ranker, ranker as *const dyn Ranker) => 1.0,
+        (None, Behaviour::Model(b)) => match_entropy(data, timelines, ranker, b, cfg.history_len),
+        (None, Behaviour::True) => {
+            return Err("matching the behaviour entropy needs a behaviour model; pass an explicit temperature".into())
+        }
+    };
+    if !(tau > 0.0 && tau.is_finite()) {
+        return Err(format!("temperature {tau} must be positive"));
+    }
     let set = data.requests(split, &Default::default());
     let log = data.log(split);
     type Row = (u32, u32, u32, u32, f32, f32, f32);
@@ -109,14 +203,25 @@ pub fn score_split(
         .into_par_iter()
         .chunks(256)
         .map(|idx| {
-            let (mut cands, mut scores, mut beh, mut pi, mut pib) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut beh, mut pi, mut pib) = (Vec::new(), Vec::new(), Vec::new());
+            let cands: Vec<Vec<u32>> = idx
+                .iter()
+                .map(|&i| {
+                    let mut c = Vec::new();
+                    set.candidates(i, log, &mut c);
+                    c
+                })
+                .collect();
+            let states: Vec<_> = idx
+                .iter()
+                .map(|&i| timelines.state(&set, log, i, cfg.history_len))
+                .collect();
+            let cand_refs: Vec<&[u32]> = cands.iter().map(|c| c.as_slice()).collect();
+            let mut scores = vec![Vec::new(); idx.len()];
+            ranker.score_batch(&states, &cand_refs, &mut scores);
             let mut out = Vec::new();
-            for i in idx {
-                set.candidates(i, log, &mut cands);
-                let state = timelines.state(&set, log, i, cfg.history_len);
-                scores.resize(cands.len(), 0.0);
-                ranker.score(&state, &cands, &mut scores);
+            for (x, &i) in idx.iter().enumerate() {
+                let (cands, scores, state) = (&cands[x], &scores[x], &states[x]);
                 if let Some(k) = scores.iter().position(|s| !s.is_finite()) {
                     return Err(format!(
                         "request {i}: {} scored candidate {} as {}",
@@ -125,10 +230,10 @@ pub fn score_split(
                         scores[k]
                     ));
                 }
-                softmax_into(&scores, cfg.tau, &mut pi);
+                softmax_into(scores, tau, &mut pi);
                 if let Behaviour::Model(b) = behaviour {
                     beh.resize(cands.len(), 0.0);
-                    b.score(&state, &cands, &mut beh);
+                    b.score(state, cands, &mut beh);
                     softmax_into(&beh, 1.0, &mut pib);
                 }
                 let r = &set.requests[i];
@@ -150,6 +255,7 @@ pub fn score_split(
         .collect();
     let mut s = ScoredImpressions {
         split: Some(split),
+        tau,
         ..Default::default()
     };
     for chunk in chunks {
@@ -227,7 +333,7 @@ pub fn metrics(
         method: method.to_string(),
         split: split.name().to_string(),
         impressions: s.len(),
-        tau: cfg.tau,
+        tau: s.tau,
         cap: cfg.ope.cap,
         signals: signals?,
     })

@@ -119,8 +119,8 @@ pub fn table1(offline: &[OfflineReport]) -> String {
     }
     if let Some(r) = offline.first() {
         s += &format!(
-            "\nNCIS per impression (WatchTime in seconds), target softmax(score/τ) with τ = {}, cap c = {}, π_β from BC; {} impressions.\n",
-            r.tau, r.cap, r.impressions
+            "\nNCIS per impression (WatchTime in seconds), target softmax(score/τ) with τ matched per method to π_β's entropy, cap c = {}, π_β from BC; {} impressions.\n",
+            r.cap, r.impressions
         );
     }
     s

@@ -110,7 +110,7 @@ fn ncis_with_true_propensities_covers_the_true_online_value() {
         factor: 1.1,
     };
     let cfg = OfflineConfig {
-        tau,
+        tau: Some(tau),
         ..Default::default()
     };
     let s = score_split(&f.data, &f.timelines, LogSplit::Test, &policy, Behaviour::True, &cfg).unwrap();
@@ -151,7 +151,7 @@ fn the_score_dump_reproduces_gauc_and_ncis() {
     let tau = f.world.model.config.logging_temperature;
     let logger = LoggingRanker(&f.world.model);
     let cfg = OfflineConfig {
-        tau,
+        tau: Some(tau),
         ..Default::default()
     };
     let s = score_split(

@@ -327,10 +327,20 @@ impl Agents {
 }
 
 /// The agents' critics `Q_i(s, a^i)` and reward heads.
+///
+/// A request's return is a sum over its K shown items, so each critic is kept in the
+/// per-item (slate-decomposed) form `q_i(s, e) = c_i(s) + ⟨W_i(s), e⟩`, linear in the
+/// item or action vector: the slate's value is `Σ_k q_i(s, e_k)`, the TD error is taken per
+/// shown item (its own reward plus the discounted value of the next request), the action
+/// that maximises `Q_i(s, a) = q_i(s, a)` among unit vectors is explicit, and a candidate's
+/// score `⟨a, e_j⟩` ranks by the same per-item value the critic learned. (An unconstrained
+/// `MLP(s, a)` critic trained only on logged actions extrapolates freely off them; offline,
+/// its maximiser can point anywhere.)
 #[derive(Module, Debug)]
 pub struct Critics {
-    hidden: BatchedLinear,
-    out: BatchedLinear,
+    trunk: BatchedLinear,
+    value: BatchedLinear,
+    advantage: BatchedLinear,
     reward: Linear,
     dim: usize,
 }
@@ -338,21 +348,53 @@ pub struct Critics {
 impl Critics {
     pub fn new(cfg: &MmrfNetConfig, device: &Device) -> Self {
         Critics {
-            hidden: BatchedLinear::new(N_AGENTS, cfg.state + cfg.dim, cfg.hidden, device),
-            out: BatchedLinear::new(N_AGENTS, cfg.hidden, 1, device),
+            trunk: BatchedLinear::new(N_AGENTS, cfg.state, cfg.hidden, device),
+            value: BatchedLinear::new(N_AGENTS, cfg.hidden, 1, device),
+            advantage: BatchedLinear::new(N_AGENTS, cfg.hidden, cfg.dim, device),
             reward: LinearConfig::new(cfg.state, N_AGENTS * cfg.dim).init(device),
             dim: cfg.dim,
         }
     }
 
+    /// `(c, W)`: `[N, B, 1]` and `[N, B, D]`.
+    fn parts(&self, s: Tensor<2>) -> (Tensor<3>, Tensor<3>) {
+        let [b, s_dim] = s.dims();
+        let t = relu(self.trunk.forward(s.reshape([1, b, s_dim]).repeat_dim(0, N_AGENTS)));
+        (self.value.forward(t.clone()), self.advantage.forward(t))
+    }
+
     /// `Q`: `[N, B]` for states `[B, S]` and actions `[N, B, D]`.
     pub fn q(&self, s: Tensor<2>, a: Tensor<3>) -> Tensor<2> {
         let [n, b, _] = a.dims();
-        let s_dim = s.dims()[1];
-        let s = s.reshape([1, b, s_dim]).repeat_dim(0, n);
-        self.out
-            .forward(relu(self.hidden.forward(Tensor::cat(vec![s, a], 2))))
-            .reshape([n, b])
+        let (c, w) = self.parts(s);
+        c.reshape([n, b]) + (w * a).sum_dim(2).reshape([n, b])
+    }
+
+    /// Per-item values `[N, B, K]` of items `[B, K, D]`.
+    pub fn q_items(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
+        let (c, w) = self.parts(s);
+        let adv = w.swap_dims(0, 1).matmul(items.swap_dims(1, 2)).swap_dims(0, 1); // [N, B, K]
+        adv + c
+    }
+
+    /// Agent `i`'s advantage direction `W_i(s)`: `[B, D]` (the action maximising `Q_i` is
+    /// its unit vector).
+    pub fn advantage(&self, s: Tensor<2>, i: usize) -> Tensor<2> {
+        let b = s.dims()[0];
+        let (_, w) = self.parts(s);
+        let d = w.dims()[2];
+        w.slice([i..i + 1, 0..b, 0..d]).reshape([b, d])
+    }
+
+    /// Agent `i`'s reward-head vector `u_i(s)`: `[B, D]`.
+    pub fn reward_vector(&self, s: Tensor<2>, i: usize) -> Tensor<2> {
+        let b = s.dims()[0];
+        let d = self.dim;
+        self.reward
+            .forward(s)
+            .reshape([b, N_AGENTS, d])
+            .slice([0..b, i..i + 1, 0..d])
+            .reshape([b, d])
     }
 
     /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.

@@ -7,11 +7,14 @@
 //! One method per module, on the shared pieces: [`batch`] (requests → tensors),
 //! [`run`] (manifest, weights, learning curve) and [`ranker`] (the scoring contract).
 //! - [`bc`]: behaviour cloning of the logging policy; also π_β for off-policy estimates.
+//! - [`mmrf`]: MMRF and its ablations (MMRF-CO, MMRF-DA, MMRF-NS) by configuration.
 
 pub mod batch;
 pub mod bc;
+pub mod mmrf;
 pub mod ranker;
 pub mod run;
+pub mod state;
 
 use std::io::Write;
 use std::path::Path;
@@ -71,14 +74,23 @@ pub fn check_finite(value: f32, step: usize, network: &str, tensor: &str) -> Res
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Bc,
+    Mmrf,
+    MmrfCo,
+    MmrfDa,
+    MmrfNs,
 }
 
 impl Method {
-    pub const NAMES: [&'static str; 1] = ["bc"];
+    pub const ALL: [Method; 5] = [Method::Bc, Method::Mmrf, Method::MmrfCo, Method::MmrfDa, Method::MmrfNs];
+    pub const NAMES: [&'static str; 5] = ["bc", "mmrf", "mmrf-co", "mmrf-da", "mmrf-ns"];
 
     pub fn name(self) -> &'static str {
         match self {
             Method::Bc => "bc",
+            Method::Mmrf => "mmrf",
+            Method::MmrfCo => "mmrf-co",
+            Method::MmrfDa => "mmrf-da",
+            Method::MmrfNs => "mmrf-ns",
         }
     }
 }
@@ -86,10 +98,11 @@ impl Method {
 impl std::str::FromStr for Method {
     type Err = TrainError;
     fn from_str(s: &str) -> Result<Self, TrainError> {
-        match s.to_ascii_lowercase().as_str() {
-            "bc" => Ok(Method::Bc),
-            _ => Err(TrainError::UnknownMethod(s.into())),
-        }
+        let lower = s.to_ascii_lowercase();
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == lower)
+            .ok_or_else(|| TrainError::UnknownMethod(s.into()))
     }
 }
 
@@ -113,6 +126,18 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             let cfg: bc::BcConfig = settings(opts)?;
             Ok(Box::new(bc::train(data, &fs, &cfg, opts.seed, out, &opts.progress)?))
         }
+        Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => {
+            let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
+            Ok(Box::new(mmrf::train(
+                data,
+                &fs,
+                method.name(),
+                &cfg,
+                opts.seed,
+                out,
+                &opts.progress,
+            )?))
+        }
     }
 }
 
@@ -125,6 +150,7 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     let method: Method = manifest.method.parse()?;
     let ranker: Box<dyn Ranker> = match method {
         Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
+        Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => Box::new(mmrf::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))
 }
@@ -133,7 +159,15 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
 pub fn settings<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
     opts: &TrainOptions,
 ) -> Result<T, TrainError> {
-    let mut table = run::to_table(&T::default());
+    settings_from(T::default(), opts)
+}
+
+/// [`settings`] starting from `base` instead of the type's defaults.
+pub fn settings_from<T: serde::Serialize + serde::de::DeserializeOwned>(
+    base: T,
+    opts: &TrainOptions,
+) -> Result<T, TrainError> {
+    let mut table = run::to_table(&base);
     if let Some(path) = &opts.config_file {
         let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
         let file: toml::Table =

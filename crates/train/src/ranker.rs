@@ -11,6 +11,15 @@ pub trait Ranker: Send + Sync {
 
     /// One score per candidate into `scores` (same length as `candidates`).
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]);
+
+    /// Score many requests at once (`scores[i]` is resized to `candidates[i]`). Networks
+    /// override this to run one batched forward pass instead of one per request.
+    fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
+        for ((s, c), out) in states.iter().zip(candidates).zip(scores.iter_mut()) {
+            out.resize(c.len(), 0.0);
+            self.score(s, c, out);
+        }
+    }
 }
 
 /// A [`Ranker`] as a policy of the world's online interface: top-K by score when

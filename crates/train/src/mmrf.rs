@@ -1,0 +1,659 @@
+//! MMRF (paper §2, Algorithm 1) and its ablations, trained from logged requests.
+//!
+//! One transition per logged request: the state before it, the logged action (the unit
+//! mean of the shown items' embeddings), the per-signal rewards summed over the shown
+//! items (WatchTime in seconds; Hate negated, it is a cost; each signal divided by its
+//! standard deviation over training requests so the seven critics learn on one scale — a
+//! per-signal constant that changes no agent's optimum) and the next request of the
+//! session (discount γ) or the session's end.
+//!
+//! Each step:
+//! 1. **Critics** (with the encoders): TD error against target networks,
+//!    `y_i = r_i + γ Q'_i(s', π'_i(s'))`, plus the reward heads' per-item regression.
+//! 2. **Actors** (eq. 4): the main actor ascends `Q_N(s, a^N)`; its gradient reaches every
+//!    auxiliary actor through `a^{1..N-1}` with weight α; each auxiliary actor also ascends
+//!    its own `Q_i(s, a^i)` with weight β.
+//! 3. **Soft update** of the target networks, `θ' ← (1 − τ)θ' + τθ`.
+//!
+//! Non-impression samples (Algorithm 1's D^M): for a share of each batch's requests, K
+//! candidates the logger did not show are picked by a random action (top-K of
+//! `⟨a_rand, e_j⟩`) and added as extra transitions. Their reward is the feedback
+//! simulator's label in full MMRF, a constant negative reward in MMRF-NS, and there are
+//! none in MMRF-DA. MMRF-CO swaps attention for concatenation.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use mmrf_data::session::{RequestSet, RequestState, Timelines};
+use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_model::mmrf::{Collaboration, MmrfNet, MmrfNetConfig, N_AGENTS};
+use mmrf_model::FeatureSpace;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::video_batch;
+use crate::ranker::Ranker;
+use crate::run::{self, Manifest};
+use crate::state::{StateInputs, PAD};
+use crate::{check_finite, Progress, TrainError, TrainLog};
+
+/// Where non-impression samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augment {
+    /// Labelled by the feedback simulator (MMRF).
+    Simulator,
+    /// None (MMRF-DA).
+    None,
+    /// A constant negative reward (MMRF-NS).
+    Negative,
+}
+
+/// MMRF's settings (`[config]` of `run.toml`; `--set key=value` overrides).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MmrfConfig {
+    pub net: MmrfNetConfig,
+    /// Gradient steps.
+    pub steps: usize,
+    /// Logged requests per step.
+    pub batch: usize,
+    pub lr_critic: f64,
+    pub lr_actor: f64,
+    /// Discount over the requests of a session.
+    pub gamma: f64,
+    /// Soft-update rate τ of the target networks.
+    pub soft_update: f64,
+    /// α_θ: weight of the main actor's gradient flowing into the auxiliary actors.
+    pub alpha: f64,
+    /// β: weight of each auxiliary actor's own critic.
+    pub beta: f64,
+    /// Weight of the reward heads' per-item regression.
+    pub reward_head: f64,
+    /// Impressions of history in the state.
+    pub history: usize,
+    pub augment: Augment,
+    /// Share of each batch's requests that also yield a non-impression sample.
+    pub sample_share: f64,
+    /// MMRF-NS's reward for a non-impression sample, per signal, in standardised units.
+    pub negative_reward: f64,
+    pub log_every: usize,
+    /// Train on at most this many requests (0: all), for smoke tests.
+    pub max_requests: usize,
+}
+
+impl Default for MmrfConfig {
+    fn default() -> Self {
+        MmrfConfig {
+            net: MmrfNetConfig::default(),
+            steps: 1500,
+            batch: 256,
+            lr_critic: 1e-3,
+            lr_actor: 1e-3,
+            gamma: 0.9,
+            soft_update: 0.01,
+            alpha: 1.0,
+            beta: 1.0,
+            reward_head: 1.0,
+            history: 20,
+            augment: Augment::Simulator,
+            sample_share: 0.25,
+            negative_reward: -0.5,
+            log_every: 25,
+            max_requests: 0,
+        }
+    }
+}
+
+impl MmrfConfig {
+    /// The configuration of a method name: `mmrf`, `mmrf-co`, `mmrf-da`, `mmrf-ns`.
+    pub fn for_method(method: &str) -> MmrfConfig {
+        let mut c = MmrfConfig::default();
+        match method {
+            "mmrf-co" => c.net.collaboration = Collaboration::Concat,
+            "mmrf-da" => c.augment = Augment::None,
+            "mmrf-ns" => c.augment = Augment::Negative,
+            _ => {}
+        }
+        c
+    }
+
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Setting(m.to_string()));
+        if self.net.heads == 0 || self.net.agent % self.net.heads != 0 {
+            return bad("net.heads must divide net.agent");
+        }
+        if self.batch == 0 || self.steps == 0 {
+            return bad("batch and steps must be positive");
+        }
+        if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.soft_update) {
+            return bad("gamma and soft_update must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.sample_share) {
+            return bad("sample_share must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+/// The logged transitions of the training split.
+struct Transitions<'a> {
+    set: RequestSet<'a>,
+    /// Index of the next request of the session, if any.
+    next: Vec<Option<u32>>,
+    /// Standardised per-signal rewards, `[request][signal]`.
+    rewards: Vec<[f32; N_AGENTS]>,
+    /// Per-item label scale of each signal (1 / std).
+    item_scale: [f32; N_AGENTS],
+}
+
+fn signal_value(log: &mmrf_data::LogColumns, sig: Signal, row: usize) -> f32 {
+    let v = log.label(sig, row);
+    if sig == Signal::Hate {
+        -v
+    } else {
+        v
+    }
+}
+
+fn std_of(values: impl Iterator<Item = f32>) -> f32 {
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for v in values {
+        n += 1.0;
+        s += v as f64;
+        s2 += (v as f64).powi(2);
+    }
+    let var = (s2 / n.max(1.0) - (s / n.max(1.0)).powi(2)).max(0.0);
+    (var.sqrt() as f32).max(1e-6)
+}
+
+impl<'a> Transitions<'a> {
+    fn build(data: &'a Dataset) -> Transitions<'a> {
+        let set = data.requests(LogSplit::Train, &Default::default());
+        let log = data.log(LogSplit::Train);
+        let n = set.requests.len();
+        let next = (0..n)
+            .map(|i| {
+                let r = &set.requests[i];
+                set.requests
+                    .get(i + 1)
+                    .filter(|x| x.session == r.session && x.position == r.position + 1)
+                    .map(|_| i as u32 + 1)
+            })
+            .collect();
+        let raw: Vec<[f32; N_AGENTS]> = set
+            .requests
+            .iter()
+            .map(|r| {
+                let mut x = [0f32; N_AGENTS];
+                for &row in set.shown_rows(r) {
+                    for (k, sig) in Signal::ALL.iter().enumerate() {
+                        x[k] += signal_value(log, *sig, row as usize);
+                    }
+                }
+                x
+            })
+            .collect();
+        let mut request_scale = [1f32; N_AGENTS];
+        let mut item_scale = [1f32; N_AGENTS];
+        for (k, sig) in Signal::ALL.iter().enumerate() {
+            request_scale[k] = 1.0 / std_of(raw.iter().map(|x| x[k]));
+            item_scale[k] = 1.0 / std_of((0..log.len()).map(|i| signal_value(log, *sig, i)));
+        }
+        let rewards = raw
+            .iter()
+            .map(|x| std::array::from_fn(|k| x[k] * request_scale[k]))
+            .collect();
+        Transitions {
+            set,
+            next,
+            rewards,
+            item_scale,
+        }
+    }
+}
+
+/// Blend a target network toward the online one: `θ' ← (1 − τ)θ' + τθ`.
+struct Collect(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val();
+        let n = t.shape().num_elements();
+        self.0.push(t.inner().reshape([n]));
+    }
+}
+
+struct Blend {
+    src: std::vec::IntoIter<Tensor<1>>,
+    tau: f32,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(src) = self.src.next() else {
+            return param;
+        };
+        let tau = self.tau;
+        param.map(|t| {
+            let shape = t.shape();
+            let s = src.reshape(shape).to_device(&t.device());
+            t * (1.0 - tau) + s * tau
+        })
+    }
+}
+
+fn soft_update(target: MmrfNet, online: &MmrfNet, tau: f64) -> MmrfNet {
+    let mut c = Collect(Vec::new());
+    online.visit(&mut c);
+    target.map(&mut Blend {
+        src: c.0.into_iter(),
+        tau: tau as f32,
+    })
+}
+
+/// A plain-Rust copy of every item's embedding (for picking non-impression samples).
+fn item_table(net: &MmrfNet, fs: &FeatureSpace) -> Vec<f32> {
+    let device = mmrf_model::device::inference();
+    let items = net.items.valid();
+    let all: Vec<u32> = (0..fs.n_videos() as u32).collect();
+    let mut out = Vec::with_capacity(all.len() * 32);
+    for chunk in all.chunks(8192) {
+        let e = items.forward(video_batch(fs, chunk, &device));
+        out.extend(e.into_data().try_to_vec::<f32>().unwrap_or_default());
+    }
+    out
+}
+
+/// Train MMRF (or an ablation) and write the run directory.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    data: &Dataset,
+    fs: &FeatureSpace,
+    method: &str,
+    cfg: &MmrfConfig,
+    seed: u64,
+    out: &Path,
+    progress: &Progress,
+) -> Result<MmrfRanker, TrainError> {
+    cfg.validate()?;
+    if cfg.augment == Augment::Simulator {
+        return Err(TrainError::Setting(
+            "augment = \"simulator\" needs the feedback simulator, which has not landed yet; use mmrf-da or mmrf-ns"
+                .into(),
+        ));
+    }
+    let started = Instant::now();
+    let _seeded = mmrf_model::device::seeded(seed);
+    let device = mmrf_model::device::training();
+    let plain = mmrf_model::device::inference();
+    let timelines = Timelines::build(data);
+    let tr = Transitions::build(data);
+    let log = data.log(LogSplit::Train);
+    let n_req = if cfg.max_requests > 0 {
+        cfg.max_requests.min(tr.set.requests.len())
+    } else {
+        tr.set.requests.len()
+    };
+    if n_req == 0 {
+        return Err(TrainError::Data("the training split has no requests".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n_req).collect();
+    order.shuffle(&mut rng);
+    let mut cursor = 0usize;
+
+    let mut net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
+    let mut target = net.valid();
+    let mut opt_critic = AdamConfig::new().init();
+    let mut opt_actor = AdamConfig::new().init();
+    let mut table = item_table(&net, fs);
+    let d = cfg.net.dim;
+    let k_max = data.candidates.as_ref().map_or(6, |_| 6).max(1);
+    let bar = progress.bar(method, cfg.steps as u64);
+    let mut train_log = TrainLog::create(out)?;
+    let mut slot = vec![u32::MAX; fs.n_videos()];
+    let mut cands = Vec::new();
+
+    for step in 0..cfg.steps {
+        // The batch: B logged requests plus the non-impression samples of a share of them.
+        let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
+        while batch.len() < cfg.batch {
+            if cursor == order.len() {
+                order.shuffle(&mut rng);
+                cursor = 0;
+            }
+            batch.push(order[cursor]);
+            cursor += 1;
+        }
+        // (request index, shown videos, rewards, is_sample)
+        let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
+        for &i in &batch {
+            let r = &tr.set.requests[i];
+            let shown: Vec<u32> = tr
+                .set
+                .shown_rows(r)
+                .iter()
+                .map(|&row| log.video[row as usize])
+                .collect();
+            rows.push((i, shown, tr.rewards[i], false));
+        }
+        if cfg.augment != Augment::None {
+            for &i in &batch {
+                if rng.random::<f64>() >= cfg.sample_share {
+                    continue;
+                }
+                tr.set.candidates(i, log, &mut cands);
+                let shown: Vec<u32> = tr
+                    .set
+                    .shown_rows(&tr.set.requests[i])
+                    .iter()
+                    .map(|&r| log.video[r as usize])
+                    .collect();
+                let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+                let mut scored: Vec<(f32, u32)> = cands
+                    .iter()
+                    .filter(|c| !shown.contains(c))
+                    .map(|&c| {
+                        let e = &table[c as usize * d..(c as usize + 1) * d];
+                        (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+                    })
+                    .collect();
+                scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+                let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
+                if picked.is_empty() {
+                    continue;
+                }
+                let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
+                rows.push((i, picked, rewards, true));
+            }
+        }
+        let b = rows.len();
+
+        // States now and next (the next state of a session's last request is unused).
+        let mut s_in = StateInputs::new(cfg.history);
+        let mut n_in = StateInputs::new(cfg.history);
+        let mut done = Vec::with_capacity(b);
+        for (i, ..) in &rows {
+            s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+            match tr.next[*i] {
+                Some(j) => {
+                    n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
+                    done.push(0.0f32);
+                }
+                None => {
+                    n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+                    done.push(1.0f32);
+                }
+            }
+        }
+        // Unique videos of the online side: shown items and the current states' histories.
+        let mut videos: Vec<u32> = Vec::new();
+        let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+            if v != PAD && slot[v as usize] == u32::MAX {
+                slot[v as usize] = videos.len() as u32;
+                videos.push(v);
+            }
+        };
+        for (_, shown, ..) in &rows {
+            shown.iter().for_each(|&v| add(v, &mut slot, &mut videos));
+        }
+        s_in.videos.iter().for_each(|&v| add(v, &mut slot, &mut videos));
+        let m = videos.len();
+        let e = net.items.forward(video_batch(fs, &videos, &device));
+        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], &device)], 0);
+        let row_of = |v: u32| slot[v as usize] as i64;
+        let s = net
+            .state
+            .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, &device));
+        let mut shown_idx = vec![m as i64; b * k_max];
+        let mut shown_mask = vec![0f32; b * k_max];
+        let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+        for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
+            let r = &tr.set.requests[*i];
+            let logged_rows = tr.set.shown_rows(r);
+            for (k, &v) in shown.iter().take(k_max).enumerate() {
+                shown_idx[x * k_max + k] = slot[v as usize] as i64;
+                if *sample {
+                    for a in 0..N_AGENTS {
+                        item_labels[(x * k_max + k) * N_AGENTS + a] = cfg.negative_reward as f32;
+                    }
+                } else {
+                    shown_mask[x * k_max + k] = 1.0;
+                    let row = logged_rows[k] as usize;
+                    for (a, sig) in Signal::ALL.iter().enumerate() {
+                        item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
+                    }
+                }
+            }
+        }
+        let mut act_mask = shown_mask.clone();
+        for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
+            if *sample {
+                for k in 0..shown.len().min(k_max) {
+                    act_mask[x * k_max + k] = 1.0;
+                }
+            }
+        }
+        for v in &videos {
+            slot[*v as usize] = u32::MAX;
+        }
+        let shown_e = e_pad
+            .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), &device))
+            .reshape([b, k_max, d]);
+        let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+
+        // TD targets per shown item: its reward plus the discounted value of the next
+        // request under the target networks (no gradient).
+        let y = {
+            let mut tv: Vec<u32> = Vec::new();
+            n_in.videos.iter().for_each(|&v| add(v, &mut slot, &mut tv));
+            let tm = tv.len();
+            let te = target.items.forward(video_batch(fs, &tv, &plain));
+            let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], &plain)], 0);
+            let sn = target.state.forward(n_in.to_batch(
+                fs.users.dim,
+                te_pad,
+                |v| slot[v as usize] as i64,
+                tm as i64,
+                &plain,
+            ));
+            for v in &tv {
+                slot[*v as usize] = u32::MAX;
+            }
+            let h = target.agents.embeddings(sn.clone());
+            let ec = target.agents.collaborate(h.clone());
+            let an = target.agents.actions(h, ec, 1.0);
+            let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
+            let mut y = vec![0f32; N_AGENTS * b * k_max];
+            for a in 0..N_AGENTS {
+                for x in 0..b {
+                    let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
+                    for k in 0..k_max {
+                        y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+                    }
+                }
+            }
+            Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), &device)
+        };
+        let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), &device).reshape([1, b, k_max]);
+        let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+        let critic_loss = ((q - y).powi_scalar(2) * td_mask).sum() / td_n;
+        let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), &device).reshape([b, k_max, 1]);
+        let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), &device);
+        let pred = net.critics.item_rewards(s.clone(), shown_e);
+        let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+        let head_loss = ((pred - labels).powi_scalar(2) * head_mask).sum() / head_n;
+        let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+        let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+        check_finite(c_val, step, "critics", "td_loss")?;
+        check_finite(h_val, step, "critics", "reward_head_loss")?;
+        let grads = GradientsParams::from_grads(loss1.backward(), &net);
+        net = opt_critic.step(cfg.lr_critic, net, grads);
+
+        // Actors: main through Q_N (and into the auxiliary actors with weight α), each
+        // auxiliary actor through its own critic with weight β.
+        let sd = s.detach();
+        let h = net.agents.embeddings(sd.clone());
+        let ec = net.agents.collaborate(h.clone());
+        let a = net.agents.actions(h, ec, cfg.alpha);
+        let qa = net.critics.q(sd, a); // [N, B]
+        let weights: Vec<f32> = (0..N_AGENTS)
+            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+            .collect();
+        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), &device);
+        let actor_loss = (qa * w).mean().neg();
+        let a_val = actor_loss.clone().into_scalar::<f32>();
+        check_finite(a_val, step, "actors", "policy_loss")?;
+        let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+        let MmrfNet {
+            items,
+            state,
+            agents,
+            critics,
+        } = net;
+        let agents = opt_actor.step(cfg.lr_actor, agents, grads);
+        net = MmrfNet {
+            items,
+            state,
+            agents,
+            critics,
+        };
+        target = soft_update(target, &net, cfg.soft_update);
+        if (step + 1) % 100 == 0 {
+            table = item_table(&net, fs);
+        }
+        if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+            train_log.write(&serde_json::json!({
+                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
+            }))?;
+        }
+        bar.inc(1);
+        bar.set_message(format!("td {c_val:.3} head {h_val:.3} actor {a_val:.3}"));
+    }
+    bar.finish_and_clear();
+    let valid = net.valid();
+    run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
+    Manifest {
+        method: method.to_string(),
+        seed,
+        data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
+        shape: fs.shape(),
+        train_seconds: started.elapsed().as_secs_f64(),
+        config: run::to_table(cfg),
+    }
+    .write(out)?;
+    Ok(MmrfRanker::new(method, valid, fs.clone(), cfg.history))
+}
+
+/// Load an MMRF run.
+pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<MmrfRanker, TrainError> {
+    let cfg: MmrfConfig = manifest.config()?;
+    let device = mmrf_model::device::inference();
+    let net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
+    let net = run::load_weights(net, &dir.join(run::WEIGHTS_FILE))?;
+    Ok(MmrfRanker::new(&manifest.method, net, fs.clone(), cfg.history))
+}
+
+/// A trained MMRF as a [`Ranker`]: the main (WatchTime) agent's action for the state,
+/// scored against every candidate's embedding.
+pub struct MmrfRanker {
+    method: String,
+    net: MmrfNet,
+    /// `[n_videos + 1, D]`: every item's embedding and a zero row for padding.
+    table: Tensor<2>,
+    items: Vec<f32>,
+    fs: FeatureSpace,
+    history: usize,
+    dim: usize,
+}
+
+impl MmrfRanker {
+    pub fn new(method: &str, net: MmrfNet, fs: FeatureSpace, history: usize) -> Self {
+        let device = mmrf_model::device::inference();
+        let items = item_table(&net, &fs);
+        let n = fs.n_videos();
+        let dim = items.len() / n.max(1);
+        let mut padded = items.clone();
+        padded.extend(std::iter::repeat_n(0.0, dim));
+        let table = Tensor::from_data(TensorData::new(padded, [n + 1, dim]), &device);
+        MmrfRanker {
+            method: method.to_string(),
+            net,
+            table,
+            items,
+            fs,
+            history,
+            dim,
+        }
+    }
+
+    /// The main agent's actions `[B × D]` for states.
+    pub fn actions(&self, states: &[RequestState<'_>]) -> Vec<f32> {
+        let device = mmrf_model::device::inference();
+        let mut inputs = StateInputs::new(self.history);
+        for s in states {
+            inputs.push(&self.fs, s);
+        }
+        let n = self.fs.n_videos() as i64;
+        let batch = inputs.to_batch(self.fs.users.dim, self.table.clone(), |v| v as i64, n, &device);
+        let s = self.net.state.forward(batch);
+        if std::env::var("MMRF_DEBUG_CRITIC").is_ok() {
+            return self
+                .net
+                .critics
+                .advantage(s, N_AGENTS - 1)
+                .into_data()
+                .try_to_vec()
+                .unwrap_or_default();
+        }
+        if std::env::var("MMRF_DEBUG_HEAD").is_ok() {
+            return self
+                .net
+                .critics
+                .reward_vector(s, N_AGENTS - 1)
+                .into_data()
+                .try_to_vec()
+                .unwrap_or_default();
+        }
+        self.net
+            .agents
+            .main_action(s)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default()
+    }
+}
+
+impl Ranker for MmrfRanker {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        let a = self.actions(std::slice::from_ref(state));
+        let d = self.dim;
+        for (s, &c) in scores.iter_mut().zip(candidates) {
+            let e = &self.items[c as usize * d..(c as usize + 1) * d];
+            *s = a.iter().zip(e).map(|(x, y)| x * y).sum();
+        }
+    }
+
+    fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
+        let a = self.actions(states);
+        let d = self.dim;
+        for (i, (cands, out)) in candidates.iter().zip(scores.iter_mut()).enumerate() {
+            let ai = &a[i * d..(i + 1) * d];
+            out.clear();
+            out.extend(cands.iter().map(|&c| {
+                let e = &self.items[c as usize * d..(c as usize + 1) * d];
+                ai.iter().zip(e).map(|(x, y)| x * y).sum::<f32>()
+            }));
+        }
+    }
+}
