@@ -92,7 +92,10 @@ fn bc_against_itself_gives_the_logged_means_and_its_run_reloads() {
         LogSplit::Test,
         loaded.as_ref(),
         Behaviour::True,
-        &cfg,
+        &OfflineConfig {
+            tau: Some(1.0),
+            ..cfg
+        },
     )
     .unwrap();
     assert_eq!(s.score, s2.score);
