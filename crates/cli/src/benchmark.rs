@@ -57,13 +57,13 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     };
     let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
     seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
-    // MMRF's ablations that need no feedback simulator (full MMRF lands with it).
+    // MMRF and its ablations.
     let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
-    for method in [Method::MmrfDa, Method::MmrfNs] {
+    for method in [Method::MmrfCo, Method::MmrfDa, Method::MmrfNs, Method::Mmrf] {
         let t = Instant::now();
         let mut o = opts.clone();
         if quick {
-            o.sets = vec!["steps=60".into(), "batch=64".into()];
+            o.sets = vec!["steps=60".into(), "batch=64".into(), "sim_pretrain_steps=20".into()];
         }
         trained.push(mmrf_train::train(
             method,

@@ -3,6 +3,7 @@
 //! - [`features`]: users and videos as dense inputs (plain Rust, shared by every method).
 //! - [`bc`]: the behaviour model π_β (behaviour cloning of the logging policy).
 //! - [`mmrf`]: MMRF's encoders, agents with attentive collaboration, actors and critics.
+//! - [`simulator`]: the user-feedback simulator M (GRU, twin head, uncertainty-shrunk labels).
 //! - [`gradcheck`]: finite-difference gradient checks of every network.
 //! - [`device`]: the compute device, chosen by cargo feature (`flex` CPU by default;
 //!   `cuda` or `wgpu` switch the whole project without code changes), and seeding.
@@ -11,6 +12,7 @@ pub mod bc;
 pub mod features;
 pub mod gradcheck;
 pub mod mmrf;
+pub mod simulator;
 
 pub use bc::{BcNetConfig, BehaviourModel, VideoBatch};
 pub use features::{DenseFeatures, FeatureShape, FeatureSpace};

@@ -30,6 +30,7 @@ use burn::prelude::*;
 use mmrf_data::session::{RequestSet, RequestState, Timelines};
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_model::mmrf::{Collaboration, MmrfNet, MmrfNetConfig, N_AGENTS};
+use mmrf_model::simulator::{simulated_reward, FeedbackSimulator, SimulatorNetConfig};
 use mmrf_model::FeatureSpace;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -85,6 +86,15 @@ pub struct MmrfConfig {
     pub log_every: usize,
     /// Train on at most this many requests (0: all), for smoke tests.
     pub max_requests: usize,
+    /// The feedback simulator M (used when `augment = "simulator"`).
+    pub sim: SimulatorNetConfig,
+    /// Steps fitting M on logged requests before the agents start.
+    pub sim_pretrain_steps: usize,
+    /// One refit step of M on logged requests every this many agent steps.
+    pub sim_refit_every: usize,
+    pub sim_lr: f64,
+    /// λ of `r̃ = mean(r, r')·exp(λ·KL)`; negative shrinks labels the twin heads disagree on.
+    pub sim_lambda: f64,
 }
 
 impl Default for MmrfConfig {
@@ -106,6 +116,11 @@ impl Default for MmrfConfig {
             negative_reward: -0.5,
             log_every: 25,
             max_requests: 0,
+            sim: SimulatorNetConfig::default(),
+            sim_pretrain_steps: 400,
+            sim_refit_every: 4,
+            sim_lr: 2e-3,
+            sim_lambda: -5.0,
         }
     }
 }
@@ -282,12 +297,6 @@ pub fn train(
     progress: &Progress,
 ) -> Result<MmrfRanker, TrainError> {
     cfg.validate()?;
-    if cfg.augment == Augment::Simulator {
-        return Err(TrainError::Setting(
-            "augment = \"simulator\" needs the feedback simulator, which has not landed yet; use mmrf-da or mmrf-ns"
-                .into(),
-        ));
-    }
     let started = Instant::now();
     let _seeded = mmrf_model::device::seeded(seed);
     let device = mmrf_model::device::training();
@@ -313,6 +322,18 @@ pub fn train(
     let mut opt_critic = AdamConfig::new().init();
     let mut opt_actor = AdamConfig::new().init();
     let mut table = item_table(&net, fs);
+    let mut sim = (cfg.augment == Augment::Simulator).then(|| Sim::new(fs, cfg, &device));
+    if let Some(sim) = sim.as_mut() {
+        let bar = progress.bar("simulator", cfg.sim_pretrain_steps as u64);
+        for step in 0..cfg.sim_pretrain_steps {
+            let idx: Vec<usize> = (0..cfg.batch).map(|_| order[rng.random_range(0..order.len())]).collect();
+            let loss = sim.step(fs, &timelines, &tr, log, &idx, cfg)?;
+            check_finite(loss, step, "simulator", "mse")?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        sim.refresh();
+    }
     let d = cfg.net.dim;
     let k_max = data.candidates.as_ref().map_or(6, |_| 6).max(1);
     let bar = progress.bar(method, cfg.steps as u64);
@@ -373,6 +394,19 @@ pub fn train(
                 rows.push((i, picked, rewards, true));
             }
         }
+        // Labels of the non-impression samples, per item and signal, in reward units.
+        let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
+            Some(sim) => {
+                let sampled: Vec<(usize, &[u32])> =
+                    rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
+                sim.label(fs, &timelines, &tr, log, &sampled, cfg)
+            }
+            None => rows
+                .iter()
+                .filter(|r| r.3)
+                .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
+                .collect(),
+        };
         let b = rows.len();
 
         // States now and next (the next state of a session's last request is unused).
@@ -414,15 +448,20 @@ pub fn train(
         let mut shown_idx = vec![m as i64; b * k_max];
         let mut shown_mask = vec![0f32; b * k_max];
         let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+        let mut next_sample = 0;
         for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
             let r = &tr.set.requests[*i];
             let logged_rows = tr.set.shown_rows(r);
+            let labels_here = if *sample {
+                next_sample += 1;
+                Some(&sample_labels[next_sample - 1])
+            } else {
+                None
+            };
             for (k, &v) in shown.iter().take(k_max).enumerate() {
                 shown_idx[x * k_max + k] = slot[v as usize] as i64;
-                if *sample {
-                    for a in 0..N_AGENTS {
-                        item_labels[(x * k_max + k) * N_AGENTS + a] = cfg.negative_reward as f32;
-                    }
+                if let Some(l) = labels_here {
+                    item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
                 } else {
                     shown_mask[x * k_max + k] = 1.0;
                     let row = logged_rows[k] as usize;
@@ -525,12 +564,21 @@ pub fn train(
             critics,
         };
         target = soft_update(target, &net, cfg.soft_update);
+        let mut sim_loss = f32::NAN;
+        if let Some(sim) = sim.as_mut() {
+            if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
+                sim_loss = sim.step(fs, &timelines, &tr, log, &batch, cfg)?;
+                check_finite(sim_loss, step, "simulator", "mse")?;
+                sim.refresh();
+            }
+        }
         if (step + 1) % 100 == 0 {
             table = item_table(&net, fs);
         }
         if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
             train_log.write(&serde_json::json!({
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
+                "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
             }))?;
         }
         bar.inc(1);
@@ -539,6 +587,9 @@ pub fn train(
     bar.finish_and_clear();
     let valid = net.valid();
     run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
+    if let Some(sim) = &sim {
+        run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
+    }
     Manifest {
         method: method.to_string(),
         seed,
@@ -549,6 +600,170 @@ pub fn train(
     }
     .write(out)?;
     Ok(MmrfRanker::new(method, valid, fs.clone(), cfg.history))
+}
+
+/// The feedback simulator's weights in a run directory (full MMRF only).
+pub const SIMULATOR_FILE: &str = "simulator.safetensors";
+
+/// Saturation of the simulator's watch-time target, as in the state's feedback vector.
+const SIM_WATCH_S: f32 = 60.0;
+
+/// The feedback simulator M while training: the model, its optimizer and a no-grad copy
+/// for labelling.
+struct Sim {
+    model: FeedbackSimulator,
+    optim: burn::optim::ModuleOptimizer,
+    plain: FeedbackSimulator,
+    device: Device,
+}
+
+impl Sim {
+    fn new(fs: &FeatureSpace, cfg: &MmrfConfig, device: &Device) -> Sim {
+        let model = FeedbackSimulator::new(&fs.shape(), &cfg.sim, device);
+        let plain = model.valid();
+        Sim {
+            model,
+            optim: AdamConfig::new().init(),
+            plain,
+            device: device.clone(),
+        }
+    }
+
+    fn refresh(&mut self) {
+        self.plain = self.model.valid();
+    }
+
+    /// States and item embeddings of `(request, items)` pairs for the simulator `m`.
+    #[allow(clippy::too_many_arguments)]
+    fn inputs(
+        m: &FeedbackSimulator,
+        fs: &FeatureSpace,
+        timelines: &Timelines,
+        tr: &Transitions<'_>,
+        log: &mmrf_data::LogColumns,
+        pairs: &[(usize, &[u32])],
+        history: usize,
+        k_max: usize,
+        device: &Device,
+    ) -> (mmrf_model::mmrf::StateBatch, Tensor<3>) {
+        let mut s_in = StateInputs::new(history);
+        let mut videos: Vec<u32> = Vec::new();
+        let mut slot = std::collections::HashMap::new();
+        for (i, items) in pairs {
+            s_in.push(fs, &timelines.state(&tr.set, log, *i, history));
+            for &v in items.iter() {
+                slot.entry(v).or_insert_with(|| {
+                    videos.push(v);
+                    videos.len() as i64 - 1
+                });
+            }
+        }
+        for &v in &s_in.videos {
+            if v != PAD {
+                slot.entry(v).or_insert_with(|| {
+                    videos.push(v);
+                    videos.len() as i64 - 1
+                });
+            }
+        }
+        let m_n = videos.len();
+        let e = m.items().forward(video_batch(fs, &videos, device));
+        let d = e.dims()[1];
+        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+        let state = s_in.to_batch(fs.users.dim, e_pad.clone(), |v| slot[&v], m_n as i64, device);
+        let b = pairs.len();
+        let mut idx = vec![m_n as i64; b * k_max];
+        for (x, (_, items)) in pairs.iter().enumerate() {
+            for (k, v) in items.iter().take(k_max).enumerate() {
+                idx[x * k_max + k] = slot[v];
+            }
+        }
+        let items = e_pad
+            .select(0, Tensor::from_data(TensorData::new(idx, [b * k_max]), device))
+            .reshape([b, k_max, d]);
+        (state, items)
+    }
+
+    /// One MSE step of both heads on the shown items of logged requests `idx`.
+    fn step(
+        &mut self,
+        fs: &FeatureSpace,
+        timelines: &Timelines,
+        tr: &Transitions<'_>,
+        log: &mmrf_data::LogColumns,
+        idx: &[usize],
+        cfg: &MmrfConfig,
+    ) -> Result<f32, TrainError> {
+        const K: usize = 6;
+        let shown: Vec<Vec<u32>> = idx
+            .iter()
+            .map(|&i| tr.set.shown_rows(&tr.set.requests[i]).iter().map(|&r| log.video[r as usize]).collect())
+            .collect();
+        let pairs: Vec<(usize, &[u32])> = idx.iter().zip(&shown).map(|(&i, s)| (i, s.as_slice())).collect();
+        let (state, items) = Sim::inputs(&self.model, fs, timelines, tr, log, &pairs, cfg.history, K, &self.device);
+        let b = idx.len();
+        let mut y = vec![0f32; b * K * N_AGENTS];
+        let mut mask = vec![0f32; b * K];
+        for (x, &i) in idx.iter().enumerate() {
+            for (k, &row) in tr.set.shown_rows(&tr.set.requests[i]).iter().take(K).enumerate() {
+                let imp = mmrf_data::session::Impression::from_log(log, row as usize);
+                y[(x * K + k) * N_AGENTS..(x * K + k + 1) * N_AGENTS]
+                    .copy_from_slice(&crate::state::feedback_vector(&imp));
+                mask[x * K + k] = 1.0;
+            }
+        }
+        let y = Tensor::<3>::from_data(TensorData::new(y, [b, K, N_AGENTS]), &self.device);
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, K, 1]), &self.device);
+        let ctx = self.model.context(state);
+        let (r, r2) = self.model.predict(ctx, items);
+        let n = mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+        let loss = (((r - y.clone()).powi_scalar(2) + (r2 - y).powi_scalar(2)) * mask).sum() / n;
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(cfg.sim_lr, self.model.clone(), grads);
+        Ok(value)
+    }
+
+    /// Simulated rewards of `(request, items)` pairs: per item, per signal, in the agents'
+    /// standardised units (Hate negated, WatchTime in seconds before scaling).
+    fn label(
+        &self,
+        fs: &FeatureSpace,
+        timelines: &Timelines,
+        tr: &Transitions<'_>,
+        log: &mmrf_data::LogColumns,
+        pairs: &[(usize, &[u32])],
+        cfg: &MmrfConfig,
+    ) -> Vec<Vec<[f32; N_AGENTS]>> {
+        if pairs.is_empty() {
+            return Vec::new();
+        }
+        const K: usize = 6;
+        let device = mmrf_model::device::inference();
+        let (state, items) = Sim::inputs(&self.plain, fs, timelines, tr, log, pairs, cfg.history, K, &device);
+        let ctx = self.plain.context(state);
+        let (r, r2) = self.plain.predict(ctx, items);
+        let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda).into_data().try_to_vec().unwrap_or_default();
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(x, (_, items))| {
+                (0..items.len().min(K))
+                    .map(|k| {
+                        std::array::from_fn(|a| {
+                            let p = v[(x * K + k) * N_AGENTS + a];
+                            let raw = match Signal::ALL[a] {
+                                Signal::WatchTime => p * SIM_WATCH_S,
+                                Signal::Hate => -p,
+                                _ => p,
+                            };
+                            raw * tr.item_scale[a]
+                        })
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 /// Load an MMRF run.
