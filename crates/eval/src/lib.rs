@@ -1,22 +1,17 @@
-//! # mmrf-eval — offline evaluation
+//! # mmrf-eval — evaluation of trained methods
 //!
-//! The metric definitions of `DESIGN.md` §6, one implementation each, used by every
-//! method alike:
+//! Every method is measured the same way (`DESIGN.md` §6), with the metric definitions of
+//! [`mmrf_metrics`] (re-exported here):
 //!
-//! - [`gauc`]: per-user AUC of scores against a label (concordance for a continuous label
-//!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
-//! - [`ope`]: off-policy estimates of a target policy's per-impression value from logged
-//!   impressions: NCIS (normalised capped importance sampling), plain IPS and SNIPS, with
-//!   the effective sample size and a bootstrap confidence interval over users;
-//! - [`offline`]: a trained method scored on a held-out split: per-signal GAUC and NCIS,
-//!   and the scored-impressions dump.
+//! - [`offline`]: a trained method scored on a held-out split: per-signal GAUC and NCIS
+//!   (π_β from BC or the world's truth), and the scored-impressions dump;
+//! - [`abtest`]: the simulated online A/B test with paired arms, CIs and per-day lifts;
+//! - [`fidelity`]: NCIS against the world's true online values;
+//! - [`report`]: Table 1 / Table 2 / fidelity as Markdown, and PNG plots.
 
 pub mod abtest;
 pub mod fidelity;
-pub mod gauc;
 pub mod offline;
-pub mod ope;
 pub mod report;
 
-pub use gauc::{auc, gauc, Gauc};
-pub use ope::{ncis, OffPolicy, OpeConfig};
+pub use mmrf_metrics::{auc, gauc, ncis, ope, Gauc, OffPolicy, OpeConfig};

@@ -92,10 +92,7 @@ fn bc_against_itself_gives_the_logged_means_and_its_run_reloads() {
         LogSplit::Test,
         loaded.as_ref(),
         Behaviour::True,
-        &OfflineConfig {
-            tau: Some(1.0),
-            ..cfg
-        },
+        &OfflineConfig { tau: Some(1.0), ..cfg },
     )
     .unwrap();
     assert_eq!(s.score, s2.score);

@@ -91,12 +91,13 @@ impl FeedbackSimulator {
         let [b, l, _] = s.history.dims();
         let h = self.hidden;
         let seq = self.gru.forward(Tensor::cat(vec![s.history, s.feedback], 2), None); // [B, L, H]
-        // Histories are left-aligned: the last real step is at `len − 1` (none: zeros).
+                                                                                       // Histories are left-aligned: the last real step is at `len − 1` (none: zeros).
         let len = s.mask.clone().sum_dim(1).reshape([b]);
         let has = len.clone().clamp_max(1.0).reshape([b, 1]);
         let last = (len - 1.0).clamp_min(0.0).int().reshape([b, 1, 1]).repeat_dim(2, h);
         let state = seq.gather(1, last).reshape([b, h]) * has;
-        let u = self.user.forward(s.users.reshape([b, 1])).reshape([b, h]) + self.user_features.forward(s.user_features);
+        let u =
+            self.user.forward(s.users.reshape([b, 1])).reshape([b, h]) + self.user_features.forward(s.user_features);
         let _ = l;
         Tensor::cat(vec![state, relu(u)], 1)
     }
@@ -108,7 +109,10 @@ impl FeedbackSimulator {
         let x = Tensor::cat(vec![context.reshape([b, 1, c]).repeat_dim(1, k), items], 2); // [B, K, C + D]
         let _ = d;
         let r = sigmoid(self.head_out.forward(relu(self.head_hidden.forward(x.clone()))));
-        let r2 = sigmoid(self.twin_out.forward(relu(self.twin_hidden.forward(self.dropout.forward(x)))));
+        let r2 = sigmoid(
+            self.twin_out
+                .forward(relu(self.twin_hidden.forward(self.dropout.forward(x)))),
+        );
         (r, r2)
     }
 }

@@ -189,8 +189,12 @@ fn std_of(values: impl Iterator<Item = f32>) -> f32 {
 
 impl<'a> Transitions<'a> {
     fn build(data: &'a Dataset) -> Transitions<'a> {
-        let set = data.requests(LogSplit::Train, &Default::default());
-        let log = data.log(LogSplit::Train);
+        Transitions::build_split(data, LogSplit::Train)
+    }
+
+    fn build_split(data: &'a Dataset, split: LogSplit) -> Transitions<'a> {
+        let set = data.requests(split, &Default::default());
+        let log = data.log(split);
         let n = set.requests.len();
         let next = (0..n)
             .map(|i| {
@@ -326,7 +330,9 @@ pub fn train(
     if let Some(sim) = sim.as_mut() {
         let bar = progress.bar("simulator", cfg.sim_pretrain_steps as u64);
         for step in 0..cfg.sim_pretrain_steps {
-            let idx: Vec<usize> = (0..cfg.batch).map(|_| order[rng.random_range(0..order.len())]).collect();
+            let idx: Vec<usize> = (0..cfg.batch)
+                .map(|_| order[rng.random_range(0..order.len())])
+                .collect();
             let loss = sim.step(fs, &timelines, &tr, log, &idx, cfg)?;
             check_finite(loss, step, "simulator", "mse")?;
             bar.inc(1);
@@ -589,6 +595,10 @@ pub fn train(
     run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
     if let Some(sim) = &sim {
         run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
+        let fit = sim.fit(data, fs, &timelines, cfg, seed);
+        let text = serde_json::to_string_pretty(&fit).unwrap_or_default();
+        mmrf_data::write_atomic(&out.join(SIMULATOR_FIT_FILE), text.as_bytes())
+            .map_err(|e| TrainError::io(&out.join(SIMULATOR_FIT_FILE), e))?;
     }
     Manifest {
         method: method.to_string(),
@@ -604,6 +614,21 @@ pub fn train(
 
 /// The feedback simulator's weights in a run directory (full MMRF only).
 pub const SIMULATOR_FILE: &str = "simulator.safetensors";
+
+/// The simulator's fit on held-out impressions, per signal.
+pub const SIMULATOR_FIT_FILE: &str = "simulator_fit.json";
+
+/// How well M predicts held-out feedback: AUC for the binary signals, RMSE (seconds, of
+/// play time capped at 60 s as M's target is) for WatchTime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulatorFit {
+    pub impressions: usize,
+    /// `(signal, AUC)`; `None` when the held-out sample has one class only.
+    pub auc: Vec<(String, Option<f64>)>,
+    pub watch_time_rmse_s: f64,
+    /// RMSE of always predicting the training mean, for scale.
+    pub watch_time_rmse_baseline_s: f64,
+}
 
 /// Saturation of the simulator's watch-time target, as in the state's feedback vector.
 const SIM_WATCH_S: f32 = 60.0;
@@ -697,10 +722,26 @@ impl Sim {
         const K: usize = 6;
         let shown: Vec<Vec<u32>> = idx
             .iter()
-            .map(|&i| tr.set.shown_rows(&tr.set.requests[i]).iter().map(|&r| log.video[r as usize]).collect())
+            .map(|&i| {
+                tr.set
+                    .shown_rows(&tr.set.requests[i])
+                    .iter()
+                    .map(|&r| log.video[r as usize])
+                    .collect()
+            })
             .collect();
         let pairs: Vec<(usize, &[u32])> = idx.iter().zip(&shown).map(|(&i, s)| (i, s.as_slice())).collect();
-        let (state, items) = Sim::inputs(&self.model, fs, timelines, tr, log, &pairs, cfg.history, K, &self.device);
+        let (state, items) = Sim::inputs(
+            &self.model,
+            fs,
+            timelines,
+            tr,
+            log,
+            &pairs,
+            cfg.history,
+            K,
+            &self.device,
+        );
         let b = idx.len();
         let mut y = vec![0f32; b * K * N_AGENTS];
         let mut mask = vec![0f32; b * K];
@@ -724,6 +765,74 @@ impl Sim {
         Ok(value)
     }
 
+    /// Fit on up to 4,000 held-out test requests (every one of their shown impressions).
+    fn fit(
+        &self,
+        data: &Dataset,
+        fs: &FeatureSpace,
+        timelines: &Timelines,
+        cfg: &MmrfConfig,
+        seed: u64,
+    ) -> SimulatorFit {
+        const K: usize = 6;
+        let test = Transitions::build_split(data, LogSplit::Test);
+        let log = data.log(LogSplit::Test);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
+        let mut idx: Vec<usize> = (0..test.set.requests.len()).collect();
+        idx.shuffle(&mut rng);
+        idx.truncate(4000);
+        let device = mmrf_model::device::inference();
+        let (mut preds, mut labels): (Vec<[f32; N_AGENTS]>, Vec<[f32; N_AGENTS]>) = (Vec::new(), Vec::new());
+        for chunk in idx.chunks(256) {
+            let shown: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|&i| {
+                    test.set
+                        .shown_rows(&test.set.requests[i])
+                        .iter()
+                        .map(|&r| log.video[r as usize])
+                        .collect()
+                })
+                .collect();
+            let pairs: Vec<(usize, &[u32])> = chunk.iter().zip(&shown).map(|(&i, s)| (i, s.as_slice())).collect();
+            let (state, items) = Sim::inputs(&self.plain, fs, timelines, &test, log, &pairs, cfg.history, K, &device);
+            let ctx = self.plain.context(state);
+            let (r, _) = self.plain.predict(ctx, items);
+            let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
+            for (x, &i) in chunk.iter().enumerate() {
+                for (k, &row) in test.set.shown_rows(&test.set.requests[i]).iter().take(K).enumerate() {
+                    let imp = mmrf_data::session::Impression::from_log(log, row as usize);
+                    labels.push(crate::state::feedback_vector(&imp));
+                    preds.push(std::array::from_fn(|a| v[(x * K + k) * N_AGENTS + a]));
+                }
+            }
+        }
+        let auc = (0..N_AGENTS - 1)
+            .map(|a| {
+                let l: Vec<f32> = labels.iter().map(|x| x[a]).collect();
+                let p: Vec<f32> = preds.iter().map(|x| x[a]).collect();
+                (Signal::ALL[a].name().to_string(), mmrf_metrics::auc(&l, &p))
+            })
+            .collect();
+        let w = N_AGENTS - 1;
+        let n = labels.len().max(1) as f64;
+        let mean = labels.iter().map(|x| x[w] as f64).sum::<f64>() / n;
+        let rmse = (labels
+            .iter()
+            .zip(&preds)
+            .map(|(l, p)| ((l[w] - p[w]) as f64).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
+        let base = (labels.iter().map(|l| (l[w] as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        SimulatorFit {
+            impressions: labels.len(),
+            auc,
+            watch_time_rmse_s: rmse * SIM_WATCH_S as f64,
+            watch_time_rmse_baseline_s: base * SIM_WATCH_S as f64,
+        }
+    }
+
     /// Simulated rewards of `(request, items)` pairs: per item, per signal, in the agents'
     /// standardised units (Hate negated, WatchTime in seconds before scaling).
     fn label(
@@ -743,7 +852,10 @@ impl Sim {
         let (state, items) = Sim::inputs(&self.plain, fs, timelines, tr, log, pairs, cfg.history, K, &device);
         let ctx = self.plain.context(state);
         let (r, r2) = self.plain.predict(ctx, items);
-        let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda).into_data().try_to_vec().unwrap_or_default();
+        let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
         pairs
             .iter()
             .enumerate()

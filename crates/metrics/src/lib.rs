@@ -1,0 +1,16 @@
+//! # mmrf-metrics — the metric definitions
+//!
+//! `DESIGN.md` §6, one implementation each, shared by training (the simulator's fit) and
+//! evaluation (every method alike):
+//!
+//! - [`gauc`]: per-user AUC of scores against a label (concordance for a continuous label
+//!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
+//! - [`ope`]: off-policy estimates of a target policy's per-impression value from logged
+//!   impressions: NCIS (normalised capped importance sampling), plain IPS and SNIPS, with
+//!   the effective sample size and a bootstrap confidence interval over users.
+
+pub mod gauc;
+pub mod ope;
+
+pub use gauc::{auc, gauc, Gauc};
+pub use ope::{ncis, OffPolicy, OpeConfig};

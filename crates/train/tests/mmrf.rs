@@ -1,0 +1,125 @@
+//! MMRF training on a small world: determinism, divergence stops, run round trips.
+
+use std::sync::OnceLock;
+
+use mmrf_data::session::{RequestSet, Timelines};
+use mmrf_data::{Dataset, LogSplit};
+use mmrf_train::{Method, Progress, Ranker, TrainOptions};
+use mmrf_world::{generate, Scale, WorldConfig, WorldModel};
+
+fn small() -> &'static (tempfile::TempDir, Dataset) {
+    static W: OnceLock<(tempfile::TempDir, Dataset)> = OnceLock::new();
+    W.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("world");
+        generate(&WorldModel::new(WorldConfig::new(Scale::Small, 3)), &dir, &|_| {}).unwrap();
+        let (data, _) = Dataset::open(&dir).unwrap();
+        (tmp, data)
+    })
+}
+
+fn opts(seed: u64, extra: &[&str]) -> TrainOptions {
+    let mut sets: Vec<String> = [
+        "steps=30",
+        "batch=32",
+        "sim_pretrain_steps=10",
+        "sim_refit_every=2",
+        "history=8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    TrainOptions {
+        seed,
+        sets,
+        progress: Progress { quiet: true },
+        ..Default::default()
+    }
+}
+
+/// Scores of the first test requests.
+fn scores(data: &Dataset, r: &dyn Ranker) -> Vec<f32> {
+    let tl = Timelines::build(data);
+    let set: RequestSet = data.requests(LogSplit::Test, &Default::default());
+    let log = data.log(LogSplit::Test);
+    let mut out = Vec::new();
+    let mut cands = Vec::new();
+    for i in 0..set.requests.len().min(40) {
+        set.candidates(i, log, &mut cands);
+        let mut s = vec![0.0; cands.len()];
+        r.score(&tl.state(&set, log, i, 8), &cands, &mut s);
+        out.extend(s);
+    }
+    out
+}
+
+#[test]
+fn same_seed_same_model_other_seed_other_model() {
+    let (tmp, data) = small();
+    let run = |name: &str, seed: u64| {
+        let r = mmrf_train::train(Method::Mmrf, data, &tmp.path().join(name), &opts(seed, &[])).unwrap();
+        scores(data, r.as_ref())
+    };
+    let a = run("a", 5);
+    let b = run("b", 5);
+    let c = run("c", 6);
+    assert!(a.iter().all(|x| x.is_finite()));
+    assert_eq!(a, b, "the same seed must give the same network");
+    assert_ne!(a, c);
+    // The run directory reloads to the same scores.
+    let (manifest, loaded) = mmrf_train::load(&tmp.path().join("a"), data).unwrap();
+    assert_eq!(manifest.method, "mmrf");
+    assert_eq!(scores(data, loaded.as_ref()), a);
+    assert!(tmp.path().join("a").join(mmrf_train::mmrf::SIMULATOR_FILE).exists());
+}
+
+#[test]
+fn every_ablation_trains_and_scores() {
+    let (tmp, data) = small();
+    for m in [Method::MmrfCo, Method::MmrfDa, Method::MmrfNs] {
+        let r = mmrf_train::train(m, data, &tmp.path().join(m.name()), &opts(1, &[])).unwrap();
+        assert_eq!(r.method(), m.name());
+        let s = scores(data, r.as_ref());
+        assert!(!s.is_empty() && s.iter().all(|x| x.is_finite()), "{}", m.name());
+        let manifest = std::fs::read_to_string(tmp.path().join(m.name()).join("run.toml")).unwrap();
+        let expect = match m {
+            Method::MmrfCo => "collaboration = \"concat\"",
+            Method::MmrfDa => "augment = \"none\"",
+            _ => "augment = \"negative\"",
+        };
+        assert!(manifest.contains(expect), "{manifest}");
+    }
+}
+
+#[test]
+fn divergence_stops_with_the_step_and_the_network() {
+    let (tmp, data) = small();
+    let err = match mmrf_train::train(
+        Method::MmrfDa,
+        data,
+        &tmp.path().join("nan"),
+        &opts(1, &["lr_critic=1e30", "gamma=1.0"]),
+    ) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a learning rate of 1e30 must diverge"),
+    };
+    assert!(err.starts_with("training diverged at step "), "{err}");
+    assert!(err.contains("critics") || err.contains("actors"), "{err}");
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let (tmp, data) = small();
+    for (set, needle) in [
+        ("net.heads=5", "heads"),
+        ("gamma=2.0", "gamma"),
+        ("augment=\"maybe\"", "augment"),
+    ] {
+        let err = match mmrf_train::train(Method::Mmrf, data, &tmp.path().join("bad"), &opts(1, &[set])) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{set} must be refused"),
+        };
+        assert!(err.contains(needle), "{set}: {err}");
+    }
+}
