@@ -69,6 +69,9 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Continue from OUT's last checkpoint (after a kill); settings come from it.
+        #[arg(long)]
+        resume: bool,
     },
     /// Evaluate a run on the held-out split: GAUC and NCIS per signal.
     Eval {
@@ -246,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             config,
             sets,
             quiet,
+            resume,
         } => {
             let method: mmrf_train::Method = method.parse()?;
             let (ds, _) = Dataset::open(&data)?;
@@ -254,6 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                 sets,
                 config_file: config,
                 progress: mmrf_train::Progress { quiet },
+                resume,
             };
             let start = Instant::now();
             mmrf_train::train(method, &ds, &out, &opts)?;

@@ -115,6 +115,8 @@ pub struct TrainOptions {
     /// A TOML file of settings, applied before `sets`.
     pub config_file: Option<std::path::PathBuf>,
     pub progress: Progress,
+    /// Continue from the run directory's last checkpoint (methods that checkpoint).
+    pub resume: bool,
 }
 
 /// Train `method` on `data`'s training split; write the run to `out`.
@@ -136,6 +138,7 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
                 opts.seed,
                 out,
                 &opts.progress,
+                opts.resume,
             )?))
         }
     }
@@ -241,6 +244,30 @@ impl TrainLog {
     pub fn create(dir: &Path) -> Result<TrainLog, TrainError> {
         let path = dir.join(run::TRAIN_LOG_FILE);
         let file = std::fs::File::create(&path).map_err(|e| TrainError::io(&path, e))?;
+        Ok(TrainLog {
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    /// Reopen a learning curve whose earlier content was `text`, keeping only the lines of
+    /// steps before `step`.
+    pub fn resume(dir: &Path, step: usize, text: &str) -> Result<TrainLog, TrainError> {
+        let path = dir.join(run::TRAIN_LOG_FILE);
+        let kept: String = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| (s as usize) < step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        mmrf_data::write_atomic(&path, kept.as_bytes()).map_err(|e| TrainError::io(&path, e))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
         Ok(TrainLog {
             file: std::io::BufWriter::new(file),
         })

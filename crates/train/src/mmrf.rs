@@ -95,6 +95,8 @@ pub struct MmrfConfig {
     pub sim_lr: f64,
     /// λ of `r̃ = mean(r, r')·exp(λ·KL)`; negative shrinks labels the twin heads disagree on.
     pub sim_lambda: f64,
+    /// Write a checkpoint every this many updates (0: never).
+    pub checkpoint_every: usize,
 }
 
 impl Default for MmrfConfig {
@@ -121,6 +123,7 @@ impl Default for MmrfConfig {
             sim_refit_every: 4,
             sim_lr: 2e-3,
             sim_lambda: -5.0,
+            checkpoint_every: 250,
         }
     }
 }
@@ -290,6 +293,9 @@ fn item_table(net: &MmrfNet, fs: &FeatureSpace) -> Vec<f32> {
 }
 
 /// Train MMRF (or an ablation) and write the run directory.
+///
+/// With `resume`, training continues from the run directory's last checkpoint and ends
+/// exactly where an uninterrupted run would have.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     data: &Dataset,
@@ -299,317 +305,655 @@ pub fn train(
     seed: u64,
     out: &Path,
     progress: &Progress,
+    resume: bool,
 ) -> Result<MmrfRanker, TrainError> {
-    cfg.validate()?;
     let started = Instant::now();
     let _seeded = mmrf_model::device::seeded(seed);
-    let device = mmrf_model::device::training();
-    let plain = mmrf_model::device::inference();
-    let timelines = Timelines::build(data);
-    let tr = Transitions::build(data);
-    let log = data.log(LogSplit::Train);
-    let n_req = if cfg.max_requests > 0 {
-        cfg.max_requests.min(tr.set.requests.len())
+    let mut t = if resume {
+        Trainer::resume(data, fs, out)?
     } else {
-        tr.set.requests.len()
+        Trainer::new(data, fs, method, cfg, seed, out)?
     };
-    if n_req == 0 {
-        return Err(TrainError::Data("the training split has no requests".into()));
+    t.pretrain_simulator(progress)?;
+    let bar = progress.bar(method, cfg.steps as u64);
+    bar.set_position(t.step as u64);
+    while t.step < t.cfg.steps {
+        let s = t.step()?;
+        bar.inc(1);
+        bar.set_message(format!("td {:.3} head {:.3} actor {:.3}", s.td_loss, s.reward_head_loss, s.actor_loss));
+        if t.cfg.checkpoint_every > 0 && t.step % t.cfg.checkpoint_every == 0 && t.step < t.cfg.steps {
+            t.save_checkpoint()?;
+        }
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..n_req).collect();
-    order.shuffle(&mut rng);
-    let mut cursor = 0usize;
+    bar.finish_and_clear();
+    t.finish(started.elapsed().as_secs_f64())
+}
 
-    let mut net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
-    let mut target = net.valid();
-    let mut opt_critic = AdamConfig::new().init();
-    let mut opt_actor = AdamConfig::new().init();
-    let mut table = item_table(&net, fs);
-    let mut sim = (cfg.augment == Augment::Simulator).then(|| Sim::new(fs, cfg, &device));
-    if let Some(sim) = sim.as_mut() {
-        let bar = progress.bar("simulator", cfg.sim_pretrain_steps as u64);
-        for step in 0..cfg.sim_pretrain_steps {
-            let idx: Vec<usize> = (0..cfg.batch)
-                .map(|_| order[rng.random_range(0..order.len())])
+/// Losses of one update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    pub td_loss: f32,
+    pub reward_head_loss: f32,
+    pub actor_loss: f32,
+    pub simulator_loss: Option<f32>,
+    /// Transitions in the batch (logged plus non-impression samples).
+    pub batch: usize,
+    /// Unique videos embedded on the online side.
+    pub videos: usize,
+}
+
+/// MMRF's training state: everything a checkpoint holds.
+pub struct Trainer<'a> {
+    data: &'a Dataset,
+    fs: &'a FeatureSpace,
+    method: String,
+    pub cfg: MmrfConfig,
+    seed: u64,
+    out: std::path::PathBuf,
+    timelines: Timelines,
+    tr: Transitions<'a>,
+    log: &'a mmrf_data::LogColumns,
+    rng: ChaCha8Rng,
+    order: Vec<usize>,
+    cursor: usize,
+    net: Option<MmrfNet>,
+    target: Option<MmrfNet>,
+    opt_critic: burn::optim::ModuleOptimizer,
+    opt_actor: burn::optim::ModuleOptimizer,
+    table: Vec<f32>,
+    sim: Option<Sim>,
+    sim_ready: bool,
+    slot: Vec<u32>,
+    cands: Vec<u32>,
+    /// Updates done.
+    pub step: usize,
+    log_out: TrainLog,
+    device: Device,
+    plain: Device,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh trainer (the caller holds [`mmrf_model::device::seeded`]).
+    pub fn new(
+        data: &'a Dataset,
+        fs: &'a FeatureSpace,
+        method: &str,
+        cfg: &MmrfConfig,
+        seed: u64,
+        out: &Path,
+    ) -> Result<Trainer<'a>, TrainError> {
+        cfg.validate()?;
+        let device = mmrf_model::device::training();
+        let plain = mmrf_model::device::inference();
+        let timelines = Timelines::build(data);
+        let tr = Transitions::build(data);
+        let log = data.log(LogSplit::Train);
+        let n_req = if cfg.max_requests > 0 {
+            cfg.max_requests.min(tr.set.requests.len())
+        } else {
+            tr.set.requests.len()
+        };
+        if n_req == 0 {
+            return Err(TrainError::Data("the training split has no requests".into()));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..n_req).collect();
+        order.shuffle(&mut rng);
+        let net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
+        let target = net.valid();
+        let table = item_table(&net, fs);
+        let sim = (cfg.augment == Augment::Simulator).then(|| Sim::new(fs, cfg, &device));
+        Ok(Trainer {
+            data,
+            fs,
+            method: method.to_string(),
+            cfg: cfg.clone(),
+            seed,
+            out: out.to_path_buf(),
+            timelines,
+            tr,
+            log,
+            rng,
+            order,
+            cursor: 0,
+            net: Some(net),
+            target: Some(target),
+            opt_critic: AdamConfig::new().init(),
+            opt_actor: AdamConfig::new().init(),
+            table,
+            sim_ready: sim.is_none(),
+            sim,
+            slot: vec![u32::MAX; fs.n_videos()],
+            cands: Vec::new(),
+            step: 0,
+            log_out: TrainLog::create(out)?,
+            device,
+            plain,
+        })
+    }
+
+    /// Fit the simulator before the agents start (once; a resumed run skips it).
+    pub fn pretrain_simulator(&mut self, progress: &Progress) -> Result<(), TrainError> {
+        if self.sim_ready {
+            return Ok(());
+        }
+        let Some(sim) = self.sim.as_mut() else {
+            return Ok(());
+        };
+        let bar = progress.bar("simulator", self.cfg.sim_pretrain_steps as u64);
+        for step in 0..self.cfg.sim_pretrain_steps {
+            let idx: Vec<usize> = (0..self.cfg.batch)
+                .map(|_| self.order[self.rng.random_range(0..self.order.len())])
                 .collect();
-            let loss = sim.step(fs, &timelines, &tr, log, &idx, cfg)?;
+            sim.reseed(self.seed, usize::MAX - step);
+            let loss = sim.step(self.fs, &self.timelines, &self.tr, self.log, &idx, &self.cfg)?;
             check_finite(loss, step, "simulator", "mse")?;
             bar.inc(1);
         }
         bar.finish_and_clear();
         sim.refresh();
+        self.sim_ready = true;
+        Ok(())
     }
-    let d = cfg.net.dim;
-    let k_max = data.candidates.as_ref().map_or(6, |_| 6).max(1);
-    let bar = progress.bar(method, cfg.steps as u64);
-    let mut train_log = TrainLog::create(out)?;
-    let mut slot = vec![u32::MAX; fs.n_videos()];
-    let mut cands = Vec::new();
 
-    for step in 0..cfg.steps {
-        // The batch: B logged requests plus the non-impression samples of a share of them.
-        let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
-        while batch.len() < cfg.batch {
-            if cursor == order.len() {
-                order.shuffle(&mut rng);
-                cursor = 0;
-            }
-            batch.push(order[cursor]);
-            cursor += 1;
+    /// One update of every network (Algorithm 1's inner loop).
+    pub fn step(&mut self) -> Result<StepStats, TrainError> {
+        let Trainer {
+            fs,
+            cfg,
+            seed,
+            timelines,
+            tr,
+            log,
+            rng,
+            order,
+            cursor,
+            net: net_slot,
+            target: target_slot,
+            opt_critic,
+            opt_actor,
+            table,
+            sim,
+            slot,
+            cands,
+            step: step_ref,
+            log_out,
+            device,
+            plain,
+            ..
+        } = self;
+        let (fs, log): (&FeatureSpace, &mmrf_data::LogColumns) = (fs, log);
+        let (timelines, tr): (&Timelines, &Transitions<'_>) = (timelines, tr);
+        let step = *step_ref;
+        let d = cfg.net.dim;
+        let k_max = 6usize;
+        let mut net = net_slot.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let mut target = target_slot.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let (device, plain) = (&*device, &*plain);
+    // The batch: B logged requests plus the non-impression samples of a share of them.
+    let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
+    while batch.len() < cfg.batch {
+        if *cursor == order.len() {
+            order.shuffle(rng);
+            *cursor = 0;
         }
-        // (request index, shown videos, rewards, is_sample)
-        let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
+        batch.push(order[*cursor]);
+        *cursor += 1;
+    }
+    // (request index, shown videos, rewards, is_sample)
+    let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
+    for &i in &batch {
+        let r = &tr.set.requests[i];
+        let shown: Vec<u32> = tr
+            .set
+            .shown_rows(r)
+            .iter()
+            .map(|&row| log.video[row as usize])
+            .collect();
+        rows.push((i, shown, tr.rewards[i], false));
+    }
+    if cfg.augment != Augment::None {
         for &i in &batch {
-            let r = &tr.set.requests[i];
+            if rng.random::<f64>() >= cfg.sample_share {
+                continue;
+            }
+            tr.set.candidates(i, log, cands);
             let shown: Vec<u32> = tr
                 .set
-                .shown_rows(r)
+                .shown_rows(&tr.set.requests[i])
                 .iter()
-                .map(|&row| log.video[row as usize])
+                .map(|&r| log.video[r as usize])
                 .collect();
-            rows.push((i, shown, tr.rewards[i], false));
-        }
-        if cfg.augment != Augment::None {
-            for &i in &batch {
-                if rng.random::<f64>() >= cfg.sample_share {
-                    continue;
-                }
-                tr.set.candidates(i, log, &mut cands);
-                let shown: Vec<u32> = tr
-                    .set
-                    .shown_rows(&tr.set.requests[i])
-                    .iter()
-                    .map(|&r| log.video[r as usize])
-                    .collect();
-                let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
-                let mut scored: Vec<(f32, u32)> = cands
-                    .iter()
-                    .filter(|c| !shown.contains(c))
-                    .map(|&c| {
-                        let e = &table[c as usize * d..(c as usize + 1) * d];
-                        (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
-                    })
-                    .collect();
-                scored.sort_by(|x, y| y.0.total_cmp(&x.0));
-                let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
-                if picked.is_empty() {
-                    continue;
-                }
-                let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
-                rows.push((i, picked, rewards, true));
-            }
-        }
-        // Labels of the non-impression samples, per item and signal, in reward units.
-        let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
-            Some(sim) => {
-                let sampled: Vec<(usize, &[u32])> =
-                    rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
-                sim.label(fs, &timelines, &tr, log, &sampled, cfg)
-            }
-            None => rows
+            let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+            let mut scored: Vec<(f32, u32)> = cands
                 .iter()
-                .filter(|r| r.3)
-                .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
-                .collect(),
-        };
-        let b = rows.len();
+                .filter(|c| !shown.contains(c))
+                .map(|&c| {
+                    let e = &table[c as usize * d..(c as usize + 1) * d];
+                    (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+                })
+                .collect();
+            scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+            let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
+            if picked.is_empty() {
+                continue;
+            }
+            let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
+            rows.push((i, picked, rewards, true));
+        }
+    }
+    // Labels of the non-impression samples, per item and signal, in reward units.
+    let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
+        Some(sim) => {
+            let sampled: Vec<(usize, &[u32])> =
+                rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
+            sim.label(fs, timelines, tr, log, &sampled, cfg)
+        }
+        None => rows
+            .iter()
+            .filter(|r| r.3)
+            .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
+            .collect(),
+    };
+    let b = rows.len();
 
-        // States now and next (the next state of a session's last request is unused).
-        let mut s_in = StateInputs::new(cfg.history);
-        let mut n_in = StateInputs::new(cfg.history);
-        let mut done = Vec::with_capacity(b);
-        for (i, ..) in &rows {
-            s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-            match tr.next[*i] {
-                Some(j) => {
-                    n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
-                    done.push(0.0f32);
-                }
-                None => {
-                    n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-                    done.push(1.0f32);
-                }
+    // States now and next (the next state of a session's last request is unused).
+    let mut s_in = StateInputs::new(cfg.history);
+    let mut n_in = StateInputs::new(cfg.history);
+    let mut done = Vec::with_capacity(b);
+    for (i, ..) in &rows {
+        s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+        match tr.next[*i] {
+            Some(j) => {
+                n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
+                done.push(0.0f32);
+            }
+            None => {
+                n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+                done.push(1.0f32);
             }
         }
-        // Unique videos of the online side: shown items and the current states' histories.
-        let mut videos: Vec<u32> = Vec::new();
-        let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
-            if v != PAD && slot[v as usize] == u32::MAX {
-                slot[v as usize] = videos.len() as u32;
-                videos.push(v);
-            }
+    }
+    // Unique videos of the online side: shown items and the current states' histories.
+    let mut videos: Vec<u32> = Vec::new();
+    let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+        if v != PAD && slot[v as usize] == u32::MAX {
+            slot[v as usize] = videos.len() as u32;
+            videos.push(v);
+        }
+    };
+    for (_, shown, ..) in &rows {
+        shown.iter().for_each(|&v| add(v, slot, &mut videos));
+    }
+    s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+    let m = videos.len();
+    let e = net.items.forward(video_batch(fs, &videos, device));
+    let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+    let row_of = |v: u32| slot[v as usize] as i64;
+    let s = net
+        .state
+        .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
+    let mut shown_idx = vec![m as i64; b * k_max];
+    let mut shown_mask = vec![0f32; b * k_max];
+    let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+    let mut next_sample = 0;
+    for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
+        let r = &tr.set.requests[*i];
+        let logged_rows = tr.set.shown_rows(r);
+        let labels_here = if *sample {
+            next_sample += 1;
+            Some(&sample_labels[next_sample - 1])
+        } else {
+            None
         };
-        for (_, shown, ..) in &rows {
-            shown.iter().for_each(|&v| add(v, &mut slot, &mut videos));
-        }
-        s_in.videos.iter().for_each(|&v| add(v, &mut slot, &mut videos));
-        let m = videos.len();
-        let e = net.items.forward(video_batch(fs, &videos, &device));
-        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], &device)], 0);
-        let row_of = |v: u32| slot[v as usize] as i64;
-        let s = net
-            .state
-            .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, &device));
-        let mut shown_idx = vec![m as i64; b * k_max];
-        let mut shown_mask = vec![0f32; b * k_max];
-        let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
-        let mut next_sample = 0;
-        for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
-            let r = &tr.set.requests[*i];
-            let logged_rows = tr.set.shown_rows(r);
-            let labels_here = if *sample {
-                next_sample += 1;
-                Some(&sample_labels[next_sample - 1])
+        for (k, &v) in shown.iter().take(k_max).enumerate() {
+            shown_idx[x * k_max + k] = slot[v as usize] as i64;
+            if let Some(l) = labels_here {
+                item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
             } else {
-                None
-            };
-            for (k, &v) in shown.iter().take(k_max).enumerate() {
-                shown_idx[x * k_max + k] = slot[v as usize] as i64;
-                if let Some(l) = labels_here {
-                    item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
-                } else {
-                    shown_mask[x * k_max + k] = 1.0;
-                    let row = logged_rows[k] as usize;
-                    for (a, sig) in Signal::ALL.iter().enumerate() {
-                        item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
-                    }
+                shown_mask[x * k_max + k] = 1.0;
+                let row = logged_rows[k] as usize;
+                for (a, sig) in Signal::ALL.iter().enumerate() {
+                    item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
                 }
             }
         }
-        let mut act_mask = shown_mask.clone();
-        for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
-            if *sample {
-                for k in 0..shown.len().min(k_max) {
-                    act_mask[x * k_max + k] = 1.0;
-                }
+    }
+    let mut act_mask = shown_mask.clone();
+    for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
+        if *sample {
+            for k in 0..shown.len().min(k_max) {
+                act_mask[x * k_max + k] = 1.0;
             }
         }
-        for v in &videos {
+    }
+    for v in &videos {
+        slot[*v as usize] = u32::MAX;
+    }
+    let shown_e = e_pad
+        .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
+        .reshape([b, k_max, d]);
+    let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+
+    // TD targets per shown item: its reward plus the discounted value of the next
+    // request under the target networks (no gradient).
+    let y = {
+        let mut tv: Vec<u32> = Vec::new();
+        n_in.videos.iter().for_each(|&v| add(v, slot, &mut tv));
+        let tm = tv.len();
+        let te = target.items.forward(video_batch(fs, &tv, plain));
+        let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], plain)], 0);
+        let sn = target.state.forward(n_in.to_batch(
+            fs.users.dim,
+            te_pad,
+            |v| slot[v as usize] as i64,
+            tm as i64,
+            plain,
+        ));
+        for v in &tv {
             slot[*v as usize] = u32::MAX;
         }
-        let shown_e = e_pad
-            .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), &device))
-            .reshape([b, k_max, d]);
-        let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
-
-        // TD targets per shown item: its reward plus the discounted value of the next
-        // request under the target networks (no gradient).
-        let y = {
-            let mut tv: Vec<u32> = Vec::new();
-            n_in.videos.iter().for_each(|&v| add(v, &mut slot, &mut tv));
-            let tm = tv.len();
-            let te = target.items.forward(video_batch(fs, &tv, &plain));
-            let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], &plain)], 0);
-            let sn = target.state.forward(n_in.to_batch(
-                fs.users.dim,
-                te_pad,
-                |v| slot[v as usize] as i64,
-                tm as i64,
-                &plain,
-            ));
-            for v in &tv {
-                slot[*v as usize] = u32::MAX;
-            }
-            let h = target.agents.embeddings(sn.clone());
-            let ec = target.agents.collaborate(h.clone());
-            let an = target.agents.actions(h, ec, 1.0);
-            let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
-            let mut y = vec![0f32; N_AGENTS * b * k_max];
-            for a in 0..N_AGENTS {
-                for x in 0..b {
-                    let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
-                    for k in 0..k_max {
-                        y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
-                    }
+        let h = target.agents.embeddings(sn.clone());
+        let ec = target.agents.collaborate(h.clone());
+        let an = target.agents.actions(h, ec, 1.0);
+        let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
+        let mut y = vec![0f32; N_AGENTS * b * k_max];
+        for a in 0..N_AGENTS {
+            for x in 0..b {
+                let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
+                for k in 0..k_max {
+                    y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
                 }
             }
-            Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), &device)
-        };
-        let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), &device).reshape([1, b, k_max]);
-        let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-        let critic_loss = ((q - y).powi_scalar(2) * td_mask).sum() / td_n;
-        let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), &device).reshape([b, k_max, 1]);
-        let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), &device);
-        let pred = net.critics.item_rewards(s.clone(), shown_e);
-        let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-        let head_loss = ((pred - labels).powi_scalar(2) * head_mask).sum() / head_n;
-        let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
-        let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
-        check_finite(c_val, step, "critics", "td_loss")?;
-        check_finite(h_val, step, "critics", "reward_head_loss")?;
-        let grads = GradientsParams::from_grads(loss1.backward(), &net);
-        net = opt_critic.step(cfg.lr_critic, net, grads);
+        }
+        Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
+    };
+    let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
+    let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+    let critic_loss = ((q - y).powi_scalar(2) * td_mask).sum() / td_n;
+    let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
+    let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
+    let pred = net.critics.item_rewards(s.clone(), shown_e);
+    let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+    let head_loss = ((pred - labels).powi_scalar(2) * head_mask).sum() / head_n;
+    let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+    let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+    check_finite(c_val, step, "critics", "td_loss")?;
+    check_finite(h_val, step, "critics", "reward_head_loss")?;
+    let grads = GradientsParams::from_grads(loss1.backward(), &net);
+    net = opt_critic.step(cfg.lr_critic, net, grads);
 
-        // Actors: main through Q_N (and into the auxiliary actors with weight α), each
-        // auxiliary actor through its own critic with weight β.
-        let sd = s.detach();
-        let h = net.agents.embeddings(sd.clone());
-        let ec = net.agents.collaborate(h.clone());
-        let a = net.agents.actions(h, ec, cfg.alpha);
-        let qa = net.critics.q(sd, a); // [N, B]
-        let weights: Vec<f32> = (0..N_AGENTS)
-            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
-            .collect();
-        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), &device);
-        let actor_loss = (qa * w).mean().neg();
-        let a_val = actor_loss.clone().into_scalar::<f32>();
-        check_finite(a_val, step, "actors", "policy_loss")?;
-        let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
-        let MmrfNet {
-            items,
-            state,
-            agents,
-            critics,
-        } = net;
-        let agents = opt_actor.step(cfg.lr_actor, agents, grads);
-        net = MmrfNet {
-            items,
-            state,
-            agents,
-            critics,
+    // Actors: main through Q_N (and into the auxiliary actors with weight α), each
+    // auxiliary actor through its own critic with weight β.
+    let sd = s.detach();
+    let h = net.agents.embeddings(sd.clone());
+    let ec = net.agents.collaborate(h.clone());
+    let a = net.agents.actions(h, ec, cfg.alpha);
+    let qa = net.critics.q(sd, a); // [N, B]
+    let weights: Vec<f32> = (0..N_AGENTS)
+        .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+        .collect();
+    let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
+    let actor_loss = (qa * w).mean().neg();
+    let a_val = actor_loss.clone().into_scalar::<f32>();
+    check_finite(a_val, step, "actors", "policy_loss")?;
+    let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+    let MmrfNet {
+        items,
+        state,
+        agents,
+        critics,
+    } = net;
+    let agents = opt_actor.step(cfg.lr_actor, agents, grads);
+    net = MmrfNet {
+        items,
+        state,
+        agents,
+        critics,
+    };
+    target = soft_update(target, &net, cfg.soft_update);
+    let mut sim_loss = f32::NAN;
+    if let Some(sim) = sim.as_mut() {
+        if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
+            sim.reseed(*seed, step);
+                sim_loss = sim.step(fs, timelines, tr, log, &batch, cfg)?;
+            check_finite(sim_loss, step, "simulator", "mse")?;
+            sim.refresh();
+        }
+    }
+    if (step + 1) % 100 == 0 {
+        *table = item_table(&net, fs);
+    }
+    if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+        log_out.write(&serde_json::json!({
+            "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
+            "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
+        }))?;
+    }
+        let stats = StepStats {
+            td_loss: c_val,
+            reward_head_loss: h_val,
+            actor_loss: a_val,
+            simulator_loss: (!sim_loss.is_nan()).then_some(sim_loss),
+            batch: b,
+            videos: m,
         };
-        target = soft_update(target, &net, cfg.soft_update);
-        let mut sim_loss = f32::NAN;
-        if let Some(sim) = sim.as_mut() {
-            if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
-                sim_loss = sim.step(fs, &timelines, &tr, log, &batch, cfg)?;
-                check_finite(sim_loss, step, "simulator", "mse")?;
-                sim.refresh();
+        *net_slot = Some(net);
+        *target_slot = Some(target);
+        *step_ref += 1;
+        Ok(stats)
+    }
+
+    /// Write the final model (and the simulator and its fit) and the manifest.
+    pub fn finish(mut self, train_seconds: f64) -> Result<MmrfRanker, TrainError> {
+        let (fs, data, out, cfg, seed) = (self.fs, self.data, self.out.clone(), self.cfg.clone(), self.seed);
+        let net = self.net.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let timelines = &self.timelines;
+        let sim = &self.sim;
+        let method = self.method.clone();
+        let valid = net.valid();
+        run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
+        if let Some(sim) = sim {
+            run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
+            let fit = sim.fit(data, fs, timelines, &cfg, seed);
+            let text = serde_json::to_string_pretty(&fit).unwrap_or_default();
+            mmrf_data::write_atomic(&out.join(SIMULATOR_FIT_FILE), text.as_bytes())
+                .map_err(|e| TrainError::io(&out.join(SIMULATOR_FIT_FILE), e))?;
+        }
+        Manifest {
+            method: method.clone(),
+            seed,
+            data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
+            shape: fs.shape(),
+            train_seconds,
+            config: run::to_table(&cfg),
+        }
+        .write(&out)?;
+        // A finished run needs no checkpoint.
+        let _ = std::fs::remove_dir_all(out.join(CHECKPOINT_DIR));
+        Ok(MmrfRanker::new(&method, valid, fs.clone(), cfg.history))
+    }
+}
+
+/// The checkpoint directory inside a run directory.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+const CHECKPOINT_FILE: &str = "checkpoint.toml";
+
+/// `checkpoint/checkpoint.toml`: where training stood.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    method: String,
+    seed: u64,
+    step: usize,
+    cursor: usize,
+    sim_ready: bool,
+    /// The shuffling generator: seed (hex), stream and word position.
+    rng_seed: String,
+    rng_stream: u64,
+    rng_word_pos: String,
+    /// Parameter ids in traversal order; the optimizers' states are keyed by them.
+    net_ids: Vec<u64>,
+    sim_ids: Vec<u64>,
+    config: toml::Table,
+}
+
+struct Ids(Vec<u64>);
+
+impl ModuleVisitor for Ids {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.push(param.id.val());
+    }
+}
+
+fn ids<M: Module>(m: &M) -> Vec<u64> {
+    let mut v = Ids(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+/// Give a freshly built module the parameter ids of the checkpointed one.
+struct SetIds(std::vec::IntoIter<u64>);
+
+impl ModuleMapper for SetIds {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.0.next() {
+            Some(id) => {
+                let (_, value, mapper) = param.consume();
+                Param::from_mapped_value(burn::module::ParamId::from(id), value, mapper)
             }
+            None => param,
         }
-        if (step + 1) % 100 == 0 {
-            table = item_table(&net, fs);
+    }
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    mmrf_data::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
+    std::fs::read(path).map_err(|e| TrainError::io(path, e))
+}
+
+impl<'a> Trainer<'a> {
+    /// Write everything needed to continue exactly from here into `RUN_DIR/checkpoint/`
+    /// (built in a temporary directory, then swapped in, so a kill never leaves a torn one).
+    pub fn save_checkpoint(&self) -> Result<(), TrainError> {
+        let (Some(net), Some(target)) = (&self.net, &self.target) else {
+            return Err(TrainError::Run("the trainer failed earlier".into()));
+        };
+        let tmp = self.out.join(format!("{CHECKPOINT_DIR}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        run::save_weights(&net.valid(), &tmp.join("net.safetensors"))?;
+        run::save_weights(target, &tmp.join("target.safetensors"))?;
+        let optim_bytes = |o: &burn::optim::ModuleOptimizer| {
+            o.into_bytes()
+                .map(|b| b.to_vec())
+                .map_err(|e| TrainError::Run(format!("saving optimizer state: {e:?}")))
+        };
+        write_bytes(&tmp.join("optim_critic.bpk"), &optim_bytes(&self.opt_critic)?)?;
+        write_bytes(&tmp.join("optim_actor.bpk"), &optim_bytes(&self.opt_actor)?)?;
+        let mut sim_ids = Vec::new();
+        if let Some(sim) = &self.sim {
+            run::save_weights(&sim.model.valid(), &tmp.join("simulator.safetensors"))?;
+            write_bytes(&tmp.join("optim_simulator.bpk"), &optim_bytes(&sim.optim)?)?;
+            sim_ids = ids(&sim.model);
         }
-        if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
-            train_log.write(&serde_json::json!({
-                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
-                "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
-            }))?;
+        let order: Vec<u8> = self.order.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect();
+        write_bytes(&tmp.join("order.bin"), &order)?;
+        let table: Vec<u8> = self.table.iter().flat_map(|x| x.to_le_bytes()).collect();
+        write_bytes(&tmp.join("item_table.bin"), &table)?;
+        let state = CheckpointState {
+            method: self.method.clone(),
+            seed: self.seed,
+            step: self.step,
+            cursor: self.cursor,
+            sim_ready: self.sim_ready,
+            rng_seed: self.rng.get_seed().iter().map(|b| format!("{b:02x}")).collect(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            net_ids: ids(net),
+            sim_ids,
+            config: run::to_table(&self.cfg),
+        };
+        let text = toml::to_string(&state).map_err(|e| TrainError::Run(e.to_string()))?;
+        write_bytes(&tmp.join(CHECKPOINT_FILE), text.as_bytes())?;
+        let dir = self.out.join(CHECKPOINT_DIR);
+        let old = self.out.join(format!("{CHECKPOINT_DIR}.old"));
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(&dir, &old).map_err(|e| TrainError::io(&dir, e))?;
         }
-        bar.inc(1);
-        bar.set_message(format!("td {c_val:.3} head {h_val:.3} actor {a_val:.3}"));
+        std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
     }
-    bar.finish_and_clear();
-    let valid = net.valid();
-    run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
-    if let Some(sim) = &sim {
-        run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
-        let fit = sim.fit(data, fs, &timelines, cfg, seed);
-        let text = serde_json::to_string_pretty(&fit).unwrap_or_default();
-        mmrf_data::write_atomic(&out.join(SIMULATOR_FIT_FILE), text.as_bytes())
-            .map_err(|e| TrainError::io(&out.join(SIMULATOR_FIT_FILE), e))?;
+
+    /// Continue from `RUN_DIR/checkpoint/` (the caller holds [`mmrf_model::device::seeded`]).
+    pub fn resume(data: &'a Dataset, fs: &'a FeatureSpace, out: &Path) -> Result<Trainer<'a>, TrainError> {
+        let dir = out.join(CHECKPOINT_DIR);
+        let path = dir.join(CHECKPOINT_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        let st: CheckpointState =
+            toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+        let cfg: MmrfConfig = MmrfConfig::deserialize(toml::Value::Table(st.config.clone()))
+            .map_err(|e| TrainError::Run(format!("{}: [config]: {e}", path.display())))?;
+        let curve = std::fs::read_to_string(out.join(run::TRAIN_LOG_FILE)).unwrap_or_default();
+        let mut t = Trainer::new(data, fs, &st.method, &cfg, st.seed, out)?;
+        let bad = |what: &str| TrainError::Run(format!("{}: {what}", path.display()));
+        let net = run::load_weights(t.net.take().ok_or_else(|| bad("no network"))?, &dir.join("net.safetensors"))?;
+        let net = net.map(&mut SetIds(st.net_ids.clone().into_iter()));
+        let target = run::load_weights(t.target.take().ok_or_else(|| bad("no network"))?, &dir.join("target.safetensors"))?;
+        let optim = |name: &str| -> Result<burn::optim::ModuleOptimizer, TrainError> {
+            let bytes = read_bytes(&dir.join(name))?;
+            AdamConfig::new()
+                .init()
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+                .map_err(|e| TrainError::Run(format!("{}: {e:?}", dir.join(name).display())))
+        };
+        t.opt_critic = optim("optim_critic.bpk")?;
+        t.opt_actor = optim("optim_actor.bpk")?;
+        if let Some(sim) = t.sim.as_mut() {
+            let model = run::load_weights(sim.model.clone(), &dir.join("simulator.safetensors"))?;
+            sim.model = model.map(&mut SetIds(st.sim_ids.clone().into_iter()));
+            sim.optim = optim("optim_simulator.bpk")?;
+            sim.refresh();
+        }
+        t.net = Some(net);
+        t.target = Some(target);
+        let order = read_bytes(&dir.join("order.bin"))?;
+        t.order = order
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()) as usize)
+            .collect();
+        let table = read_bytes(&dir.join("item_table.bin"))?;
+        t.table = table
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        let seed_bytes: Vec<u8> = (0..st.rng_seed.len() / 2)
+            .map(|i| u8::from_str_radix(&st.rng_seed[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect();
+        let seed: [u8; 32] = seed_bytes.try_into().map_err(|_| bad("rng_seed"))?;
+        t.rng = ChaCha8Rng::from_seed(seed);
+        t.rng.set_stream(st.rng_stream);
+        t.rng.set_word_pos(st.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
+        t.cursor = st.cursor;
+        t.step = st.step;
+        t.sim_ready = st.sim_ready;
+        if t.order.len() != t.tr.set.requests.len().min(if cfg.max_requests > 0 { cfg.max_requests } else { usize::MAX })
+            || t.table.len() != t.table_len()
+        {
+            return Err(bad("does not fit this data"));
+        }
+        // The learning curve keeps the lines up to the checkpoint.
+        t.log_out = TrainLog::resume(out, st.step, &curve)?;
+        Ok(t)
     }
-    Manifest {
-        method: method.to_string(),
-        seed,
-        data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
-        shape: fs.shape(),
-        train_seconds: started.elapsed().as_secs_f64(),
-        config: run::to_table(cfg),
+
+    fn table_len(&self) -> usize {
+        self.fs.n_videos() * self.cfg.net.dim
     }
-    .write(out)?;
-    Ok(MmrfRanker::new(method, valid, fs.clone(), cfg.history))
 }
 
 /// The feedback simulator's weights in a run directory (full MMRF only).
@@ -656,6 +1000,12 @@ impl Sim {
 
     fn refresh(&mut self) {
         self.plain = self.model.valid();
+    }
+
+    /// Seed burn's generator (the twin head's dropout) from (seed, step), so every step's
+    /// masks are the same whether or not the run was interrupted and resumed.
+    fn reseed(&self, seed: u64, step: usize) {
+        self.device.seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
 
     /// States and item embeddings of `(request, items)` pairs for the simulator `m`.

@@ -123,3 +123,60 @@ fn bad_settings_are_refused() {
         assert!(err.contains(needle), "{set}: {err}");
     }
 }
+
+#[test]
+fn a_killed_run_resumes_to_the_same_model() {
+    let (tmp, data) = small();
+    let o = opts(9, &["checkpoint_every=10"]);
+    let full = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("full"), &o).unwrap();
+    assert!(!tmp.path().join("full").join(mmrf_train::mmrf::CHECKPOINT_DIR).exists(), "a finished run drops its checkpoint");
+
+    // The same run, killed after 17 updates (its last checkpoint is at update 10).
+    let dir = tmp.path().join("killed");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let fs = mmrf_model::FeatureSpace::from_dataset(data);
+        let cfg: mmrf_train::mmrf::MmrfConfig =
+            mmrf_train::settings_from(mmrf_train::mmrf::MmrfConfig::for_method("mmrf"), &o).unwrap();
+        let _seeded = mmrf_model::device::seeded(9);
+        let mut t = mmrf_train::mmrf::Trainer::new(data, &fs, "mmrf", &cfg, 9, &dir).unwrap();
+        t.pretrain_simulator(&Progress { quiet: true }).unwrap();
+        while t.step < 17 {
+            t.step().unwrap();
+            if t.step % 10 == 0 {
+                t.save_checkpoint().unwrap();
+            }
+        }
+    } // dropped mid-run: nothing else is written
+    assert!(dir.join(mmrf_train::mmrf::CHECKPOINT_DIR).join("checkpoint.toml").exists());
+    assert!(!dir.join("run.toml").exists());
+
+    let resumed = mmrf_train::train(
+        Method::Mmrf,
+        data,
+        &dir,
+        &TrainOptions {
+            resume: true,
+            ..opts(9, &["checkpoint_every=10"])
+        },
+    )
+    .unwrap();
+    assert_eq!(scores(data, full.as_ref()), scores(data, resumed.as_ref()));
+    // The learning curve has each logged step once.
+    let curve = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    let steps: Vec<u64> = curve
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    let mut sorted = steps.clone();
+    sorted.dedup();
+    assert_eq!(steps, sorted);
+    assert_eq!(
+        steps,
+        std::fs::read_to_string(tmp.path().join("full").join("train_log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    );
+}
