@@ -172,6 +172,21 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Time MMRF's full update (critics, actors, target networks, simulator refit) at the
+    /// default sizes on the default world; print updates/s and the achieved matmul GFLOP/s
+    /// next to this machine's SGEMM GFLOP/s.
+    TrainStep {
+        /// bc is not an RL method; one of mmrf, mmrf-co, mmrf-da, mmrf-ns.
+        #[arg(long, default_value = "mmrf")]
+        method: String,
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where to write the world (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Time offline evaluation (scoring every held-out impression, GAUC and NCIS with
     /// bootstrap CIs for all seven signals) on a world with about 1 M test impressions.
     Eval {
@@ -240,6 +255,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Eval { users, seed, dir },
         } => bench_eval(users, seed, dir),
+        Command::Bench {
+            command: BenchCommand::TrainStep { method, steps, seed, dir },
+        } => bench_train_step(&method, steps, seed, dir),
         Command::Benchmark { out, quick, seed } => benchmark::run(&out, quick, seed),
         Command::Train {
             data,
@@ -429,6 +447,47 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
         scored.len(),
         report.signals.len(),
         start.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
+    Ok(())
+}
+
+fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
+    use mmrf_train::mmrf::{update_flops, MmrfConfig, Trainer};
+    anyhow::ensure!(method.starts_with("mmrf"), "--method {method}: only the MMRF family trains by DPG updates");
+    let tmp = tempfile::tempdir()?;
+    let dir = dir.unwrap_or_else(|| tmp.path().join("world"));
+    let config = WorldConfig::new(Scale::Default, seed);
+    if mmrf_world::World::load(&dir).map(|w| w.file.config != config).unwrap_or(true) {
+        generate_world(&config, &dir)?;
+    }
+    let (ds, _) = Dataset::open(&dir)?;
+    let fs = mmrf_model::FeatureSpace::from_dataset(&ds);
+    let mut cfg = MmrfConfig::for_method(method);
+    cfg.sim_pretrain_steps = 5;
+    let _seeded = mmrf_model::device::seeded(seed);
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(&run)?;
+    let mut t = Trainer::new(&ds, &fs, method, &cfg, seed, &run)?;
+    t.pretrain_simulator(&mmrf_train::Progress { quiet: true })?;
+    for _ in 0..5 {
+        t.step()?;
+    }
+    let start = Instant::now();
+    let mut flops = 0.0;
+    for _ in 0..steps {
+        let s = t.step()?;
+        flops += update_flops(&cfg, &fs.shape(), &s);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sgemm = mmrf_model::device::sgemm_gflops(1024);
+    println!(
+        "train-step method={method} batch={} updates/s={:.2} ms/update={:.1} matmul_gflop/update={:.3} achieved_gflop/s={:.2} sgemm_gflop/s={sgemm:.1} threads={}",
+        cfg.batch,
+        steps as f64 / secs,
+        1000.0 * secs / steps as f64,
+        flops / steps as f64 / 1e9,
+        flops / secs / 1e9,
         rayon::current_num_threads()
     );
     Ok(())

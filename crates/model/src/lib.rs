@@ -44,6 +44,22 @@ pub mod device {
         inference().autodiff()
     }
 
+    /// This machine's single-precision matmul rate on the inference device, in GFLOP/s:
+    /// `n × n` by `n × n` products, the result read back each time.
+    pub fn sgemm_gflops(n: usize) -> f64 {
+        use burn::tensor::{Distribution, Tensor};
+        let device = inference();
+        let a = Tensor::<2>::random([n, n], Distribution::Default, &device);
+        let b = Tensor::<2>::random([n, n], Distribution::Default, &device);
+        let _ = a.clone().matmul(b.clone()).into_data();
+        let reps = 8;
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            let _ = a.clone().matmul(b.clone()).into_data();
+        }
+        2.0 * (n as f64).powi(3) * reps as f64 / start.elapsed().as_secs_f64() / 1e9
+    }
+
     static SEEDED: Mutex<()> = Mutex::new(());
 
     /// Seed burn's generator and hold it: burn's parameter initialisers and dropout draw
