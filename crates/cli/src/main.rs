@@ -256,7 +256,13 @@ fn run(cli: Cli) -> Result<()> {
             command: BenchCommand::Eval { users, seed, dir },
         } => bench_eval(users, seed, dir),
         Command::Bench {
-            command: BenchCommand::TrainStep { method, steps, seed, dir },
+            command:
+                BenchCommand::TrainStep {
+                    method,
+                    steps,
+                    seed,
+                    dir,
+                },
         } => bench_train_step(&method, steps, seed, dir),
         Command::Benchmark { out, quick, seed } => benchmark::run(&out, quick, seed),
         Command::Train {
@@ -454,11 +460,17 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
 
 fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     use mmrf_train::mmrf::{update_flops, MmrfConfig, Trainer};
-    anyhow::ensure!(method.starts_with("mmrf"), "--method {method}: only the MMRF family trains by DPG updates");
+    anyhow::ensure!(
+        method.starts_with("mmrf"),
+        "--method {method}: only the MMRF family trains by DPG updates"
+    );
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().join("world"));
     let config = WorldConfig::new(Scale::Default, seed);
-    if mmrf_world::World::load(&dir).map(|w| w.file.config != config).unwrap_or(true) {
+    if mmrf_world::World::load(&dir)
+        .map(|w| w.file.config != config)
+        .unwrap_or(true)
+    {
         generate_world(&config, &dir)?;
     }
     let (ds, _) = Dataset::open(&dir)?;
@@ -474,10 +486,12 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
         t.step()?;
     }
     let start = Instant::now();
-    let mut flops = 0.0;
+    let (mut flops, mut rows, mut videos) = (0.0, 0usize, 0usize);
     for _ in 0..steps {
         let s = t.step()?;
         flops += update_flops(&cfg, &fs.shape(), &s);
+        rows += s.batch;
+        videos += s.videos;
     }
     let secs = start.elapsed().as_secs_f64();
     let sgemm = mmrf_model::device::sgemm_gflops(1024);
@@ -489,6 +503,18 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
         flops / steps as f64 / 1e9,
         flops / secs / 1e9,
         rayon::current_num_threads()
+    );
+    let shape = fs.shape();
+    println!(
+        "shapes (for bench/mmrf_update.py): --rows {} --videos {} --user-dim {} --video-dim {} --n-users {} --n-videos {} --n-authors {} --n-tags {}",
+        rows / steps.max(1),
+        videos / steps.max(1),
+        shape.user_dim,
+        shape.video_dim,
+        shape.n_users,
+        shape.n_videos,
+        shape.n_authors,
+        shape.n_tags
     );
     Ok(())
 }

@@ -320,7 +320,10 @@ pub fn train(
     while t.step < t.cfg.steps {
         let s = t.step()?;
         bar.inc(1);
-        bar.set_message(format!("td {:.3} head {:.3} actor {:.3}", s.td_loss, s.reward_head_loss, s.actor_loss));
+        bar.set_message(format!(
+            "td {:.3} head {:.3} actor {:.3}",
+            s.td_loss, s.reward_head_loss, s.actor_loss
+        ));
         if t.cfg.checkpoint_every > 0 && t.step % t.cfg.checkpoint_every == 0 && t.step < t.cfg.steps {
             t.save_checkpoint()?;
         }
@@ -350,8 +353,19 @@ pub struct StepStats {
 pub fn update_flops(cfg: &MmrfConfig, shape: &mmrf_model::FeatureShape, stats: &StepStats) -> f64 {
     let f = |x: usize| x as f64;
     let (b, m, n) = (f(stats.batch), f(stats.videos), f(N_AGENTS));
-    let (d, s, h, hid, heads) = (f(cfg.net.dim), f(cfg.net.state), f(cfg.net.agent), f(cfg.net.hidden), f(cfg.net.heads));
-    let (l, k, u, v) = (f(cfg.history.max(1)), 6.0, f(shape.user_dim.max(1)), f(shape.video_dim.max(1)));
+    let (d, s, h, hid, heads) = (
+        f(cfg.net.dim),
+        f(cfg.net.state),
+        f(cfg.net.agent),
+        f(cfg.net.hidden),
+        f(cfg.net.heads),
+    );
+    let (l, k, u, v) = (
+        f(cfg.history.max(1)),
+        6.0,
+        f(shape.user_dim.max(1)),
+        f(shape.video_dim.max(1)),
+    );
     let lin = |rows: f64, i: f64, o: f64| 2.0 * rows * i * o;
     let items = |rows: f64, hidden: f64, out: f64| lin(rows, v, hidden) + lin(rows, hidden, out);
     let state = lin(b, u, s) + lin(b * l, d + 7.0, s) + lin(b, s, s);
@@ -378,7 +392,10 @@ pub fn update_flops(cfg: &MmrfConfig, shape: &mmrf_model::FeatureShape, stats: &
         let heads = 2.0 * (lin(rows * k, 2.0 * hs + ds, head) + lin(rows * k, head, n));
         let refit = 3.0 * (items(m, head, ds) + gru + heads + lin(rows, u, hs));
         let samples = (b - rows).max(0.0);
-        let labelling = items(m, head, ds) + lin(samples * l, ds + 7.0, 3.0 * hs) + lin(samples * l, hs, 3.0 * hs) + heads * samples / rows.max(1.0);
+        let labelling = items(m, head, ds)
+            + lin(samples * l, ds + 7.0, 3.0 * hs)
+            + lin(samples * l, hs, 3.0 * hs)
+            + heads * samples / rows.max(1.0);
         refit / f(cfg.sim_refit_every.max(1)) + labelling
     } else {
         0.0
@@ -531,249 +548,253 @@ impl<'a> Trainer<'a> {
         let step = *step_ref;
         let d = cfg.net.dim;
         let k_max = 6usize;
-        let mut net = net_slot.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
-        let mut target = target_slot.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let mut net = net_slot
+            .take()
+            .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let mut target = target_slot
+            .take()
+            .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let (device, plain) = (&*device, &*plain);
-    // The batch: B logged requests plus the non-impression samples of a share of them.
-    let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
-    while batch.len() < cfg.batch {
-        if *cursor == order.len() {
-            order.shuffle(rng);
-            *cursor = 0;
-        }
-        batch.push(order[*cursor]);
-        *cursor += 1;
-    }
-    // (request index, shown videos, rewards, is_sample)
-    let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
-    for &i in &batch {
-        let r = &tr.set.requests[i];
-        let shown: Vec<u32> = tr
-            .set
-            .shown_rows(r)
-            .iter()
-            .map(|&row| log.video[row as usize])
-            .collect();
-        rows.push((i, shown, tr.rewards[i], false));
-    }
-    if cfg.augment != Augment::None {
-        for &i in &batch {
-            if rng.random::<f64>() >= cfg.sample_share {
-                continue;
+        // The batch: B logged requests plus the non-impression samples of a share of them.
+        let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
+        while batch.len() < cfg.batch {
+            if *cursor == order.len() {
+                order.shuffle(rng);
+                *cursor = 0;
             }
-            tr.set.candidates(i, log, cands);
+            batch.push(order[*cursor]);
+            *cursor += 1;
+        }
+        // (request index, shown videos, rewards, is_sample)
+        let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
+        for &i in &batch {
+            let r = &tr.set.requests[i];
             let shown: Vec<u32> = tr
                 .set
-                .shown_rows(&tr.set.requests[i])
+                .shown_rows(r)
                 .iter()
-                .map(|&r| log.video[r as usize])
+                .map(|&row| log.video[row as usize])
                 .collect();
-            let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
-            let mut scored: Vec<(f32, u32)> = cands
+            rows.push((i, shown, tr.rewards[i], false));
+        }
+        if cfg.augment != Augment::None {
+            for &i in &batch {
+                if rng.random::<f64>() >= cfg.sample_share {
+                    continue;
+                }
+                tr.set.candidates(i, log, cands);
+                let shown: Vec<u32> = tr
+                    .set
+                    .shown_rows(&tr.set.requests[i])
+                    .iter()
+                    .map(|&r| log.video[r as usize])
+                    .collect();
+                let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+                let mut scored: Vec<(f32, u32)> = cands
+                    .iter()
+                    .filter(|c| !shown.contains(c))
+                    .map(|&c| {
+                        let e = &table[c as usize * d..(c as usize + 1) * d];
+                        (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+                    })
+                    .collect();
+                scored.sort_by(|x, y| y.0.total_cmp(&x.0));
+                let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
+                if picked.is_empty() {
+                    continue;
+                }
+                let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
+                rows.push((i, picked, rewards, true));
+            }
+        }
+        // Labels of the non-impression samples, per item and signal, in reward units.
+        let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
+            Some(sim) => {
+                let sampled: Vec<(usize, &[u32])> =
+                    rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
+                sim.label(fs, timelines, tr, log, &sampled, cfg)
+            }
+            None => rows
                 .iter()
-                .filter(|c| !shown.contains(c))
-                .map(|&c| {
-                    let e = &table[c as usize * d..(c as usize + 1) * d];
-                    (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
-                })
-                .collect();
-            scored.sort_by(|x, y| y.0.total_cmp(&x.0));
-            let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
-            if picked.is_empty() {
-                continue;
-            }
-            let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
-            rows.push((i, picked, rewards, true));
-        }
-    }
-    // Labels of the non-impression samples, per item and signal, in reward units.
-    let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
-        Some(sim) => {
-            let sampled: Vec<(usize, &[u32])> =
-                rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
-            sim.label(fs, timelines, tr, log, &sampled, cfg)
-        }
-        None => rows
-            .iter()
-            .filter(|r| r.3)
-            .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
-            .collect(),
-    };
-    let b = rows.len();
-
-    // States now and next (the next state of a session's last request is unused).
-    let mut s_in = StateInputs::new(cfg.history);
-    let mut n_in = StateInputs::new(cfg.history);
-    let mut done = Vec::with_capacity(b);
-    for (i, ..) in &rows {
-        s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-        match tr.next[*i] {
-            Some(j) => {
-                n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
-                done.push(0.0f32);
-            }
-            None => {
-                n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-                done.push(1.0f32);
-            }
-        }
-    }
-    // Unique videos of the online side: shown items and the current states' histories.
-    let mut videos: Vec<u32> = Vec::new();
-    let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
-        if v != PAD && slot[v as usize] == u32::MAX {
-            slot[v as usize] = videos.len() as u32;
-            videos.push(v);
-        }
-    };
-    for (_, shown, ..) in &rows {
-        shown.iter().for_each(|&v| add(v, slot, &mut videos));
-    }
-    s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
-    let m = videos.len();
-    let e = net.items.forward(video_batch(fs, &videos, device));
-    let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
-    let row_of = |v: u32| slot[v as usize] as i64;
-    let s = net
-        .state
-        .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
-    let mut shown_idx = vec![m as i64; b * k_max];
-    let mut shown_mask = vec![0f32; b * k_max];
-    let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
-    let mut next_sample = 0;
-    for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
-        let r = &tr.set.requests[*i];
-        let logged_rows = tr.set.shown_rows(r);
-        let labels_here = if *sample {
-            next_sample += 1;
-            Some(&sample_labels[next_sample - 1])
-        } else {
-            None
+                .filter(|r| r.3)
+                .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
+                .collect(),
         };
-        for (k, &v) in shown.iter().take(k_max).enumerate() {
-            shown_idx[x * k_max + k] = slot[v as usize] as i64;
-            if let Some(l) = labels_here {
-                item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
-            } else {
-                shown_mask[x * k_max + k] = 1.0;
-                let row = logged_rows[k] as usize;
-                for (a, sig) in Signal::ALL.iter().enumerate() {
-                    item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
+        let b = rows.len();
+
+        // States now and next (the next state of a session's last request is unused).
+        let mut s_in = StateInputs::new(cfg.history);
+        let mut n_in = StateInputs::new(cfg.history);
+        let mut done = Vec::with_capacity(b);
+        for (i, ..) in &rows {
+            s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+            match tr.next[*i] {
+                Some(j) => {
+                    n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
+                    done.push(0.0f32);
+                }
+                None => {
+                    n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+                    done.push(1.0f32);
                 }
             }
         }
-    }
-    let mut act_mask = shown_mask.clone();
-    for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
-        if *sample {
-            for k in 0..shown.len().min(k_max) {
-                act_mask[x * k_max + k] = 1.0;
+        // Unique videos of the online side: shown items and the current states' histories.
+        let mut videos: Vec<u32> = Vec::new();
+        let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+            if v != PAD && slot[v as usize] == u32::MAX {
+                slot[v as usize] = videos.len() as u32;
+                videos.push(v);
+            }
+        };
+        for (_, shown, ..) in &rows {
+            shown.iter().for_each(|&v| add(v, slot, &mut videos));
+        }
+        s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+        let m = videos.len();
+        let e = net.items.forward(video_batch(fs, &videos, device));
+        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+        let row_of = |v: u32| slot[v as usize] as i64;
+        let s = net
+            .state
+            .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
+        let mut shown_idx = vec![m as i64; b * k_max];
+        let mut shown_mask = vec![0f32; b * k_max];
+        let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+        let mut next_sample = 0;
+        for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
+            let r = &tr.set.requests[*i];
+            let logged_rows = tr.set.shown_rows(r);
+            let labels_here = if *sample {
+                next_sample += 1;
+                Some(&sample_labels[next_sample - 1])
+            } else {
+                None
+            };
+            for (k, &v) in shown.iter().take(k_max).enumerate() {
+                shown_idx[x * k_max + k] = slot[v as usize] as i64;
+                if let Some(l) = labels_here {
+                    item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
+                } else {
+                    shown_mask[x * k_max + k] = 1.0;
+                    let row = logged_rows[k] as usize;
+                    for (a, sig) in Signal::ALL.iter().enumerate() {
+                        item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
+                    }
+                }
             }
         }
-    }
-    for v in &videos {
-        slot[*v as usize] = u32::MAX;
-    }
-    let shown_e = e_pad
-        .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
-        .reshape([b, k_max, d]);
-    let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
-
-    // TD targets per shown item: its reward plus the discounted value of the next
-    // request under the target networks (no gradient).
-    let y = {
-        let mut tv: Vec<u32> = Vec::new();
-        n_in.videos.iter().for_each(|&v| add(v, slot, &mut tv));
-        let tm = tv.len();
-        let te = target.items.forward(video_batch(fs, &tv, plain));
-        let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], plain)], 0);
-        let sn = target.state.forward(n_in.to_batch(
-            fs.users.dim,
-            te_pad,
-            |v| slot[v as usize] as i64,
-            tm as i64,
-            plain,
-        ));
-        for v in &tv {
+        let mut act_mask = shown_mask.clone();
+        for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
+            if *sample {
+                for k in 0..shown.len().min(k_max) {
+                    act_mask[x * k_max + k] = 1.0;
+                }
+            }
+        }
+        for v in &videos {
             slot[*v as usize] = u32::MAX;
         }
-        let h = target.agents.embeddings(sn.clone());
-        let ec = target.agents.collaborate(h.clone());
-        let an = target.agents.actions(h, ec, 1.0);
-        let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
-        let mut y = vec![0f32; N_AGENTS * b * k_max];
-        for a in 0..N_AGENTS {
-            for x in 0..b {
-                let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
-                for k in 0..k_max {
-                    y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+        let shown_e = e_pad
+            .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
+            .reshape([b, k_max, d]);
+        let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+
+        // TD targets per shown item: its reward plus the discounted value of the next
+        // request under the target networks (no gradient).
+        let y = {
+            let mut tv: Vec<u32> = Vec::new();
+            n_in.videos.iter().for_each(|&v| add(v, slot, &mut tv));
+            let tm = tv.len();
+            let te = target.items.forward(video_batch(fs, &tv, plain));
+            let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], plain)], 0);
+            let sn = target.state.forward(n_in.to_batch(
+                fs.users.dim,
+                te_pad,
+                |v| slot[v as usize] as i64,
+                tm as i64,
+                plain,
+            ));
+            for v in &tv {
+                slot[*v as usize] = u32::MAX;
+            }
+            let h = target.agents.embeddings(sn.clone());
+            let ec = target.agents.collaborate(h.clone());
+            let an = target.agents.actions(h, ec, 1.0);
+            let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
+            let mut y = vec![0f32; N_AGENTS * b * k_max];
+            for a in 0..N_AGENTS {
+                for x in 0..b {
+                    let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
+                    for k in 0..k_max {
+                        y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+                    }
                 }
             }
-        }
-        Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
-    };
-    let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
-    let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-    let critic_loss = ((q - y).powi_scalar(2) * td_mask).sum() / td_n;
-    let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
-    let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
-    let pred = net.critics.item_rewards(s.clone(), shown_e);
-    let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-    let head_loss = ((pred - labels).powi_scalar(2) * head_mask).sum() / head_n;
-    let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
-    let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
-    check_finite(c_val, step, "critics", "td_loss")?;
-    check_finite(h_val, step, "critics", "reward_head_loss")?;
-    let grads = GradientsParams::from_grads(loss1.backward(), &net);
-    net = opt_critic.step(cfg.lr_critic, net, grads);
+            Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
+        };
+        let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
+        let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+        let critic_loss = ((q - y).powi_scalar(2) * td_mask).sum() / td_n;
+        let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
+        let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
+        let pred = net.critics.item_rewards(s.clone(), shown_e);
+        let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+        let head_loss = ((pred - labels).powi_scalar(2) * head_mask).sum() / head_n;
+        let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+        let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+        check_finite(c_val, step, "critics", "td_loss")?;
+        check_finite(h_val, step, "critics", "reward_head_loss")?;
+        let grads = GradientsParams::from_grads(loss1.backward(), &net);
+        net = opt_critic.step(cfg.lr_critic, net, grads);
 
-    // Actors: main through Q_N (and into the auxiliary actors with weight α), each
-    // auxiliary actor through its own critic with weight β.
-    let sd = s.detach();
-    let h = net.agents.embeddings(sd.clone());
-    let ec = net.agents.collaborate(h.clone());
-    let a = net.agents.actions(h, ec, cfg.alpha);
-    let qa = net.critics.q(sd, a); // [N, B]
-    let weights: Vec<f32> = (0..N_AGENTS)
-        .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
-        .collect();
-    let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
-    let actor_loss = (qa * w).mean().neg();
-    let a_val = actor_loss.clone().into_scalar::<f32>();
-    check_finite(a_val, step, "actors", "policy_loss")?;
-    let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
-    let MmrfNet {
-        items,
-        state,
-        agents,
-        critics,
-    } = net;
-    let agents = opt_actor.step(cfg.lr_actor, agents, grads);
-    net = MmrfNet {
-        items,
-        state,
-        agents,
-        critics,
-    };
-    target = soft_update(target, &net, cfg.soft_update);
-    let mut sim_loss = f32::NAN;
-    if let Some(sim) = sim.as_mut() {
-        if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
-            sim.reseed(*seed, step);
+        // Actors: main through Q_N (and into the auxiliary actors with weight α), each
+        // auxiliary actor through its own critic with weight β.
+        let sd = s.detach();
+        let h = net.agents.embeddings(sd.clone());
+        let ec = net.agents.collaborate(h.clone());
+        let a = net.agents.actions(h, ec, cfg.alpha);
+        let qa = net.critics.q(sd, a); // [N, B]
+        let weights: Vec<f32> = (0..N_AGENTS)
+            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+            .collect();
+        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
+        let actor_loss = (qa * w).mean().neg();
+        let a_val = actor_loss.clone().into_scalar::<f32>();
+        check_finite(a_val, step, "actors", "policy_loss")?;
+        let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+        let MmrfNet {
+            items,
+            state,
+            agents,
+            critics,
+        } = net;
+        let agents = opt_actor.step(cfg.lr_actor, agents, grads);
+        net = MmrfNet {
+            items,
+            state,
+            agents,
+            critics,
+        };
+        target = soft_update(target, &net, cfg.soft_update);
+        let mut sim_loss = f32::NAN;
+        if let Some(sim) = sim.as_mut() {
+            if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
+                sim.reseed(*seed, step);
                 sim_loss = sim.step(fs, timelines, tr, log, &batch, cfg)?;
-            check_finite(sim_loss, step, "simulator", "mse")?;
-            sim.refresh();
+                check_finite(sim_loss, step, "simulator", "mse")?;
+                sim.refresh();
+            }
         }
-    }
-    if (step + 1) % 100 == 0 {
-        *table = item_table(&net, fs);
-    }
-    if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
-        log_out.write(&serde_json::json!({
-            "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
-            "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
-        }))?;
-    }
+        if (step + 1) % 100 == 0 {
+            *table = item_table(&net, fs);
+        }
+        if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+            log_out.write(&serde_json::json!({
+                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
+                "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
+            }))?;
+        }
         let stats = StepStats {
             td_loss: c_val,
             reward_head_loss: h_val,
@@ -791,7 +812,10 @@ impl<'a> Trainer<'a> {
     /// Write the final model (and the simulator and its fit) and the manifest.
     pub fn finish(mut self, train_seconds: f64) -> Result<MmrfRanker, TrainError> {
         let (fs, data, out, cfg, seed) = (self.fs, self.data, self.out.clone(), self.cfg.clone(), self.seed);
-        let net = self.net.take().ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
+        let net = self
+            .net
+            .take()
+            .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let timelines = &self.timelines;
         let sim = &self.sim;
         let method = self.method.clone();
@@ -945,9 +969,15 @@ impl<'a> Trainer<'a> {
         let curve = std::fs::read_to_string(out.join(run::TRAIN_LOG_FILE)).unwrap_or_default();
         let mut t = Trainer::new(data, fs, &st.method, &cfg, st.seed, out)?;
         let bad = |what: &str| TrainError::Run(format!("{}: {what}", path.display()));
-        let net = run::load_weights(t.net.take().ok_or_else(|| bad("no network"))?, &dir.join("net.safetensors"))?;
+        let net = run::load_weights(
+            t.net.take().ok_or_else(|| bad("no network"))?,
+            &dir.join("net.safetensors"),
+        )?;
         let net = net.map(&mut SetIds(st.net_ids.clone().into_iter()));
-        let target = run::load_weights(t.target.take().ok_or_else(|| bad("no network"))?, &dir.join("target.safetensors"))?;
+        let target = run::load_weights(
+            t.target.take().ok_or_else(|| bad("no network"))?,
+            &dir.join("target.safetensors"),
+        )?;
         let optim = |name: &str| -> Result<burn::optim::ModuleOptimizer, TrainError> {
             let bytes = read_bytes(&dir.join(name))?;
             AdamConfig::new()
@@ -981,11 +1011,17 @@ impl<'a> Trainer<'a> {
         let seed: [u8; 32] = seed_bytes.try_into().map_err(|_| bad("rng_seed"))?;
         t.rng = ChaCha8Rng::from_seed(seed);
         t.rng.set_stream(st.rng_stream);
-        t.rng.set_word_pos(st.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
+        t.rng
+            .set_word_pos(st.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
         t.cursor = st.cursor;
         t.step = st.step;
         t.sim_ready = st.sim_ready;
-        if t.order.len() != t.tr.set.requests.len().min(if cfg.max_requests > 0 { cfg.max_requests } else { usize::MAX })
+        if t.order.len()
+            != t.tr.set.requests.len().min(if cfg.max_requests > 0 {
+                cfg.max_requests
+            } else {
+                usize::MAX
+            })
             || t.table.len() != t.table_len()
         {
             return Err(bad("does not fit this data"));
@@ -1049,7 +1085,8 @@ impl Sim {
     /// Seed burn's generator (the twin head's dropout) from (seed, step), so every step's
     /// masks are the same whether or not the run was interrupted and resumed.
     fn reseed(&self, seed: u64, step: usize) {
-        self.device.seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        self.device
+            .seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
 
     /// States and item embeddings of `(request, items)` pairs for the simulator `m`.

@@ -129,7 +129,10 @@ fn a_killed_run_resumes_to_the_same_model() {
     let (tmp, data) = small();
     let o = opts(9, &["checkpoint_every=10"]);
     let full = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("full"), &o).unwrap();
-    assert!(!tmp.path().join("full").join(mmrf_train::mmrf::CHECKPOINT_DIR).exists(), "a finished run drops its checkpoint");
+    assert!(
+        !tmp.path().join("full").join(mmrf_train::mmrf::CHECKPOINT_DIR).exists(),
+        "a finished run drops its checkpoint"
+    );
 
     // The same run, killed after 17 updates (its last checkpoint is at update 10).
     let dir = tmp.path().join("killed");
@@ -148,7 +151,10 @@ fn a_killed_run_resumes_to_the_same_model() {
             }
         }
     } // dropped mid-run: nothing else is written
-    assert!(dir.join(mmrf_train::mmrf::CHECKPOINT_DIR).join("checkpoint.toml").exists());
+    assert!(dir
+        .join(mmrf_train::mmrf::CHECKPOINT_DIR)
+        .join("checkpoint.toml")
+        .exists());
     assert!(!dir.join("run.toml").exists());
 
     let resumed = mmrf_train::train(
@@ -166,7 +172,11 @@ fn a_killed_run_resumes_to_the_same_model() {
     let curve = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
     let steps: Vec<u64> = curve
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     let mut sorted = steps.clone();
     sorted.dedup();
@@ -176,7 +186,9 @@ fn a_killed_run_resumes_to_the_same_model() {
         std::fs::read_to_string(tmp.path().join("full").join("train_log.jsonl"))
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap())
             .collect::<Vec<_>>()
     );
 }
