@@ -186,6 +186,11 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     if let Err(e) = mmrf_eval::report::plots(out, &results.offline, &results.online) {
         eprintln!("warning: plots skipped: {e}");
     }
+    for m in &results.offline {
+        if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
+            eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
+        }
+    }
     println!("{md}");
     eprintln!(
         "wrote {}/results.json, results.md and plots in {:.1}s",

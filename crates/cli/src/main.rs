@@ -286,6 +286,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let start = Instant::now();
             mmrf_train::train(method, &ds, &out, &opts)?;
+            if let Err(e) = mmrf_eval::report::learning_curve(&out) {
+                eprintln!("warning: learning curve not plotted: {e}");
+            }
             eprintln!(
                 "trained {} in {:.1}s into {}",
                 method.name(),
@@ -486,9 +489,10 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
         t.step()?;
     }
     let start = Instant::now();
-    let (mut flops, mut rows, mut videos) = (0.0, 0usize, 0usize);
+    let (mut flops, mut rows, mut videos, mut prep) = (0.0, 0usize, 0usize, 0.0);
     for _ in 0..steps {
         let s = t.step()?;
+        prep += s.prep_seconds;
         flops += update_flops(&cfg, &fs.shape(), &s);
         rows += s.batch;
         videos += s.videos;
@@ -496,10 +500,11 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
     let secs = start.elapsed().as_secs_f64();
     let sgemm = mmrf_model::device::sgemm_gflops(1024);
     println!(
-        "train-step method={method} batch={} updates/s={:.2} ms/update={:.1} matmul_gflop/update={:.3} achieved_gflop/s={:.2} sgemm_gflop/s={sgemm:.1} threads={}",
+        "train-step method={method} batch={} updates/s={:.2} ms/update={:.1} (batch assembly {:.1}) matmul_gflop/update={:.3} achieved_gflop/s={:.2} sgemm_gflop/s={sgemm:.1} threads={}",
         cfg.batch,
         steps as f64 / secs,
         1000.0 * secs / steps as f64,
+        1000.0 * prep / steps as f64,
         flops / steps as f64 / 1e9,
         flops / secs / 1e9,
         rayon::current_num_threads()

@@ -341,3 +341,64 @@ pub fn plots(dir: &Path, offline: &[OfflineReport], online: &AbReport) -> Result
     written.push(path);
     Ok(written)
 }
+
+/// `RUN_DIR/learning_curve.png`: every loss in `train_log.jsonl` against the step, one panel
+/// each.
+pub fn learning_curve(run_dir: &Path) -> Result<std::path::PathBuf, String> {
+    use plotters::prelude::*;
+    let log = run_dir.join("train_log.jsonl");
+    let text = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut series: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for line in text.lines() {
+        let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(step) = v.get("step").and_then(|s| s.as_f64()) else {
+            continue;
+        };
+        for (k, x) in &v {
+            if matches!(k.as_str(), "step" | "epoch" | "batch") {
+                continue;
+            }
+            if let Some(x) = x.as_f64().filter(|x| x.is_finite()) {
+                series.entry(k.clone()).or_default().push((step, x));
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err(format!("{}: no losses to plot", log.display()));
+    }
+    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let path = run_dir.join("learning_curve.png");
+    let n = series.len();
+    {
+        let root = BitMapBackend::new(&path, (520 * n.min(4) as u32, 380 * n.div_ceil(4) as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let panels = root.split_evenly((n.div_ceil(4), n.min(4)));
+        for (i, (panel, (name, pts))) in panels.iter().zip(&series).enumerate() {
+            let (x0, x1) = (
+                pts.first().map_or(0.0, |p| p.0),
+                pts.last().map_or(1.0, |p| p.0).max(1.0),
+            );
+            let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            let pad = ((hi - lo).abs() * 0.05).max(1e-6);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(name, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(55)
+                .build_cartesian_2d(x0..x1, lo - pad..hi + pad)
+                .map_err(|e| err(&e))?;
+            chart.configure_mesh().x_desc("step").draw().map_err(|e| err(&e))?;
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), Palette99::pick(i).stroke_width(2)))
+                .map_err(|e| err(&e))?;
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(path)
+}

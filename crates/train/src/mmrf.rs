@@ -343,6 +343,10 @@ pub struct StepStats {
     pub batch: usize,
     /// Unique videos embedded on the online side.
     pub videos: usize,
+    /// Wall time assembling the batch (sampling, states, non-impression candidates and
+    /// their simulator labels) before the networks run, and of the whole update.
+    pub prep_seconds: f64,
+    pub seconds: f64,
 }
 
 /// Matmul FLOPs of one update, counted from the layer sizes: every linear layer and batched
@@ -546,6 +550,7 @@ impl<'a> Trainer<'a> {
         let (fs, log): (&FeatureSpace, &mmrf_data::LogColumns) = (fs, log);
         let (timelines, tr): (&Timelines, &Transitions<'_>) = (timelines, tr);
         let step = *step_ref;
+        let started = Instant::now();
         let d = cfg.net.dim;
         let k_max = 6usize;
         let mut net = net_slot
@@ -652,6 +657,7 @@ impl<'a> Trainer<'a> {
         }
         s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
         let m = videos.len();
+        let prep = started.elapsed().as_secs_f64();
         let e = net.items.forward(video_batch(fs, &videos, device));
         let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
         let row_of = |v: u32| slot[v as usize] as i64;
@@ -754,7 +760,9 @@ impl<'a> Trainer<'a> {
         let h = net.agents.embeddings(sd.clone());
         let ec = net.agents.collaborate(h.clone());
         let a = net.agents.actions(h, ec, cfg.alpha);
-        let qa = net.critics.q(sd, a); // [N, B]
+        // The critics only pass the gradient through to the actions: a frozen copy spares
+        // the backward pass their weight gradients, which this phase would discard.
+        let qa = net.critics.clone().no_grad().q(sd, a); // [N, B]
         let weights: Vec<f32> = (0..N_AGENTS)
             .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
             .collect();
@@ -802,6 +810,8 @@ impl<'a> Trainer<'a> {
             simulator_loss: (!sim_loss.is_nan()).then_some(sim_loss),
             batch: b,
             videos: m,
+            prep_seconds: prep,
+            seconds: started.elapsed().as_secs_f64(),
         };
         *net_slot = Some(net);
         *target_slot = Some(target);
