@@ -25,6 +25,8 @@ struct Results {
     offline: Vec<OfflineReport>,
     online: AbReport,
     fidelity: FidelityReport,
+    /// MMRF's feedback simulator against the world on shown and never-shown items.
+    simulator: Option<mmrf_eval::ssb::SsbReport>,
     seconds: std::collections::BTreeMap<String, f64>,
 }
 
@@ -167,6 +169,21 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
+    let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), &ds) {
+        Ok(sim) => Some(mmrf_eval::ssb::simulator_vs_world(
+            &ds,
+            &timelines,
+            &world.model,
+            &sim,
+            1000,
+            16,
+            seed,
+        )),
+        Err(e) => {
+            eprintln!("warning: simulator check skipped: {e}");
+            None
+        }
+    };
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
 
     let results = Results {
@@ -176,12 +193,17 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
         offline,
         online,
         fidelity: fid,
+        simulator,
         seconds,
     };
     std::fs::create_dir_all(out)?;
     let json = serde_json::to_string_pretty(&results)?;
     mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
-    let md = mmrf_eval::report::markdown(&results.offline, &results.online, &results.fidelity);
+    let mut md = mmrf_eval::report::markdown(&results.offline, &results.online, &results.fidelity);
+    if let Some(s) = &results.simulator {
+        md += "\n";
+        md += &mmrf_eval::report::simulator_table(s);
+    }
     mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
     if let Err(e) = mmrf_eval::report::plots(out, &results.offline, &results.online) {
         eprintln!("warning: plots skipped: {e}");

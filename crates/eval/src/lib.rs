@@ -7,11 +7,13 @@
 //!   (π_β from BC or the world's truth), and the scored-impressions dump;
 //! - [`abtest`]: the simulated online A/B test with paired arms, CIs and per-day lifts;
 //! - [`fidelity`]: NCIS against the world's true online values;
-//! - [`report`]: Table 1 / Table 2 / fidelity as Markdown, and PNG plots.
+//! - [`report`]: Table 1 / Table 2 / fidelity as Markdown, and PNG plots;
+//! - [`ssb`]: the feedback simulator against the world on shown and never-shown items.
 
 pub mod abtest;
 pub mod fidelity;
 pub mod offline;
 pub mod report;
+pub mod ssb;
 
 pub use mmrf_metrics::{auc, gauc, ncis, ope, Gauc, OffPolicy, OpeConfig};

@@ -194,6 +194,28 @@ pub fn fidelity_table(f: &FidelityReport) -> String {
     s
 }
 
+/// The simulator-against-the-world table (sample selection bias).
+pub fn simulator_table(r: &crate::ssb::SsbReport) -> String {
+    let mut s = format!(
+        "### Feedback simulator against the world ({} held-out requests, {} draws per item)\n\n| Signal | Pearson, shown | Pearson, never shown | RMSE, shown | RMSE, never shown | mean predicted / true, never shown |\n|---|---:|---:|---:|---:|---:|\n",
+        r.requests, r.samples
+    );
+    for x in &r.signals {
+        s += &format!(
+            "| {} | {:.3} | {:.3} | {:.4} | {:.4} | {:.4} / {:.4} |\n",
+            x.signal,
+            x.impressed.pearson,
+            x.non_impressed.pearson,
+            x.impressed.rmse,
+            x.non_impressed.rmse,
+            x.non_impressed.mean_predicted,
+            x.non_impressed.mean_true
+        );
+    }
+    s += "\nValues on the simulator's scale: rates for the binary signals, min(play time / 60 s, 1) for WatchTime. The truth is the world's expected feedback for the user on that day at the start of a visit.\n";
+    s
+}
+
 /// Find a TrueType font for plot labels: `MMRF_FONT`, else common system locations.
 fn font() -> Option<Vec<u8>> {
     let mut paths: Vec<std::path::PathBuf> = std::env::var_os("MMRF_FONT").map(Into::into).into_iter().collect();

@@ -1319,6 +1319,91 @@ impl Sim {
     }
 }
 
+/// A trained run's feedback simulator, for checking what it predicts (full MMRF runs).
+pub struct SimulatorScorer {
+    model: FeedbackSimulator,
+    fs: FeatureSpace,
+    history: usize,
+}
+
+impl SimulatorScorer {
+    /// The simulator of the run in `dir` (an error when the run has none).
+    pub fn load(dir: &Path, data: &Dataset) -> Result<SimulatorScorer, TrainError> {
+        let manifest = Manifest::read(dir)?;
+        let fs = FeatureSpace::from_dataset(data);
+        manifest.check_shape(&fs.shape())?;
+        let cfg: MmrfConfig = manifest.config()?;
+        let path = dir.join(SIMULATOR_FILE);
+        if !path.exists() {
+            return Err(TrainError::Run(format!(
+                "{}: this run has no feedback simulator",
+                dir.display()
+            )));
+        }
+        let model = FeedbackSimulator::new(&fs.shape(), &cfg.sim, &mmrf_model::device::inference());
+        let model = run::load_weights(model, &path)?;
+        Ok(SimulatorScorer {
+            model,
+            fs,
+            history: cfg.history,
+        })
+    }
+
+    /// The main head's predictions `r` (click, like, follow, comment, hate, long_view,
+    /// `min(play / 60 s, 1)`) for `items[i]` (at most 6) in state `states[i]`.
+    pub fn predict(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
+        const K: usize = 6;
+        let device = mmrf_model::device::inference();
+        let mut s_in = StateInputs::new(self.history);
+        let mut videos: Vec<u32> = Vec::new();
+        let mut slot = std::collections::HashMap::new();
+        let mut add = |v: u32, videos: &mut Vec<u32>| {
+            *slot.entry(v).or_insert_with(|| {
+                videos.push(v);
+                videos.len() as i64 - 1
+            })
+        };
+        for (state, its) in states.iter().zip(items) {
+            s_in.push(&self.fs, state);
+            its.iter().for_each(|&v| {
+                add(v, &mut videos);
+            });
+        }
+        let hist: Vec<u32> = s_in.videos.iter().copied().filter(|&v| v != PAD).collect();
+        hist.iter().for_each(|&v| {
+            add(v, &mut videos);
+        });
+        let idx_of: std::collections::HashMap<u32, i64> =
+            videos.iter().enumerate().map(|(i, &v)| (v, i as i64)).collect();
+        let m = videos.len();
+        let e = self.model.items().forward(video_batch(&self.fs, &videos, &device));
+        let d = e.dims()[1];
+        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], &device)], 0);
+        let batch = s_in.to_batch(self.fs.users.dim, e_pad.clone(), |v| idx_of[&v], m as i64, &device);
+        let b = states.len();
+        let mut idx = vec![m as i64; b * K];
+        for (x, its) in items.iter().enumerate() {
+            for (k, v) in its.iter().take(K).enumerate() {
+                idx[x * K + k] = idx_of[v];
+            }
+        }
+        let it = e_pad
+            .select(0, Tensor::from_data(TensorData::new(idx, [b * K]), &device))
+            .reshape([b, K, d]);
+        let (r, _) = self.model.predict(self.model.context(batch), it);
+        let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
+        items
+            .iter()
+            .enumerate()
+            .map(|(x, its)| {
+                (0..its.len().min(K))
+                    .map(|k| std::array::from_fn(|a| v[(x * K + k) * N_AGENTS + a]))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// Load an MMRF run.
 pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<MmrfRanker, TrainError> {
     let cfg: MmrfConfig = manifest.config()?;

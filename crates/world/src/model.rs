@@ -417,6 +417,29 @@ impl WorldModel {
         dot(&state.base, self.author_vec(author)) + if state.followed.contains(&author) { 1.0 } else { 0.0 }
     }
 
+    /// The expected feedback of `item` for a user in `state`, by `samples` draws on copies
+    /// of the state (which is left unchanged): click, like, follow, comment, hate,
+    /// long_view rates and the mean of `min(play time / 60 s, 1)`, the scale a feedback
+    /// model predicts on.
+    pub fn expected_feedback(&self, state: &UserState, item: u32, samples: usize, r: &mut impl Rng) -> [f64; 7] {
+        let mut acc = [0f64; 7];
+        for _ in 0..samples.max(1) {
+            let mut s = state.clone();
+            let (f, _) = self.respond(&mut s, item, r);
+            let x = [
+                f.click as u8 as f64,
+                f.like as u8 as f64,
+                f.follow as u8 as f64,
+                f.comment as u8 as f64,
+                f.hate as u8 as f64,
+                f.long_view as u8 as f64,
+                (f.play_time_ms as f64 / 60_000.0).min(1.0),
+            ];
+            acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
+        }
+        acc.map(|a| a / samples.max(1) as f64)
+    }
+
     /// The user watches `item`: sample the feedback and update the state.
     /// Returns the feedback and whether the user leaves after this video.
     pub fn respond(&self, state: &mut UserState, item: u32, r: &mut impl Rng) -> (Feedback, bool) {
