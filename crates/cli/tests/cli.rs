@@ -186,3 +186,51 @@ fn train_then_eval_json_and_dump() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn quick_benchmark_writes_every_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let run = mmrf()
+        .args(["benchmark", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let methods: Vec<&str> = results["offline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["bc", "mmrf-co", "mmrf-da", "mmrf-ns", "mmrf"]);
+    for m in results["offline"].as_array().unwrap() {
+        for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
+            assert!(m["signals"][sig]["ncis"].is_number(), "{} {sig}", m["method"]);
+        }
+    }
+    let arms: Vec<&str> = results["online"]["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        arms,
+        ["logging", "random", "bc", "mmrf-co", "mmrf-da", "mmrf-ns", "mmrf"]
+    );
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
+    // The terminal shows the same tables.
+    assert!(String::from_utf8_lossy(&run.stdout).contains("### Table 1"));
+    for png in ["offline_ncis.png", "online_lift.png"] {
+        let p = out.join(png);
+        // Plots need a TrueType font; where the machine has none they are skipped with a warning.
+        if p.exists() {
+            assert_eq!(&std::fs::read(&p).unwrap()[..4], b"\x89PNG");
+        } else {
+            assert!(String::from_utf8_lossy(&run.stderr).contains("plots skipped"));
+        }
+    }
+}
