@@ -59,13 +59,25 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     };
     let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
     seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
-    // MMRF and its ablations.
+    // The supervised baselines, MMRF and its ablations, in the paper's table order; LTR
+    // last (the control arm of the online test).
     let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
-    for method in [Method::MmrfCo, Method::MmrfDa, Method::MmrfNs, Method::Mmrf] {
+    for method in [
+        Method::WideDeep,
+        Method::DeepFm,
+        Method::MmrfCo,
+        Method::MmrfDa,
+        Method::MmrfNs,
+        Method::Mmrf,
+        Method::Ltr,
+    ] {
         let t = Instant::now();
         let mut o = opts.clone();
         if quick {
-            o.sets = vec!["steps=60".into(), "batch=64".into(), "sim_pretrain_steps=20".into()];
+            o.sets = vec!["steps=60".into(), "batch=64".into()];
+            if method.name().starts_with("mmrf") {
+                o.sets.push("sim_pretrain_steps=20".into());
+            }
         }
         trained.push(mmrf_train::train(
             method,
@@ -109,8 +121,10 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     };
     let logging = mmrf_world::LoggingPolicy { model: &world.model };
     let policies: Vec<AsPolicy> = methods.iter().map(|m| AsPolicy::top_k(*m)).collect();
-    let mut arms: Vec<&dyn mmrf_world::Policy> = vec![&logging, &mmrf_world::RandomPolicy];
-    arms.extend(policies.iter().map(|p| p as &dyn mmrf_world::Policy));
+    // LTR is the control (Table 2); the logging policy and random exposure for reference.
+    let mut arms: Vec<&dyn mmrf_world::Policy> = policies.iter().rev().map(|p| p as &dyn mmrf_world::Policy).collect();
+    arms.push(&logging);
+    arms.push(&mmrf_world::RandomPolicy);
     let online = ab_test(&world.model, &arms, 0, &ab_cfg);
     seconds.insert("online A/B".into(), t.elapsed().as_secs_f64());
 

@@ -204,7 +204,19 @@ fn quick_benchmark_writes_every_report() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(methods, ["bc", "mmrf-co", "mmrf-da", "mmrf-ns", "mmrf"]);
+    assert_eq!(
+        methods,
+        [
+            "bc",
+            "wide-deep",
+            "deepfm",
+            "mmrf-co",
+            "mmrf-da",
+            "mmrf-ns",
+            "mmrf",
+            "ltr"
+        ]
+    );
     for m in results["offline"].as_array().unwrap() {
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
             assert!(m["signals"][sig]["ncis"].is_number(), "{} {sig}", m["method"]);

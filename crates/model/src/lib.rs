@@ -4,6 +4,7 @@
 //! - [`bc`]: the behaviour model π_β (behaviour cloning of the logging policy).
 //! - [`mmrf`]: MMRF's encoders, agents with attentive collaboration, actors and critics.
 //! - [`simulator`]: the user-feedback simulator M (GRU, twin head, uncertainty-shrunk labels).
+//! - [`supervised`]: Wide&Deep, DeepFM and the learning-to-rank network (baselines).
 //! - [`gradcheck`]: finite-difference gradient checks of every network.
 //! - [`device`]: the compute device, chosen by cargo feature (`flex` CPU by default;
 //!   `cuda` or `wgpu` switch the whole project without code changes), and seeding.
@@ -13,6 +14,7 @@ pub mod features;
 pub mod gradcheck;
 pub mod mmrf;
 pub mod simulator;
+pub mod supervised;
 
 pub use bc::{BcNetConfig, BehaviourModel, VideoBatch};
 pub use features::{DenseFeatures, FeatureShape, FeatureSpace};

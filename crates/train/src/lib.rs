@@ -8,6 +8,7 @@
 //! [`run`] (manifest, weights, learning curve) and [`ranker`] (the scoring contract).
 //! - [`bc`]: behaviour cloning of the logging policy; also π_β for off-policy estimates.
 //! - [`mmrf`]: MMRF and its ablations (MMRF-CO, MMRF-DA, MMRF-NS) by configuration.
+//! - [`supervised`]: the supervised baselines Wide&Deep, DeepFM and LTR.
 
 pub mod batch;
 pub mod bc;
@@ -15,6 +16,7 @@ pub mod mmrf;
 pub mod ranker;
 pub mod run;
 pub mod state;
+pub mod supervised;
 
 use std::io::Write;
 use std::path::Path;
@@ -74,6 +76,9 @@ pub fn check_finite(value: f32, step: usize, network: &str, tensor: &str) -> Res
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Bc,
+    WideDeep,
+    DeepFm,
+    Ltr,
     Mmrf,
     MmrfCo,
     MmrfDa,
@@ -81,12 +86,33 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [Method::Bc, Method::Mmrf, Method::MmrfCo, Method::MmrfDa, Method::MmrfNs];
-    pub const NAMES: [&'static str; 5] = ["bc", "mmrf", "mmrf-co", "mmrf-da", "mmrf-ns"];
+    pub const ALL: [Method; 8] = [
+        Method::Bc,
+        Method::WideDeep,
+        Method::DeepFm,
+        Method::Ltr,
+        Method::Mmrf,
+        Method::MmrfCo,
+        Method::MmrfDa,
+        Method::MmrfNs,
+    ];
+    pub const NAMES: [&'static str; 8] = [
+        "bc",
+        "wide-deep",
+        "deepfm",
+        "ltr",
+        "mmrf",
+        "mmrf-co",
+        "mmrf-da",
+        "mmrf-ns",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Method::Bc => "bc",
+            Method::WideDeep => "wide-deep",
+            Method::DeepFm => "deepfm",
+            Method::Ltr => "ltr",
             Method::Mmrf => "mmrf",
             Method::MmrfCo => "mmrf-co",
             Method::MmrfDa => "mmrf-da",
@@ -128,6 +154,18 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             let cfg: bc::BcConfig = settings(opts)?;
             Ok(Box::new(bc::train(data, &fs, &cfg, opts.seed, out, &opts.progress)?))
         }
+        Method::WideDeep | Method::DeepFm | Method::Ltr => {
+            let cfg = settings_from(supervised::SupervisedConfig::for_method(method.name()), opts)?;
+            Ok(Box::new(supervised::train(
+                data,
+                &fs,
+                method.name(),
+                &cfg,
+                opts.seed,
+                out,
+                &opts.progress,
+            )?))
+        }
         Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => {
             let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
             Ok(Box::new(mmrf::train(
@@ -153,6 +191,7 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     let method: Method = manifest.method.parse()?;
     let ranker: Box<dyn Ranker> = match method {
         Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
+        Method::WideDeep | Method::DeepFm | Method::Ltr => Box::new(supervised::load(dir, &manifest, &fs)?),
         Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => Box::new(mmrf::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))

@@ -1,0 +1,265 @@
+//! Supervised rankers scoring (state, candidate) pairs: Wide&Deep, DeepFM and the deep
+//! network of the learning-to-rank baseline.
+//!
+//! Inputs are fields: on the user side the user id, the profile (dense, projected), the
+//! hour, the tab and the mean embedding of the recent history; on the item side the video
+//! id, author, first tag and the video's features (dense, projected). Every field is an
+//! `F`-wide vector.
+//!
+//! - **Deep**: an MLP over the concatenated fields. Its first layer is split into a user
+//!   part and an item part, `W·[u; i] = W_u·u + W_i·i`, which is exact and lets a request's
+//!   user part be computed once for all its candidates.
+//! - **Wide** (Wide&Deep): first-order weights per id and per dense feature, summed.
+//! - **FM** (DeepFM): the factorisation machine's pairwise term
+//!   `½[(Σ_f v_f)² − Σ_f v_f²]` over all fields, split exactly into the user-only,
+//!   item-only and user·item parts.
+
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use crate::bc::VideoBatch;
+use crate::features::FeatureShape;
+use crate::mmrf::N_TABS;
+
+/// Which terms the score has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interaction {
+    /// Deep + wide (Cheng et al. 2016).
+    WideDeep,
+    /// Deep + FM (Guo et al. 2017).
+    DeepFm,
+    /// Deep only (the learning-to-rank network).
+    Deep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisedNetConfig {
+    /// Field width `F`.
+    pub field: usize,
+    pub hidden: usize,
+    pub hidden2: usize,
+    pub interaction: Interaction,
+}
+
+impl Default for SupervisedNetConfig {
+    fn default() -> Self {
+        SupervisedNetConfig {
+            field: 16,
+            hidden: 64,
+            hidden2: 32,
+            interaction: Interaction::WideDeep,
+        }
+    }
+}
+
+/// Fields on the user side: 5 (id, profile, hour, tab, history).
+pub const USER_FIELDS: usize = 5;
+/// Fields on the item side: 4 (id, author, tag, features).
+pub const ITEM_FIELDS: usize = 4;
+
+/// The user side of a batch of requests.
+#[derive(Debug, Clone)]
+pub struct UserBatch {
+    pub users: Tensor<1, Int>,
+    pub features: Tensor<2>,
+    pub hour: Tensor<1, Int>,
+    pub tab: Tensor<1, Int>,
+    /// `[B, L]` history video ids (any id where masked) and `[B, L]` mask.
+    pub history: Tensor<2, Int>,
+    pub mask: Tensor<2>,
+}
+
+/// The per-side quantities the score needs: deep first-layer part, wide sum, field sum
+/// and sum of squares (for FM).
+#[derive(Debug, Clone)]
+pub struct SidePart {
+    pub deep: Tensor<2>,
+    pub wide: Tensor<2>,
+    pub field_sum: Tensor<2>,
+    pub field_sq: Tensor<2>,
+}
+
+fn embedding(n: usize, d: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(n.max(1), d)
+        .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
+        .init(device)
+}
+
+fn lookup(e: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
+    let n = ids.dims()[0];
+    let d = e.weight.dims()[1];
+    e.forward(ids.reshape([n, 1])).reshape([n, d])
+}
+
+#[derive(Module, Debug)]
+pub struct SupervisedNet {
+    user: Embedding,
+    user_features: Linear,
+    hour: Embedding,
+    tab: Embedding,
+    video: Embedding,
+    author: Embedding,
+    tag: Embedding,
+    video_features: Linear,
+    wide_user: Embedding,
+    wide_video: Embedding,
+    wide_author: Embedding,
+    wide_user_features: Linear,
+    wide_video_features: Linear,
+    deep_user: Linear,
+    deep_item: Linear,
+    deep2: Linear,
+    deep_out: Linear,
+    field: usize,
+    interaction_code: usize,
+}
+
+impl SupervisedNet {
+    pub fn new(shape: &FeatureShape, cfg: &SupervisedNetConfig, device: &Device) -> Self {
+        let f = cfg.field;
+        SupervisedNet {
+            user: embedding(shape.n_users, f, device),
+            user_features: LinearConfig::new(shape.user_dim.max(1), f).init(device),
+            hour: embedding(24, f, device),
+            tab: embedding(N_TABS, f, device),
+            video: embedding(shape.n_videos, f, device),
+            author: embedding(shape.n_authors, f, device),
+            tag: embedding(shape.n_tags, f, device),
+            video_features: LinearConfig::new(shape.video_dim.max(1), f).init(device),
+            wide_user: embedding(shape.n_users, 1, device),
+            wide_video: embedding(shape.n_videos, 1, device),
+            wide_author: embedding(shape.n_authors, 1, device),
+            wide_user_features: LinearConfig::new(shape.user_dim.max(1), 1).init(device),
+            wide_video_features: LinearConfig::new(shape.video_dim.max(1), 1).init(device),
+            deep_user: LinearConfig::new(USER_FIELDS * f, cfg.hidden).init(device),
+            deep_item: LinearConfig::new(ITEM_FIELDS * f, cfg.hidden)
+                .with_bias(false)
+                .init(device),
+            deep2: LinearConfig::new(cfg.hidden, cfg.hidden2).init(device),
+            deep_out: LinearConfig::new(cfg.hidden2, 1).init(device),
+            field: f,
+            interaction_code: match cfg.interaction {
+                Interaction::WideDeep => 0,
+                Interaction::DeepFm => 1,
+                Interaction::Deep => 2,
+            },
+        }
+    }
+
+    fn sums(fields: &[Tensor<2>]) -> (Tensor<2>, Tensor<2>) {
+        let sum = fields.iter().skip(1).fold(fields[0].clone(), |a, x| a + x.clone());
+        let sq = fields
+            .iter()
+            .map(|x| x.clone().powi_scalar(2))
+            .reduce(|a, x| a + x)
+            .expect("fields");
+        (sum, sq)
+    }
+
+    /// The user side of requests.
+    pub fn user_part(&self, u: UserBatch) -> SidePart {
+        let b = u.users.dims()[0];
+        let l = u.history.dims()[1];
+        let f = self.field;
+        let hist = self.video.forward(u.history).reshape([b, l, f]);
+        let mask = u.mask.reshape([b, l, 1]);
+        let count = mask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+        let hist = (hist * mask).sum_dim(1).reshape([b, f]) / count;
+        let fields = vec![
+            lookup(&self.user, u.users.clone()),
+            self.user_features.forward(u.features.clone()),
+            lookup(&self.hour, u.hour),
+            lookup(&self.tab, u.tab),
+            hist,
+        ];
+        let (field_sum, field_sq) = Self::sums(&fields);
+        SidePart {
+            deep: self.deep_user.forward(Tensor::cat(fields, 1)),
+            wide: lookup(&self.wide_user, u.users) + self.wide_user_features.forward(u.features),
+            field_sum,
+            field_sq,
+        }
+    }
+
+    /// The item side of videos.
+    pub fn item_part(&self, v: VideoBatch) -> SidePart {
+        let fields = vec![
+            lookup(&self.video, v.ids.clone()),
+            lookup(&self.author, v.authors.clone()),
+            lookup(&self.tag, v.tags),
+            self.video_features.forward(v.features.clone()),
+        ];
+        let (field_sum, field_sq) = Self::sums(&fields);
+        SidePart {
+            deep: self.deep_item.forward(Tensor::cat(fields, 1)),
+            wide: lookup(&self.wide_video, v.ids)
+                + lookup(&self.wide_author, v.authors)
+                + self.wide_video_features.forward(v.features),
+            field_sum,
+            field_sq,
+        }
+    }
+
+    /// Scores `[B, C]` of candidates (`candidates[b, c]` indexes the item part's rows).
+    pub fn scores(&self, user: &SidePart, items: &SidePart, candidates: Tensor<2, Int>) -> Tensor<2> {
+        let [b, c] = candidates.dims();
+        let flat = candidates.reshape([b * c]);
+        let pick = |t: &Tensor<2>| {
+            let d = t.dims()[1];
+            t.clone().select(0, flat.clone()).reshape([b, c, d])
+        };
+        let hidden = user.deep.dims()[1];
+        let h = relu(user.deep.clone().reshape([b, 1, hidden]) + pick(&items.deep));
+        let deep = self.deep_out.forward(relu(self.deep2.forward(h))).reshape([b, c]);
+        match self.interaction_code {
+            0 => deep + user.wide.clone().reshape([b, 1]) + pick(&items.wide).reshape([b, c]),
+            1 => {
+                let f = self.field;
+                let us = user.field_sum.clone().reshape([b, 1, f]);
+                let is = pick(&items.field_sum);
+                let total = (us.clone() + is).powi_scalar(2).sum_dim(2).reshape([b, c]);
+                let squares =
+                    user.field_sq.clone().sum_dim(1).reshape([b, 1]) + pick(&items.field_sq).sum_dim(2).reshape([b, c]);
+                deep + (total - squares) * 0.5
+            }
+            _ => deep,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn fm_term_is_the_sum_over_field_pairs() {
+        // ½[(Σv)² − Σv²] summed over the dimensions equals Σ_{f<g} ⟨v_f, v_g⟩.
+        let device = Device::flex();
+        let fields: Vec<Tensor<2>> = (0..4)
+            .map(|_| Tensor::random([3, 5], Distribution::Normal(0.0, 1.0), &device))
+            .collect();
+        let (sum, sq) = SupervisedNet::sums(&fields);
+        let fm: Vec<f32> = ((sum.powi_scalar(2) - sq).sum_dim(1) * 0.5)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let v: Vec<Vec<f32>> = fields
+            .iter()
+            .map(|t| t.clone().into_data().try_to_vec().unwrap())
+            .collect();
+        for row in 0..3 {
+            let mut want = 0.0;
+            for f in 0..4 {
+                for g in f + 1..4 {
+                    want += (0..5).map(|k| v[f][row * 5 + k] * v[g][row * 5 + k]).sum::<f32>();
+                }
+            }
+            assert!((fm[row] - want).abs() < 1e-4, "{} vs {want}", fm[row]);
+        }
+    }
+}
