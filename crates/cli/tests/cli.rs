@@ -230,8 +230,20 @@ fn quick_benchmark_writes_every_report() {
         .collect();
     assert_eq!(
         arms,
-        ["logging", "random", "bc", "mmrf-co", "mmrf-da", "mmrf-ns", "mmrf"]
+        [
+            "ltr",
+            "mmrf",
+            "mmrf-ns",
+            "mmrf-da",
+            "mmrf-co",
+            "deepfm",
+            "wide-deep",
+            "bc",
+            "logging",
+            "random"
+        ]
     );
+    assert_eq!(results["online"]["control"], "ltr");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
     // The terminal shows the same tables.
