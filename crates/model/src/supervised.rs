@@ -154,7 +154,7 @@ impl SupervisedNet {
         let sum = fields.iter().skip(1).fold(fields[0].clone(), |a, x| a + x.clone());
         let sq = fields
             .iter()
-            .map(|x| x.clone().powi_scalar(2))
+            .map(|x| crate::mmrf::square(x.clone()))
             .reduce(|a, x| a + x)
             .expect("fields");
         (sum, sq)
@@ -221,7 +221,8 @@ impl SupervisedNet {
                 let f = self.field;
                 let us = user.field_sum.clone().reshape([b, 1, f]);
                 let is = pick(&items.field_sum);
-                let total = (us.clone() + is).powi_scalar(2).sum_dim(2).reshape([b, c]);
+                let both = us + is;
+                let total = (both.clone() * both).sum_dim(2).reshape([b, c]);
                 let squares =
                     user.field_sq.clone().sum_dim(1).reshape([b, 1]) + pick(&items.field_sq).sum_dim(2).reshape([b, c]);
                 deep + (total - squares) * 0.5
