@@ -192,3 +192,43 @@ fn a_killed_run_resumes_to_the_same_model() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn supervised_baselines_train_reload_and_learn_the_label() {
+    let (tmp, data) = small();
+    for m in [Method::WideDeep, Method::DeepFm, Method::Ltr] {
+        let o = TrainOptions {
+            seed: 2,
+            sets: vec!["steps=60".into(), "batch=64".into()],
+            progress: Progress { quiet: true },
+            ..Default::default()
+        };
+        let dir = tmp.path().join(m.name());
+        let r = mmrf_train::train(m, data, &dir, &o).unwrap();
+        let s = scores(data, r.as_ref());
+        assert!(!s.is_empty() && s.iter().all(|x| x.is_finite()), "{}", m.name());
+        let (manifest, loaded) = mmrf_train::load(&dir, data).unwrap();
+        assert_eq!(manifest.method, m.name());
+        assert_eq!(scores(data, loaded.as_ref()), s, "{}", m.name());
+        // Trained on valid plays or watch time, the ranker must order held-out impressions
+        // by play time better than chance.
+        let tl = Timelines::build(data);
+        let set = data.requests(LogSplit::Test, &Default::default());
+        let log = data.log(LogSplit::Test);
+        let (mut users, mut labels, mut sc) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cands = Vec::new();
+        for i in 0..set.requests.len() {
+            set.candidates(i, log, &mut cands);
+            let mut out = vec![0.0; cands.len()];
+            r.score(&tl.state(&set, log, i, 8), &cands, &mut out);
+            for &row in set.shown_rows(&set.requests[i]) {
+                let j = cands.iter().position(|&c| c == log.video[row as usize]).unwrap();
+                users.push(log.user[row as usize]);
+                labels.push(log.play_time_ms[row as usize] as f32);
+                sc.push(out[j]);
+            }
+        }
+        let g = mmrf_metrics::gauc(&users, &labels, &sc).unwrap().value;
+        assert!(g > 0.52, "{}: WatchTime GAUC {g}", m.name());
+    }
+}
