@@ -97,6 +97,21 @@ pub struct MmrfConfig {
     pub sim_lambda: f64,
     /// Write a checkpoint every this many updates (0: never).
     pub checkpoint_every: usize,
+    /// Which shown items of a session's last request lose the continuation value.
+    /// `request` (default): all of them. `item` credits the leave to the last item viewed
+    /// only; on the default world it trained a clearly worse policy (online WatchTime per
+    /// session 201.5 s against 254.3 s, `mmrf ab`), kept for study.
+    pub leave_credit: LeaveCredit,
+}
+
+/// Credit for ending a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaveCredit {
+    /// Only the last item viewed, after which the user left.
+    Item,
+    /// Every item of the session's last request.
+    Request,
 }
 
 impl Default for MmrfConfig {
@@ -124,6 +139,7 @@ impl Default for MmrfConfig {
             sim_lr: 2e-3,
             sim_lambda: -5.0,
             checkpoint_every: 250,
+            leave_credit: LeaveCredit::Request,
         }
     }
 }
@@ -730,9 +746,17 @@ impl<'a> Trainer<'a> {
             let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
             let mut y = vec![0f32; N_AGENTS * b * k_max];
             for a in 0..N_AGENTS {
-                for x in 0..b {
-                    let future = cfg.gamma as f32 * (1.0 - done[x]) * qn[a * b + x];
+                for (x, row) in rows.iter().enumerate() {
+                    let last = row.1.len().min(k_max).saturating_sub(1);
                     for k in 0..k_max {
+                        // Who ended the session? With item-level credit only the last item
+                        // viewed loses the continuation; the others were followed by more
+                        // viewing (valued from the same state, the request's own).
+                        let ended = match cfg.leave_credit {
+                            LeaveCredit::Item => done[x] > 0.0 && k == last && !row.3,
+                            LeaveCredit::Request => done[x] > 0.0,
+                        };
+                        let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
                         y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
                     }
                 }
