@@ -158,6 +158,31 @@ fn train_then_eval_json_and_dump() {
         .arg(&dir)
         .output()
         .unwrap());
+    // The online A/B of the run against the logging policy, paired.
+    let out = ok(mmrf()
+        .args(["ab", "--json", "--days", "2", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let ab: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ab["control"], "bc");
+    let arms: Vec<&str> = ab["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(arms, ["bc", "logging"]);
+    let bad = mmrf()
+        .args(["ab", "--control", "nope", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no such arm"));
     for (args, needle) in [
         (vec!["--method", "nope"], "unknown method `nope`"),
         (vec!["--method", "bc", "--set", "epochs"], "expected key=value"),
