@@ -383,26 +383,6 @@ impl Critics {
         adv + c
     }
 
-    /// Agent `i`'s advantage direction `W_i(s)`: `[B, D]` (the action maximising `Q_i` is
-    /// its unit vector).
-    pub fn advantage(&self, s: Tensor<2>, i: usize) -> Tensor<2> {
-        let b = s.dims()[0];
-        let (_, w) = self.parts(s);
-        let d = w.dims()[2];
-        w.slice([i..i + 1, 0..b, 0..d]).reshape([b, d])
-    }
-
-    /// Agent `i`'s reward-head vector `u_i(s)`: `[B, D]`.
-    pub fn reward_vector(&self, s: Tensor<2>, i: usize) -> Tensor<2> {
-        let b = s.dims()[0];
-        let d = self.dim;
-        self.reward
-            .forward(s)
-            .reshape([b, N_AGENTS, d])
-            .slice([0..b, i..i + 1, 0..d])
-            .reshape([b, d])
-    }
-
     /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.
     pub fn item_rewards(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
         let b = s.dims()[0];

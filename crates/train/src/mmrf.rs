@@ -1480,24 +1480,6 @@ impl MmrfRanker {
         let n = self.fs.n_videos() as i64;
         let batch = inputs.to_batch(self.fs.users.dim, self.table.clone(), |v| v as i64, n, &device);
         let s = self.net.state.forward(batch);
-        if std::env::var("MMRF_DEBUG_CRITIC").is_ok() {
-            return self
-                .net
-                .critics
-                .advantage(s, N_AGENTS - 1)
-                .into_data()
-                .try_to_vec()
-                .unwrap_or_default();
-        }
-        if std::env::var("MMRF_DEBUG_HEAD").is_ok() {
-            return self
-                .net
-                .critics
-                .reward_vector(s, N_AGENTS - 1)
-                .into_data()
-                .try_to_vec()
-                .unwrap_or_default();
-        }
         self.net
             .agents
             .main_action(s)
