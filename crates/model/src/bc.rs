@@ -10,12 +10,13 @@
 //! The user tower ignores the history and context: a production ranker of this kind scores
 //! a (user, video) pair, and BC's job is to imitate it, not to improve on it.
 
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu};
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureShape;
+use crate::layers::{embedding, lookup};
 
 /// Sizes of the behaviour model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -57,31 +58,19 @@ pub struct BehaviourModel {
     video_bias: Embedding,
 }
 
-fn small_embedding(n: usize, d: usize, device: &Device) -> Embedding {
-    EmbeddingConfig::new(n.max(1), d)
-        .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
-        .init(device)
-}
-
-fn lookup(e: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
-    let n = ids.dims()[0];
-    let d = e.weight.dims()[1];
-    e.forward(ids.reshape([n, 1])).reshape([n, d])
-}
-
 impl BehaviourModel {
     pub fn new(shape: &FeatureShape, cfg: &BcNetConfig, device: &Device) -> Self {
         let (d, h) = (cfg.dim, cfg.hidden);
         BehaviourModel {
-            user_id: small_embedding(shape.n_users, h, device),
+            user_id: embedding(shape.n_users, h, device),
             user_features: LinearConfig::new(shape.user_dim.max(1), h).init(device),
             user_out: LinearConfig::new(h, d).init(device),
-            video_id: small_embedding(shape.n_videos, h, device),
-            author: small_embedding(shape.n_authors, h, device),
-            tag: small_embedding(shape.n_tags, h, device),
+            video_id: embedding(shape.n_videos, h, device),
+            author: embedding(shape.n_authors, h, device),
+            tag: embedding(shape.n_tags, h, device),
             video_features: LinearConfig::new(shape.video_dim.max(1), h).init(device),
             video_out: LinearConfig::new(h, d).init(device),
-            video_bias: small_embedding(shape.n_videos, 1, device),
+            video_bias: embedding(shape.n_videos, 1, device),
         }
     }
 

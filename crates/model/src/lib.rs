@@ -5,6 +5,7 @@
 //! - [`mmrf`]: MMRF's encoders, agents with attentive collaboration, actors and critics.
 //! - [`simulator`]: the user-feedback simulator M (GRU, twin head, uncertainty-shrunk labels).
 //! - [`supervised`]: Wide&Deep, DeepFM and the learning-to-rank network (baselines).
+//! - [`layers`]: embedding tables, lookups, squares shared by the networks.
 //! - [`gradcheck`]: finite-difference gradient checks of every network.
 //! - [`device`]: the compute device, chosen by cargo feature (`flex` CPU by default;
 //!   `cuda` or `wgpu` switch the whole project without code changes), and seeding.
@@ -12,6 +13,7 @@
 pub mod bc;
 pub mod features;
 pub mod gradcheck;
+pub mod layers;
 pub mod mmrf;
 pub mod simulator;
 pub mod supervised;

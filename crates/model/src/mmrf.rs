@@ -22,7 +22,7 @@
 //! instead of a loop over agents.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::Distribution;
@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bc::VideoBatch;
 use crate::features::FeatureShape;
+use crate::layers::{embedding, lookup};
 
 /// Number of agents: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
 pub const N_AGENTS: usize = 7;
@@ -78,23 +79,7 @@ impl Default for MmrfNetConfig {
     }
 }
 
-fn embedding(n: usize, d: usize, device: &Device) -> Embedding {
-    EmbeddingConfig::new(n.max(1), d)
-        .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
-        .init(device)
-}
-
-fn lookup(e: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
-    let n = ids.dims()[0];
-    let d = e.weight.dims()[1];
-    e.forward(ids.reshape([n, 1])).reshape([n, d])
-}
-
-/// `x²` elementwise. (A product, not `powi_scalar(2)`: on burn-flex with autodiff the
-/// latter is an order of magnitude slower, measured on the DeepFM and MMRF updates.)
-pub fn square<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clone() * x
-}
+pub use crate::layers::square;
 
 /// Scale rows to unit length (a small floor keeps the gradient finite at zero).
 pub fn unit<const D: usize>(x: Tensor<D>) -> Tensor<D> {

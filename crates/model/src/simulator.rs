@@ -10,7 +10,7 @@
 //! `r̃ = mean(r, r')·exp(λ·KL)` (λ < 0 shrinks uncertain labels).
 
 use burn::nn::gru::{Gru, GruConfig};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
@@ -67,9 +67,7 @@ impl FeedbackSimulator {
         let ctx = 2 * cfg.hidden + cfg.dim;
         FeedbackSimulator {
             items: ItemEncoder::new(shape, &item_cfg, device),
-            user: EmbeddingConfig::new(shape.n_users.max(1), cfg.hidden)
-                .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
-                .init(device),
+            user: crate::layers::embedding(shape.n_users, cfg.hidden, device),
             user_features: LinearConfig::new(shape.user_dim.max(1), cfg.hidden).init(device),
             gru: GruConfig::new(cfg.dim + FEEDBACK_DIM, cfg.hidden, true).init(device),
             head_hidden: LinearConfig::new(ctx, cfg.head).init(device),

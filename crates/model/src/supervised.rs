@@ -14,13 +14,14 @@
 //!   `½[(Σ_f v_f)² − Σ_f v_f²]` over all fields, split exactly into the user-only,
 //!   item-only and user·item parts.
 
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::bc::VideoBatch;
 use crate::features::FeatureShape;
+use crate::layers::{embedding, lookup, square};
 use crate::mmrf::N_TABS;
 
 /// Which terms the score has.
@@ -83,18 +84,6 @@ pub struct SidePart {
     pub field_sq: Tensor<2>,
 }
 
-fn embedding(n: usize, d: usize, device: &Device) -> Embedding {
-    EmbeddingConfig::new(n.max(1), d)
-        .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.05 })
-        .init(device)
-}
-
-fn lookup(e: &Embedding, ids: Tensor<1, Int>) -> Tensor<2> {
-    let n = ids.dims()[0];
-    let d = e.weight.dims()[1];
-    e.forward(ids.reshape([n, 1])).reshape([n, d])
-}
-
 #[derive(Module, Debug)]
 pub struct SupervisedNet {
     user: Embedding,
@@ -154,7 +143,7 @@ impl SupervisedNet {
         let sum = fields.iter().skip(1).fold(fields[0].clone(), |a, x| a + x.clone());
         let sq = fields
             .iter()
-            .map(|x| crate::mmrf::square(x.clone()))
+            .map(|x| square(x.clone()))
             .reduce(|a, x| a + x)
             .expect("fields");
         (sum, sq)
