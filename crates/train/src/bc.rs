@@ -110,15 +110,7 @@ pub fn train(
     bar.finish_and_clear();
     let ranker = export(&model.valid(), fs);
     run::save_weights(&model.valid(), &out.join(run::WEIGHTS_FILE))?;
-    Manifest {
-        method: "bc".into(),
-        seed,
-        data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
-        shape: fs.shape(),
-        train_seconds: started.elapsed().as_secs_f64(),
-        config: run::to_table(cfg),
-    }
-    .write(out)?;
+    Manifest::new("bc", seed, data, fs.shape(), started.elapsed().as_secs_f64(), cfg).write(out)?;
     Ok(ranker)
 }
 

@@ -862,15 +862,7 @@ impl<'a> Trainer<'a> {
             mmrf_data::write_atomic(&out.join(SIMULATOR_FIT_FILE), text.as_bytes())
                 .map_err(|e| TrainError::io(&out.join(SIMULATOR_FIT_FILE), e))?;
         }
-        Manifest {
-            method: method.clone(),
-            seed,
-            data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
-            shape: fs.shape(),
-            train_seconds,
-            config: run::to_table(&cfg),
-        }
-        .write(&out)?;
+        Manifest::new(&method, seed, data, fs.shape(), train_seconds, &cfg).write(&out)?;
         // A finished run needs no checkpoint.
         let _ = std::fs::remove_dir_all(out.join(CHECKPOINT_DIR));
         Ok(MmrfRanker::new(&method, valid, fs.clone(), cfg.history))

@@ -35,6 +35,25 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a run of `method` trained on `data` with settings `config`.
+    pub fn new<T: Serialize>(
+        method: &str,
+        seed: u64,
+        data: &mmrf_data::Dataset,
+        shape: FeatureShape,
+        train_seconds: f64,
+        config: &T,
+    ) -> Manifest {
+        Manifest {
+            method: method.to_string(),
+            seed,
+            data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
+            shape,
+            train_seconds,
+            config: to_table(config),
+        }
+    }
+
     pub fn read(dir: &Path) -> Result<Manifest, TrainError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;

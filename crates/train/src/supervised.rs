@@ -268,15 +268,7 @@ pub fn train(
     bar.finish_and_clear();
     let valid = net.valid();
     run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
-    Manifest {
-        method: method.to_string(),
-        seed,
-        data_dir: std::fs::canonicalize(&data.dir).unwrap_or(data.dir.clone()),
-        shape: fs.shape(),
-        train_seconds: started.elapsed().as_secs_f64(),
-        config: run::to_table(cfg),
-    }
-    .write(out)?;
+    Manifest::new(method, seed, data, fs.shape(), started.elapsed().as_secs_f64(), cfg).write(out)?;
     Ok(SupervisedRanker::new(method, valid, fs.clone(), cfg.history))
 }
 
