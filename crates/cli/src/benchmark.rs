@@ -19,6 +19,11 @@ use serde::Serialize;
 
 #[derive(Serialize)]
 struct Results {
+    /// Per method: its offline metrics and, for the online arms, its online figures
+    /// (the schema of the README's "results.json").
+    methods: std::collections::BTreeMap<String, MethodResults>,
+    config: BenchmarkConfig,
+    seeds: Vec<u64>,
     world: mmrf_world::WorldConfig,
     seed: u64,
     offline_config: OfflineConfig,
@@ -28,6 +33,87 @@ struct Results {
     /// MMRF's feedback simulator against the world on shown and never-shown items.
     simulator: Option<mmrf_eval::ssb::SsbReport>,
     seconds: std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Serialize)]
+struct BenchmarkConfig {
+    quick: bool,
+    control: String,
+    online_days: u32,
+    tau: &'static str,
+    cap: f64,
+}
+
+#[derive(Serialize)]
+struct SignalFigures {
+    gauc: Option<f64>,
+    ncis: f64,
+    ncis_ci: [f64; 2],
+    ess: f64,
+}
+
+#[derive(Serialize)]
+struct OnlineFigures {
+    watch_time: f64,
+    depth: f64,
+    follow: f64,
+    comment: f64,
+    like: f64,
+    hate: f64,
+    /// Relative WatchTime lift against the control, with its paired 95 % CI.
+    lift_vs_control: f64,
+    lift_ci: [f64; 2],
+}
+
+#[derive(Serialize)]
+struct MethodResults {
+    offline: std::collections::BTreeMap<String, SignalFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    online: Option<OnlineFigures>,
+}
+
+fn method_results(offline: &[OfflineReport], online: &AbReport) -> std::collections::BTreeMap<String, MethodResults> {
+    offline
+        .iter()
+        .map(|r| {
+            let off = r
+                .signals
+                .iter()
+                .map(|(k, m)| {
+                    (
+                        k.clone(),
+                        SignalFigures {
+                            gauc: m.gauc,
+                            ncis: m.ncis,
+                            ncis_ci: m.ncis_ci,
+                            ess: m.ess,
+                        },
+                    )
+                })
+                .collect();
+            let on = online.arms.iter().find(|a| a.name == r.method).map(|a| {
+                let per = |m: &str| a.per_session(m).map_or(f64::NAN, |e| e.mean);
+                let lift = a.lift("watch_time");
+                OnlineFigures {
+                    watch_time: per("watch_time"),
+                    depth: per("depth"),
+                    follow: per("follow"),
+                    comment: per("comment"),
+                    like: per("like"),
+                    hate: per("hate"),
+                    lift_vs_control: lift.map_or(f64::NAN, |l| l.mean),
+                    lift_ci: lift.map_or([f64::NAN; 2], |l| l.ci),
+                }
+            });
+            (
+                r.method.clone(),
+                MethodResults {
+                    offline: off,
+                    online: on,
+                },
+            )
+        })
+        .collect()
 }
 
 pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
@@ -201,6 +287,15 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
 
     let results = Results {
+        methods: method_results(&offline, &online),
+        config: BenchmarkConfig {
+            quick,
+            control: online.control.clone(),
+            online_days: online.days,
+            tau: "matched to the behaviour model's entropy per method",
+            cap: offline_cfg.ope.cap,
+        },
+        seeds: vec![seed],
         world: config,
         seed,
         offline_config: offline_cfg,

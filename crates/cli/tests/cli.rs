@@ -269,6 +269,30 @@ fn quick_benchmark_writes_every_report() {
         ]
     );
     assert_eq!(results["online"]["control"], "ltr");
+    // The documented schema: methods → offline per signal, online for the arms.
+    for name in [
+        "bc",
+        "wide-deep",
+        "deepfm",
+        "mmrf-co",
+        "mmrf-da",
+        "mmrf-ns",
+        "mmrf",
+        "ltr",
+    ] {
+        let m = &results["methods"][name];
+        for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
+            let s = &m["offline"][sig];
+            assert!(
+                s["ncis"].is_number() && s["ess"].is_number() && s["ncis_ci"].as_array().unwrap().len() == 2,
+                "{name} {sig}"
+            );
+        }
+        assert!(m["online"]["watch_time"].is_number(), "{name}");
+        assert!(m["online"]["lift_vs_control"].is_number(), "{name}");
+    }
+    assert_eq!(results["methods"]["ltr"]["online"]["lift_vs_control"], 0.0);
+    assert_eq!(results["seeds"], serde_json::json!([7]));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
     // The terminal shows the same tables.
