@@ -116,7 +116,136 @@ fn method_results(offline: &[OfflineReport], online: &AbReport) -> std::collecti
         .collect()
 }
 
-pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
+/// The benchmark with `seeds` seeds (world and training seeds `seed..seed + seeds`): one
+/// seed writes its reports to `out`; several write each seed's to `out/seed-S/` and the
+/// mean and 95 % interval over seeds of every figure to `out/results.json` and
+/// `out/results.md`.
+pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize) -> Result<()> {
+    anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+    if seeds == 1 {
+        return run_one(out, quick, seed).map(|_| ());
+    }
+    let mut all = Vec::new();
+    for s in seed..seed + seeds as u64 {
+        eprintln!("== seed {s}");
+        all.push(run_one(&out.join(format!("seed-{s}")), quick, s)?);
+    }
+    let (json, md) = across_seeds(&all)?;
+    std::fs::create_dir_all(out)?;
+    mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
+    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
+    println!("{md}");
+    eprintln!("wrote {}/results.json and results.md ({seeds} seeds)", out.display());
+    Ok(())
+}
+
+/// Mean and a 95 % t-interval of per-seed values.
+fn mean_ci(v: &[f64]) -> (f64, [f64; 2]) {
+    let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, [f64::NAN; 2]);
+    }
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, [mean, mean]);
+    }
+    let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    // Two-sided 97.5 % Student t quantiles for 1..10 degrees of freedom, then normal.
+    const T: [f64; 10] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+    let t = T.get(v.len() - 2).copied().unwrap_or(1.96);
+    let h = t * sd / n.sqrt();
+    (mean, [mean - h, mean + h])
+}
+
+/// `results.json` and `results.md` over several seeds' results.
+fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
+    let seeds: Vec<u64> = all.iter().filter_map(|r| r["seed"].as_u64()).collect();
+    let methods: Vec<String> = all[0]["methods"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let signals = ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"];
+    let online_keys = [
+        "watch_time",
+        "depth",
+        "follow",
+        "comment",
+        "like",
+        "hate",
+        "lift_vs_control",
+    ];
+    let pick = |path: &[&str]| -> Vec<f64> {
+        all.iter()
+            .map(|r| path.iter().fold(r, |v, k| &v[*k]).as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let figure = |path: &[&str]| {
+        let (mean, ci) = mean_ci(&pick(path));
+        serde_json::json!({"mean": mean, "ci": ci})
+    };
+    let mut out = serde_json::Map::new();
+    let mut md = format!(
+        "### Table 1 over {} seeds ({:?}): mean [95 % CI over seeds]\n\n| Method | WatchTime GAUC | WatchTime NCIS | Click GAUC | Click NCIS | LongView GAUC | LongView NCIS |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        seeds.len(),
+        seeds
+    );
+    let cell = |v: &serde_json::Value, d: usize| {
+        format!(
+            "{:.d$} [{:.d$}, {:.d$}]",
+            v["mean"].as_f64().unwrap_or(f64::NAN),
+            v["ci"][0].as_f64().unwrap_or(f64::NAN),
+            v["ci"][1].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    let mut md2 = format!(
+        "\n### Table 2 over {} seeds: session WatchTime and its lift against the control\n\n| Arm | WatchTime / session | lift vs control |\n|---|---:|---:|\n",
+        seeds.len()
+    );
+    for m in &methods {
+        let mut offline = serde_json::Map::new();
+        for sig in signals {
+            offline.insert(
+                sig.to_string(),
+                serde_json::json!({
+                    "gauc": figure(&["methods", m, "offline", sig, "gauc"]),
+                    "ncis": figure(&["methods", m, "offline", sig, "ncis"]),
+                    "ess": figure(&["methods", m, "offline", sig, "ess"]),
+                }),
+            );
+        }
+        let mut online = serde_json::Map::new();
+        for k in online_keys {
+            online.insert(k.to_string(), figure(&["methods", m, "online", k]));
+        }
+        md += &format!(
+            "| {m} | {} | {} | {} | {} | {} | {} |\n",
+            cell(&offline["WatchTime"]["gauc"], 4),
+            cell(&offline["WatchTime"]["ncis"], 2),
+            cell(&offline["Click"]["gauc"], 4),
+            cell(&offline["Click"]["ncis"], 4),
+            cell(&offline["LongView"]["gauc"], 4),
+            cell(&offline["LongView"]["ncis"], 4)
+        );
+        md2 += &format!(
+            "| {m} | {} | {} |\n",
+            cell(&online["watch_time"], 1),
+            cell(&online["lift_vs_control"], 4)
+        );
+        out.insert(m.clone(), serde_json::json!({"offline": offline, "online": online}));
+    }
+    let json = serde_json::json!({
+        "methods": out,
+        "seeds": seeds,
+        "config": all[0]["config"],
+        "world": all[0]["world"],
+        "per_seed": all.iter().map(|r| r["seed"].clone()).collect::<Vec<_>>(),
+    });
+    Ok((serde_json::to_string_pretty(&json)?, md + &md2))
+}
+
+/// One seed's benchmark, its reports written to `out`; returns `results.json`'s value.
+fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
     let started = Instant::now();
     let mut seconds = std::collections::BTreeMap::new();
     let scale = if quick { Scale::Small } else { Scale::Default };
@@ -328,5 +457,5 @@ pub fn run(out: &Path, quick: bool, seed: u64) -> Result<()> {
         out.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(serde_json::to_value(&results)?)
 }

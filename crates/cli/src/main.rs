@@ -129,6 +129,9 @@ enum Command {
         quick: bool,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Repeat with this many seeds (world and training), reporting mean and 95 % CI.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
     },
 }
 
@@ -283,7 +286,12 @@ fn run(cli: Cli) -> Result<()> {
                     dir,
                 },
         } => bench_train_step(&method, steps, seed, dir),
-        Command::Benchmark { out, quick, seed } => benchmark::run(&out, quick, seed),
+        Command::Benchmark {
+            out,
+            quick,
+            seed,
+            seeds,
+        } => benchmark::run(&out, quick, seed, seeds),
         Command::Train {
             data,
             method,

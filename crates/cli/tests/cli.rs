@@ -307,3 +307,31 @@ fn quick_benchmark_writes_every_report() {
         }
     }
 }
+
+#[test]
+fn benchmark_over_seeds_reports_means_and_intervals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("results");
+    let run = mmrf()
+        .args(["benchmark", "--quick", "--seeds", "2", "--seed", "3", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.join("seed-3/results.json").exists() && out.join("seed-4/results.json").exists());
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["seeds"], serde_json::json!([3, 4]));
+    let per_seed = |s: u64| -> f64 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
+        v["methods"]["mmrf"]["offline"]["WatchTime"]["ncis"].as_f64().unwrap()
+    };
+    let w = &r["methods"]["mmrf"]["offline"]["WatchTime"]["ncis"];
+    let mean = w["mean"].as_f64().unwrap();
+    assert!((mean - (per_seed(3) + per_seed(4)) / 2.0).abs() < 1e-9);
+    let ci = w["ci"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= mean && mean <= ci[1].as_f64().unwrap());
+    assert!(std::fs::read_to_string(out.join("results.md"))
+        .unwrap()
+        .contains("over 2 seeds"));
+}
