@@ -24,12 +24,14 @@ struct Results {
     methods: std::collections::BTreeMap<String, MethodResults>,
     config: BenchmarkConfig,
     seeds: Vec<u64>,
-    world: mmrf_world::WorldConfig,
+    world: Option<mmrf_world::WorldConfig>,
     seed: u64,
     offline_config: OfflineConfig,
     offline: Vec<OfflineReport>,
-    online: AbReport,
-    fidelity: FidelityReport,
+    /// The data's directory and whether it is a generated world.
+    data_dir: std::path::PathBuf,
+    online: Option<AbReport>,
+    fidelity: Option<FidelityReport>,
     /// MMRF's feedback simulator against the world on shown and never-shown items.
     simulator: Option<mmrf_eval::ssb::SsbReport>,
     seconds: std::collections::BTreeMap<String, f64>,
@@ -38,8 +40,8 @@ struct Results {
 #[derive(Serialize)]
 struct BenchmarkConfig {
     quick: bool,
-    control: String,
-    online_days: u32,
+    control: Option<String>,
+    online_days: Option<u32>,
     tau: &'static str,
     cap: f64,
 }
@@ -72,7 +74,10 @@ struct MethodResults {
     online: Option<OnlineFigures>,
 }
 
-fn method_results(offline: &[OfflineReport], online: &AbReport) -> std::collections::BTreeMap<String, MethodResults> {
+fn method_results(
+    offline: &[OfflineReport],
+    online: Option<&AbReport>,
+) -> std::collections::BTreeMap<String, MethodResults> {
     offline
         .iter()
         .map(|r| {
@@ -91,20 +96,22 @@ fn method_results(offline: &[OfflineReport], online: &AbReport) -> std::collecti
                     )
                 })
                 .collect();
-            let on = online.arms.iter().find(|a| a.name == r.method).map(|a| {
-                let per = |m: &str| a.per_session(m).map_or(f64::NAN, |e| e.mean);
-                let lift = a.lift("watch_time");
-                OnlineFigures {
-                    watch_time: per("watch_time"),
-                    depth: per("depth"),
-                    follow: per("follow"),
-                    comment: per("comment"),
-                    like: per("like"),
-                    hate: per("hate"),
-                    lift_vs_control: lift.map_or(f64::NAN, |l| l.mean),
-                    lift_ci: lift.map_or([f64::NAN; 2], |l| l.ci),
-                }
-            });
+            let on = online
+                .and_then(|o| o.arms.iter().find(|a| a.name == r.method))
+                .map(|a| {
+                    let per = |m: &str| a.per_session(m).map_or(f64::NAN, |e| e.mean);
+                    let lift = a.lift("watch_time");
+                    OnlineFigures {
+                        watch_time: per("watch_time"),
+                        depth: per("depth"),
+                        follow: per("follow"),
+                        comment: per("comment"),
+                        like: per("like"),
+                        hate: per("hate"),
+                        lift_vs_control: lift.map_or(f64::NAN, |l| l.mean),
+                        lift_ci: lift.map_or([f64::NAN; 2], |l| l.ci),
+                    }
+                });
             (
                 r.method.clone(),
                 MethodResults {
@@ -120,15 +127,15 @@ fn method_results(offline: &[OfflineReport], online: &AbReport) -> std::collecti
 /// seed writes its reports to `out`; several write each seed's to `out/seed-S/` and the
 /// mean and 95 % interval over seeds of every figure to `out/results.json` and
 /// `out/results.md`.
-pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize) -> Result<()> {
+pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, data: Option<&Path>) -> Result<()> {
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
     if seeds == 1 {
-        return run_one(out, quick, seed).map(|_| ());
+        return run_one(out, quick, seed, data).map(|_| ());
     }
     let mut all = Vec::new();
     for s in seed..seed + seeds as u64 {
         eprintln!("== seed {s}");
-        all.push(run_one(&out.join(format!("seed-{s}")), quick, s)?);
+        all.push(run_one(&out.join(format!("seed-{s}")), quick, s, data)?);
     }
     let (json, md) = across_seeds(&all)?;
     std::fs::create_dir_all(out)?;
@@ -245,23 +252,30 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
 }
 
 /// One seed's benchmark, its reports written to `out`; returns `results.json`'s value.
-fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
+fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<serde_json::Value> {
     let started = Instant::now();
     let mut seconds = std::collections::BTreeMap::new();
     let scale = if quick { Scale::Small } else { Scale::Default };
     let config = WorldConfig::new(scale, seed);
-    let world_dir = out.join("world");
-    let reuse = mmrf_world::World::load(&world_dir)
-        .map(|w| w.file.config == config)
-        .unwrap_or(false);
-    if reuse {
-        eprintln!("reusing the world in {}", world_dir.display());
-    } else {
-        let (_, secs) = crate::generate_world(&config, &world_dir)?;
-        eprintln!("generated the {} world in {secs:.1}s", scale.name());
-        seconds.insert("generate".into(), secs);
-    }
-    let world = mmrf_world::World::load(&world_dir)?;
+    let world_dir = match data {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let world_dir = out.join("world");
+            let reuse = mmrf_world::World::load(&world_dir)
+                .map(|w| w.file.config == config)
+                .unwrap_or(false);
+            if reuse {
+                eprintln!("reusing the world in {}", world_dir.display());
+            } else {
+                let (_, secs) = crate::generate_world(&config, &world_dir)?;
+                eprintln!("generated the {} world in {secs:.1}s", scale.name());
+                seconds.insert("generate".into(), secs);
+            }
+            world_dir
+        }
+    };
+    // Real KuaiRand data has no world file: the checks against the truth are skipped.
+    let world = mmrf_world::World::load(&world_dir).ok();
     let (ds, _) = Dataset::open(&world_dir)?;
     let timelines = Timelines::build(&ds);
 
@@ -323,6 +337,105 @@ fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
     }
     seconds.insert("offline eval".into(), t.elapsed().as_secs_f64());
 
+    let checks = match &world {
+        Some(world) => Some(world_checks(
+            world,
+            &ds,
+            &timelines,
+            &methods,
+            bc.as_ref(),
+            &offline_cfg,
+            quick,
+            seed,
+            out,
+            &mut seconds,
+        )?),
+        None => {
+            eprintln!(
+                "note: {} is not a generated world (no mmrf_world.json): the online A/B test, the NCIS fidelity check and the simulator check need the world's ground truth and are skipped",
+                world_dir.display()
+            );
+            None
+        }
+    };
+    let (online, fid, simulator) = match checks {
+        Some((a, f, s)) => (Some(a), Some(f), s),
+        None => (None, None, None),
+    };
+    seconds.insert("total".into(), started.elapsed().as_secs_f64());
+
+    let results = Results {
+        methods: method_results(&offline, online.as_ref()),
+        config: BenchmarkConfig {
+            quick,
+            control: online.as_ref().map(|o| o.control.clone()),
+            online_days: online.as_ref().map(|o| o.days),
+            tau: "matched to the behaviour model's entropy per method",
+            cap: offline_cfg.ope.cap,
+        },
+        seeds: vec![seed],
+        data_dir: world_dir.clone(),
+        world: world.as_ref().map(|w| w.file.config.clone()),
+        seed,
+        offline_config: offline_cfg,
+        offline,
+        online,
+        fidelity: fid,
+        simulator,
+        seconds,
+    };
+    std::fs::create_dir_all(out)?;
+    let json = serde_json::to_string_pretty(&results)?;
+    mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
+    let mut md = mmrf_eval::report::table1(&results.offline);
+    match (&results.online, &results.fidelity) {
+        (Some(o), Some(f)) => {
+            md += "\n";
+            md += &mmrf_eval::report::table2(o);
+            md += "\n";
+            md += &mmrf_eval::report::fidelity_table(f);
+        }
+        _ => {
+            md += "\n*Online A/B, NCIS fidelity and the simulator check skipped: the data is not a generated world, so there is no ground truth to run policies in.*\n";
+        }
+    }
+    if let Some(s) = &results.simulator {
+        md += "\n";
+        md += &mmrf_eval::report::simulator_table(s);
+    }
+    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
+    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref()) {
+        eprintln!("warning: plots skipped: {e}");
+    }
+    for m in &results.offline {
+        if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
+            eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
+        }
+    }
+    println!("{md}");
+    eprintln!(
+        "wrote {}/results.json, results.md and plots in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(serde_json::to_value(&results)?)
+}
+
+/// What only a world can tell: the online A/B test, NCIS against the truth, and the
+/// simulator against the truth.
+#[allow(clippy::too_many_arguments)]
+fn world_checks(
+    world: &mmrf_world::World,
+    ds: &Dataset,
+    timelines: &Timelines,
+    methods: &[&dyn Ranker],
+    bc: &dyn Ranker,
+    offline_cfg: &OfflineConfig,
+    quick: bool,
+    seed: u64,
+    out: &Path,
+    seconds: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<(AbReport, FidelityReport, Option<mmrf_eval::ssb::SsbReport>)> {
     // Online A/B: the logging policy is the control until LTR lands.
     let t = Instant::now();
     let ab_cfg = AbConfig {
@@ -374,10 +487,7 @@ fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
             ranker: &UniformRanker,
             tau: 1.0,
         },
-        Candidate {
-            ranker: bc.as_ref(),
-            tau: 1.0,
-        },
+        Candidate { ranker: bc, tau: 1.0 },
     ];
     // The truth over the held-out log's own period, so both sides see the same days.
     let test_days = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_LAST_DAY)
@@ -387,21 +497,13 @@ fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
         days: test_days as u32,
         ..ab_cfg.online.clone()
     };
-    let fid = fidelity(
-        &ds,
-        &timelines,
-        &world.model,
-        &candidates,
-        bc.as_ref(),
-        &offline_cfg,
-        &fid_online,
-    )
-    .map_err(anyhow::Error::msg)?;
+    let fid =
+        fidelity(ds, timelines, &world.model, &candidates, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
     seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
-    let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), &ds) {
+    let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), ds) {
         Ok(sim) => Some(mmrf_eval::ssb::simulator_vs_world(
-            &ds,
-            &timelines,
+            ds,
+            timelines,
             &world.model,
             &sim,
             1000,
@@ -413,49 +515,5 @@ fn run_one(out: &Path, quick: bool, seed: u64) -> Result<serde_json::Value> {
             None
         }
     };
-    seconds.insert("total".into(), started.elapsed().as_secs_f64());
-
-    let results = Results {
-        methods: method_results(&offline, &online),
-        config: BenchmarkConfig {
-            quick,
-            control: online.control.clone(),
-            online_days: online.days,
-            tau: "matched to the behaviour model's entropy per method",
-            cap: offline_cfg.ope.cap,
-        },
-        seeds: vec![seed],
-        world: config,
-        seed,
-        offline_config: offline_cfg,
-        offline,
-        online,
-        fidelity: fid,
-        simulator,
-        seconds,
-    };
-    std::fs::create_dir_all(out)?;
-    let json = serde_json::to_string_pretty(&results)?;
-    mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
-    let mut md = mmrf_eval::report::markdown(&results.offline, &results.online, &results.fidelity);
-    if let Some(s) = &results.simulator {
-        md += "\n";
-        md += &mmrf_eval::report::simulator_table(s);
-    }
-    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
-    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, &results.online) {
-        eprintln!("warning: plots skipped: {e}");
-    }
-    for m in &results.offline {
-        if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
-            eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
-        }
-    }
-    println!("{md}");
-    eprintln!(
-        "wrote {}/results.json, results.md and plots in {:.1}s",
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(serde_json::to_value(&results)?)
+    Ok((online, fid, simulator))
 }

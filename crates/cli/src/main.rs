@@ -132,6 +132,10 @@ enum Command {
         /// Repeat with this many seeds (world and training), reporting mean and 95 % CI.
         #[arg(long, default_value_t = 1)]
         seeds: usize,
+        /// Run on this KuaiRand-format directory instead of the generated world (real
+        /// data has no ground truth: the online A/B and the checks against it are skipped).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -291,7 +295,8 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             seed,
             seeds,
-        } => benchmark::run(&out, quick, seed, seeds),
+            data,
+        } => benchmark::run(&out, quick, seed, seeds, data.as_deref()),
         Command::Train {
             data,
             method,

@@ -335,3 +335,42 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         .unwrap()
         .contains("over 2 seeds"));
 }
+
+#[test]
+fn benchmark_on_data_without_a_world_skips_the_online_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("kuairand");
+    let gen = mmrf()
+        .args(["world", "generate", "--scale", "small", "--users", "60", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    // Make it look like real KuaiRand: only the six KuaiRand files.
+    for side in [
+        "mmrf_world.json",
+        "mmrf_requests.csv",
+        "mmrf_candidates.bin",
+        "mmrf_propensities.csv",
+    ] {
+        std::fs::remove_file(dir.join(side)).unwrap();
+    }
+    let out = tmp.path().join("results");
+    let run = mmrf()
+        .args(["benchmark", "--quick", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("not a generated world"), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert!(r["online"].is_null() && r["world"].is_null());
+    assert!(r["methods"]["mmrf"]["offline"]["WatchTime"]["ncis"].is_number());
+    assert!(r["methods"]["mmrf"]["online"].is_null());
+    assert!(std::fs::read_to_string(out.join("results.md"))
+        .unwrap()
+        .contains("skipped"));
+}

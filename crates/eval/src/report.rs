@@ -27,20 +27,9 @@ pub fn offline_text(r: &OfflineReport) -> String {
     s
 }
 
-/// Paper-style tables of a benchmark, as Markdown.
-///
-/// Table 1 (methods × signals × {GAUC, NCIS}): the best value of each column is bold and
-/// the second marked `*`. Higher is better except for Hate, a cost, where lower is better
-/// for both GAUC (a good ranker puts hated videos low) and NCIS.
-pub fn markdown(offline: &[OfflineReport], online: &AbReport, fidelity: &FidelityReport) -> String {
-    let mut s = String::new();
-    s += &table1(offline);
-    s += "\n";
-    s += &table2(online);
-    s += "\n";
-    s += &fidelity_table(fidelity);
-    s
-}
+// Table 1 (methods × signals × {GAUC, NCIS}): the best value of each column is bold and
+// the second marked `*`. Higher is better except for Hate, a cost, where lower is better
+// for both GAUC (a good ranker puts hated videos low) and NCIS.
 
 fn marks(values: &[Option<f64>], lower_better: bool) -> Vec<&'static str> {
     let mut idx: Vec<usize> = (0..values.len())
@@ -237,7 +226,11 @@ fn font() -> Option<Vec<u8>> {
 ///
 /// Labels need a TrueType font (`MMRF_FONT` or a system DejaVu/Liberation/Arial); without
 /// one the plots are skipped with an error saying so.
-pub fn plots(dir: &Path, offline: &[OfflineReport], online: &AbReport) -> Result<Vec<std::path::PathBuf>, String> {
+pub fn plots(
+    dir: &Path,
+    offline: &[OfflineReport],
+    online: Option<&AbReport>,
+) -> Result<Vec<std::path::PathBuf>, String> {
     use plotters::prelude::*;
     let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -299,6 +292,9 @@ pub fn plots(dir: &Path, offline: &[OfflineReport], online: &AbReport) -> Result
     }
     written.push(path);
 
+    let Some(online) = online else {
+        return Ok(written);
+    };
     let path = dir.join("online_lift.png");
     {
         let root = BitMapBackend::new(&path, (900, 600)).into_drawing_area();
