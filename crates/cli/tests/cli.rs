@@ -6,6 +6,24 @@ fn mmrf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mmrf"))
 }
 
+/// `mmrf world generate --scale small --users N --out DIR`, which must succeed.
+fn small_world(dir: &std::path::Path, users: usize) {
+    let out = mmrf()
+        .args([
+            "world",
+            "generate",
+            "--scale",
+            "small",
+            "--users",
+            &users.to_string(),
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn generate_then_check_json() {
     let tmp = tempfile::tempdir().unwrap();
@@ -52,12 +70,7 @@ fn generate_then_check_json() {
 fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("w");
-    let gen = mmrf()
-        .args(["world", "generate", "--scale", "small", "--users", "10", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(gen.status.success());
+    small_world(&dir, 10);
     let log = dir.join("log_standard_4_22_to_5_08_1k.csv");
     let mut text = std::fs::read_to_string(&log).unwrap();
     text.push_str("3,4,20220430,1200,1651291200000,1,0,0,0,0,0,1,x,15000,0,0,0,0,1\n");
@@ -101,11 +114,7 @@ fn train_then_eval_json_and_dump() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         out
     };
-    ok(mmrf()
-        .args(["world", "generate", "--scale", "small", "--users", "60", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap());
+    small_world(&dir, 60);
     ok(mmrf()
         .args([
             "train",
@@ -340,12 +349,7 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
 fn benchmark_on_data_without_a_world_skips_the_online_checks() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("kuairand");
-    let gen = mmrf()
-        .args(["world", "generate", "--scale", "small", "--users", "60", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(gen.status.success());
+    small_world(&dir, 60);
     // Make it look like real KuaiRand: only the six KuaiRand files.
     for side in [
         "mmrf_world.json",
