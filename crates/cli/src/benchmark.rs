@@ -261,14 +261,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         Some(d) => d.to_path_buf(),
         None => {
             let world_dir = out.join("world");
-            let reuse = mmrf_world::World::load(&world_dir)
-                .map(|w| w.file.config == config)
-                .unwrap_or(false);
-            if reuse {
-                eprintln!("reusing the world in {}", world_dir.display());
-            } else {
-                let (_, secs) = crate::generate_world(&config, &world_dir)?;
-                eprintln!("generated the {} world in {secs:.1}s", scale.name());
+            if let Some(secs) = crate::ensure_world(&config, &world_dir)? {
                 seconds.insert("generate".into(), secs);
             }
             world_dir

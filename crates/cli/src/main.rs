@@ -479,6 +479,21 @@ fn generate_world(config: &WorldConfig, out: &Path) -> Result<(mmrf_world::Summa
     Ok((summary, start.elapsed().as_secs_f64()))
 }
 
+/// Reuse the world in `dir` when it was generated from `config`, else generate it; returns
+/// the seconds spent generating (`None` when reused).
+fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
+    let reuse = mmrf_world::World::load(dir)
+        .map(|w| &w.file.config == config)
+        .unwrap_or(false);
+    if reuse {
+        eprintln!("reusing the world in {}", dir.display());
+        return Ok(None);
+    }
+    let (_, secs) = generate_world(config, dir)?;
+    eprintln!("generated the {} world in {secs:.1}s", config.scale.name());
+    Ok(Some(secs))
+}
+
 fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     let tmp;
     let dir = match dir {
@@ -515,12 +530,7 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     let dir = dir.unwrap_or_else(|| tmp.path().join("world"));
     let mut config = WorldConfig::new(Scale::Default, seed);
     config.n_users = users;
-    if mmrf_world::World::load(&dir)
-        .map(|w| w.file.config != config)
-        .unwrap_or(true)
-    {
-        generate_world(&config, &dir)?;
-    }
+    ensure_world(&config, &dir)?;
     let (ds, _) = Dataset::open(&dir)?;
     // A quick BC gives the scores and π_β; its quality does not matter for the timing.
     let opts = mmrf_train::TrainOptions {
@@ -561,12 +571,7 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().join("world"));
     let config = WorldConfig::new(Scale::Default, seed);
-    if mmrf_world::World::load(&dir)
-        .map(|w| w.file.config != config)
-        .unwrap_or(true)
-    {
-        generate_world(&config, &dir)?;
-    }
+    ensure_world(&config, &dir)?;
     let (ds, _) = Dataset::open(&dir)?;
     let fs = mmrf_model::FeatureSpace::from_dataset(&ds);
     let mut cfg = MmrfConfig::for_method(method);

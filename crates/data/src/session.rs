@@ -181,6 +181,14 @@ impl<'a> RequestSet<'a> {
         &self.rows[r.row_start as usize..r.row_start as usize + r.n_shown as usize]
     }
 
+    /// The videos request `index` showed, in the order shown.
+    pub fn shown_videos(&self, index: usize, log: &LogColumns) -> Vec<u32> {
+        self.shown_rows(&self.requests[index])
+            .iter()
+            .map(|&row| log.video[row as usize])
+            .collect()
+    }
+
     /// The request's candidate set (shown videos included) into `out`.
     ///
     /// Sampled sets are deterministic in (seed, request index) and shuffled, so a

@@ -203,7 +203,7 @@ pub fn score_split(
         .into_par_iter()
         .chunks(256)
         .map(|idx| {
-            let (mut beh, mut pi, mut pib) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut pi, mut pib) = (Vec::new(), Vec::new());
             let cands: Vec<Vec<u32>> = idx
                 .iter()
                 .map(|&i| {
@@ -219,9 +219,13 @@ pub fn score_split(
             let cand_refs: Vec<&[u32]> = cands.iter().map(|c| c.as_slice()).collect();
             let mut scores = vec![Vec::new(); idx.len()];
             ranker.score_batch(&states, &cand_refs, &mut scores);
+            let mut behaviour_scores = vec![Vec::new(); idx.len()];
+            if let Behaviour::Model(b) = behaviour {
+                b.score_batch(&states, &cand_refs, &mut behaviour_scores);
+            }
             let mut out = Vec::new();
             for (x, &i) in idx.iter().enumerate() {
-                let (cands, scores, state) = (&cands[x], &scores[x], &states[x]);
+                let (cands, scores) = (&cands[x], &scores[x]);
                 if let Some(k) = scores.iter().position(|s| !s.is_finite()) {
                     return Err(format!(
                         "request {i}: {} scored candidate {} as {}",
@@ -231,10 +235,8 @@ pub fn score_split(
                     ));
                 }
                 softmax_into(scores, tau, &mut pi);
-                if let Behaviour::Model(b) = behaviour {
-                    beh.resize(cands.len(), 0.0);
-                    b.score(state, cands, &mut beh);
-                    softmax_into(&beh, 1.0, &mut pib);
+                if let Behaviour::Model(_) = behaviour {
+                    softmax_into(&behaviour_scores[x], 1.0, &mut pib);
                 }
                 let r = &set.requests[i];
                 for &row in set.shown_rows(r) {

@@ -78,8 +78,7 @@ pub fn simulator_vs_world(
     let (mut shown_lists, mut other_lists, mut states) = (Vec::new(), Vec::new(), Vec::new());
     let mut cands = Vec::new();
     for &i in &idx {
-        let r = &set.requests[i];
-        let shown: Vec<u32> = set.shown_rows(r).iter().map(|&row| log.video[row as usize]).collect();
+        let shown = set.shown_videos(i, log);
         set.candidates(i, log, &mut cands);
         let mut others: Vec<u32> = cands.iter().copied().filter(|c| !shown.contains(c)).collect();
         others.shuffle(&mut rng);

@@ -65,7 +65,7 @@ impl<'a> Batcher<'a> {
             let r = &set.requests[i];
             users.push(r.user as i64);
             user_features.extend_from_slice(fs.users.row(r.user as usize));
-            let shown_videos: Vec<u32> = set.shown_rows(r).iter().map(|&row| log.video[row as usize]).collect();
+            let shown_videos = set.shown_videos(i, log);
             for (j, &v) in list.iter().enumerate() {
                 candidates[k * c + j] = self.slot[v as usize] as i64;
                 valid[k * c + j] = 1.0;

@@ -180,8 +180,6 @@ struct Transitions<'a> {
     set: RequestSet<'a>,
     /// Index of the next request of the session, if any.
     next: Vec<Option<u32>>,
-    /// Standardised per-signal rewards, `[request][signal]`.
-    rewards: Vec<[f32; N_AGENTS]>,
     /// Per-item label scale of each signal (1 / std).
     item_scale: [f32; N_AGENTS],
 }
@@ -224,35 +222,9 @@ impl<'a> Transitions<'a> {
                     .map(|_| i as u32 + 1)
             })
             .collect();
-        let raw: Vec<[f32; N_AGENTS]> = set
-            .requests
-            .iter()
-            .map(|r| {
-                let mut x = [0f32; N_AGENTS];
-                for &row in set.shown_rows(r) {
-                    for (k, sig) in Signal::ALL.iter().enumerate() {
-                        x[k] += signal_value(log, *sig, row as usize);
-                    }
-                }
-                x
-            })
-            .collect();
-        let mut request_scale = [1f32; N_AGENTS];
-        let mut item_scale = [1f32; N_AGENTS];
-        for (k, sig) in Signal::ALL.iter().enumerate() {
-            request_scale[k] = 1.0 / std_of(raw.iter().map(|x| x[k]));
-            item_scale[k] = 1.0 / std_of((0..log.len()).map(|i| signal_value(log, *sig, i)));
-        }
-        let rewards = raw
-            .iter()
-            .map(|x| std::array::from_fn(|k| x[k] * request_scale[k]))
-            .collect();
-        Transitions {
-            set,
-            next,
-            rewards,
-            item_scale,
-        }
+        let item_scale =
+            std::array::from_fn(|k| 1.0 / std_of((0..log.len()).map(|i| signal_value(log, Signal::ALL[k], i))));
+        Transitions { set, next, item_scale }
     }
 }
 
@@ -586,30 +558,18 @@ impl<'a> Trainer<'a> {
             batch.push(order[*cursor]);
             *cursor += 1;
         }
-        // (request index, shown videos, rewards, is_sample)
-        let mut rows: Vec<(usize, Vec<u32>, [f32; N_AGENTS], bool)> = Vec::with_capacity(batch.len() * 2);
+        // (request index, shown videos, is_sample)
+        let mut rows: Vec<(usize, Vec<u32>, bool)> = Vec::with_capacity(batch.len() * 2);
         for &i in &batch {
-            let r = &tr.set.requests[i];
-            let shown: Vec<u32> = tr
-                .set
-                .shown_rows(r)
-                .iter()
-                .map(|&row| log.video[row as usize])
-                .collect();
-            rows.push((i, shown, tr.rewards[i], false));
+            rows.push((i, tr.set.shown_videos(i, log), false));
         }
         if cfg.augment != Augment::None {
-            for &i in &batch {
+            for x in 0..batch.len() {
                 if rng.random::<f64>() >= cfg.sample_share {
                     continue;
                 }
+                let (i, shown) = (rows[x].0, rows[x].1.clone());
                 tr.set.candidates(i, log, cands);
-                let shown: Vec<u32> = tr
-                    .set
-                    .shown_rows(&tr.set.requests[i])
-                    .iter()
-                    .map(|&r| log.video[r as usize])
-                    .collect();
                 let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
                 let mut scored: Vec<(f32, u32)> = cands
                     .iter()
@@ -624,20 +584,19 @@ impl<'a> Trainer<'a> {
                 if picked.is_empty() {
                     continue;
                 }
-                let rewards = [cfg.negative_reward as f32 * picked.len() as f32; N_AGENTS];
-                rows.push((i, picked, rewards, true));
+                rows.push((i, picked, true));
             }
         }
         // Labels of the non-impression samples, per item and signal, in reward units.
         let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
             Some(sim) => {
                 let sampled: Vec<(usize, &[u32])> =
-                    rows.iter().filter(|r| r.3).map(|r| (r.0, r.1.as_slice())).collect();
+                    rows.iter().filter(|r| r.2).map(|r| (r.0, r.1.as_slice())).collect();
                 sim.label(fs, timelines, tr, log, &sampled, cfg)
             }
             None => rows
                 .iter()
-                .filter(|r| r.3)
+                .filter(|r| r.2)
                 .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
                 .collect(),
         };
@@ -684,7 +643,7 @@ impl<'a> Trainer<'a> {
         let mut shown_mask = vec![0f32; b * k_max];
         let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
         let mut next_sample = 0;
-        for (x, (i, shown, _, sample)) in rows.iter().enumerate() {
+        for (x, (i, shown, sample)) in rows.iter().enumerate() {
             let r = &tr.set.requests[*i];
             let logged_rows = tr.set.shown_rows(r);
             let labels_here = if *sample {
@@ -707,7 +666,7 @@ impl<'a> Trainer<'a> {
             }
         }
         let mut act_mask = shown_mask.clone();
-        for (x, (_, shown, _, sample)) in rows.iter().enumerate() {
+        for (x, (_, shown, sample)) in rows.iter().enumerate() {
             if *sample {
                 for k in 0..shown.len().min(k_max) {
                     act_mask[x * k_max + k] = 1.0;
@@ -753,7 +712,7 @@ impl<'a> Trainer<'a> {
                         // viewed loses the continuation; the others were followed by more
                         // viewing (valued from the same state, the request's own).
                         let ended = match cfg.leave_credit {
-                            LeaveCredit::Item => done[x] > 0.0 && k == last && !row.3,
+                            LeaveCredit::Item => done[x] > 0.0 && k == last && !row.2,
                             LeaveCredit::Request => done[x] > 0.0,
                         };
                         let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
@@ -1115,55 +1074,17 @@ impl Sim {
             .seed(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     }
 
-    /// States and item embeddings of `(request, items)` pairs for the simulator `m`.
-    #[allow(clippy::too_many_arguments)]
-    fn inputs(
-        m: &FeedbackSimulator,
-        fs: &FeatureSpace,
-        timelines: &Timelines,
+    /// The states of logged requests `idx` and their shown videos.
+    fn logged<'t>(
+        timelines: &'t Timelines,
         tr: &Transitions<'_>,
         log: &mmrf_data::LogColumns,
-        pairs: &[(usize, &[u32])],
+        idx: &[usize],
         history: usize,
-        k_max: usize,
-        device: &Device,
-    ) -> (mmrf_model::mmrf::StateBatch, Tensor<3>) {
-        let mut s_in = StateInputs::new(history);
-        let mut videos: Vec<u32> = Vec::new();
-        let mut slot = std::collections::HashMap::new();
-        for (i, items) in pairs {
-            s_in.push(fs, &timelines.state(&tr.set, log, *i, history));
-            for &v in items.iter() {
-                slot.entry(v).or_insert_with(|| {
-                    videos.push(v);
-                    videos.len() as i64 - 1
-                });
-            }
-        }
-        for &v in &s_in.videos {
-            if v != PAD {
-                slot.entry(v).or_insert_with(|| {
-                    videos.push(v);
-                    videos.len() as i64 - 1
-                });
-            }
-        }
-        let m_n = videos.len();
-        let e = m.items().forward(video_batch(fs, &videos, device));
-        let d = e.dims()[1];
-        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
-        let state = s_in.to_batch(fs.users.dim, e_pad.clone(), |v| slot[&v], m_n as i64, device);
-        let b = pairs.len();
-        let mut idx = vec![m_n as i64; b * k_max];
-        for (x, (_, items)) in pairs.iter().enumerate() {
-            for (k, v) in items.iter().take(k_max).enumerate() {
-                idx[x * k_max + k] = slot[v];
-            }
-        }
-        let items = e_pad
-            .select(0, Tensor::from_data(TensorData::new(idx, [b * k_max]), device))
-            .reshape([b, k_max, d]);
-        (state, items)
+    ) -> (Vec<RequestState<'t>>, Vec<Vec<u32>>) {
+        let states = idx.iter().map(|&i| timelines.state(&tr.set, log, i, history)).collect();
+        let shown = idx.iter().map(|&i| tr.set.shown_videos(i, log)).collect();
+        (states, shown)
     }
 
     /// One MSE step of both heads on the shown items of logged requests `idx`.
@@ -1176,29 +1097,10 @@ impl Sim {
         idx: &[usize],
         cfg: &MmrfConfig,
     ) -> Result<f32, TrainError> {
-        const K: usize = 6;
-        let shown: Vec<Vec<u32>> = idx
-            .iter()
-            .map(|&i| {
-                tr.set
-                    .shown_rows(&tr.set.requests[i])
-                    .iter()
-                    .map(|&r| log.video[r as usize])
-                    .collect()
-            })
-            .collect();
-        let pairs: Vec<(usize, &[u32])> = idx.iter().zip(&shown).map(|(&i, s)| (i, s.as_slice())).collect();
-        let (state, items) = Sim::inputs(
-            &self.model,
-            fs,
-            timelines,
-            tr,
-            log,
-            &pairs,
-            cfg.history,
-            K,
-            &self.device,
-        );
+        const K: usize = SIM_ITEMS;
+        let (states, shown) = Sim::logged(timelines, tr, log, idx, cfg.history);
+        let refs: Vec<&[u32]> = shown.iter().map(|s| s.as_slice()).collect();
+        let (state, items) = simulator_inputs(&self.model, fs, &states, &refs, cfg.history, &self.device);
         let b = idx.len();
         let mut y = vec![0f32; b * K * N_AGENTS];
         let mut mask = vec![0f32; b * K];
@@ -1231,7 +1133,7 @@ impl Sim {
         cfg: &MmrfConfig,
         seed: u64,
     ) -> SimulatorFit {
-        const K: usize = 6;
+        const K: usize = SIM_ITEMS;
         let test = Transitions::build_split(data, LogSplit::Test);
         let log = data.log(LogSplit::Test);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
@@ -1241,18 +1143,9 @@ impl Sim {
         let device = mmrf_model::device::inference();
         let (mut preds, mut labels): (Vec<[f32; N_AGENTS]>, Vec<[f32; N_AGENTS]>) = (Vec::new(), Vec::new());
         for chunk in idx.chunks(256) {
-            let shown: Vec<Vec<u32>> = chunk
-                .iter()
-                .map(|&i| {
-                    test.set
-                        .shown_rows(&test.set.requests[i])
-                        .iter()
-                        .map(|&r| log.video[r as usize])
-                        .collect()
-                })
-                .collect();
-            let pairs: Vec<(usize, &[u32])> = chunk.iter().zip(&shown).map(|(&i, s)| (i, s.as_slice())).collect();
-            let (state, items) = Sim::inputs(&self.plain, fs, timelines, &test, log, &pairs, cfg.history, K, &device);
+            let (states, shown) = Sim::logged(timelines, &test, log, chunk, cfg.history);
+            let refs: Vec<&[u32]> = shown.iter().map(|s| s.as_slice()).collect();
+            let (state, items) = simulator_inputs(&self.plain, fs, &states, &refs, cfg.history, &device);
             let ctx = self.plain.context(state);
             let (r, _) = self.plain.predict(ctx, items);
             let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
@@ -1304,9 +1197,14 @@ impl Sim {
         if pairs.is_empty() {
             return Vec::new();
         }
-        const K: usize = 6;
+        const K: usize = SIM_ITEMS;
         let device = mmrf_model::device::inference();
-        let (state, items) = Sim::inputs(&self.plain, fs, timelines, tr, log, pairs, cfg.history, K, &device);
+        let states: Vec<RequestState<'_>> = pairs
+            .iter()
+            .map(|(i, _)| timelines.state(&tr.set, log, *i, cfg.history))
+            .collect();
+        let items: Vec<&[u32]> = pairs.iter().map(|(_, v)| *v).collect();
+        let (state, items) = simulator_inputs(&self.plain, fs, &states, &items, cfg.history, &device);
         let ctx = self.plain.context(state);
         let (r, r2) = self.plain.predict(ctx, items);
         let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda)
@@ -1368,44 +1266,9 @@ impl SimulatorScorer {
     /// The main head's predictions `r` (click, like, follow, comment, hate, long_view,
     /// `min(play / 60 s, 1)`) for `items[i]` (at most 6) in state `states[i]`.
     pub fn predict(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
-        const K: usize = 6;
+        const K: usize = SIM_ITEMS;
         let device = mmrf_model::device::inference();
-        let mut s_in = StateInputs::new(self.history);
-        let mut videos: Vec<u32> = Vec::new();
-        let mut slot = std::collections::HashMap::new();
-        let mut add = |v: u32, videos: &mut Vec<u32>| {
-            *slot.entry(v).or_insert_with(|| {
-                videos.push(v);
-                videos.len() as i64 - 1
-            })
-        };
-        for (state, its) in states.iter().zip(items) {
-            s_in.push(&self.fs, state);
-            its.iter().for_each(|&v| {
-                add(v, &mut videos);
-            });
-        }
-        let hist: Vec<u32> = s_in.videos.iter().copied().filter(|&v| v != PAD).collect();
-        hist.iter().for_each(|&v| {
-            add(v, &mut videos);
-        });
-        let idx_of: std::collections::HashMap<u32, i64> =
-            videos.iter().enumerate().map(|(i, &v)| (v, i as i64)).collect();
-        let m = videos.len();
-        let e = self.model.items().forward(video_batch(&self.fs, &videos, &device));
-        let d = e.dims()[1];
-        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], &device)], 0);
-        let batch = s_in.to_batch(self.fs.users.dim, e_pad.clone(), |v| idx_of[&v], m as i64, &device);
-        let b = states.len();
-        let mut idx = vec![m as i64; b * K];
-        for (x, its) in items.iter().enumerate() {
-            for (k, v) in its.iter().take(K).enumerate() {
-                idx[x * K + k] = idx_of[v];
-            }
-        }
-        let it = e_pad
-            .select(0, Tensor::from_data(TensorData::new(idx, [b * K]), &device))
-            .reshape([b, K, d]);
+        let (batch, it) = simulator_inputs(&self.model, &self.fs, states, items, self.history, &device);
         let (r, _) = self.model.predict(self.model.context(batch), it);
         let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
         items
@@ -1508,3 +1371,56 @@ impl Ranker for MmrfRanker {
         }
     }
 }
+
+/// The simulator's inputs for states and up to [`SIM_ITEMS`] items each: the state batch
+/// and the items' embeddings `[B, SIM_ITEMS, D]` (padding rows zero), from `m`'s own item
+/// encoder. Shared by training, labelling, the fit report and [`SimulatorScorer`].
+fn simulator_inputs(
+    m: &FeedbackSimulator,
+    fs: &FeatureSpace,
+    states: &[RequestState<'_>],
+    items: &[&[u32]],
+    history: usize,
+    device: &Device,
+) -> (mmrf_model::mmrf::StateBatch, Tensor<3>) {
+    let mut s_in = StateInputs::new(history);
+    let mut videos: Vec<u32> = Vec::new();
+    let mut slot = std::collections::HashMap::new();
+    let mut add = |v: u32, videos: &mut Vec<u32>| {
+        *slot.entry(v).or_insert_with(|| {
+            videos.push(v);
+            videos.len() as i64 - 1
+        })
+    };
+    for (state, its) in states.iter().zip(items) {
+        s_in.push(fs, state);
+        its.iter().for_each(|&v| {
+            add(v, &mut videos);
+        });
+    }
+    for &v in &s_in.videos {
+        if v != PAD {
+            add(v, &mut videos);
+        }
+    }
+    let row: std::collections::HashMap<u32, i64> = videos.iter().enumerate().map(|(i, &v)| (v, i as i64)).collect();
+    let m_n = videos.len();
+    let e = m.items().forward(video_batch(fs, &videos, device));
+    let d = e.dims()[1];
+    let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+    let state = s_in.to_batch(fs.users.dim, e_pad.clone(), |v| row[&v], m_n as i64, device);
+    let b = states.len();
+    let mut idx = vec![m_n as i64; b * SIM_ITEMS];
+    for (x, its) in items.iter().enumerate() {
+        for (k, v) in its.iter().take(SIM_ITEMS).enumerate() {
+            idx[x * SIM_ITEMS + k] = row[v];
+        }
+    }
+    let items = e_pad
+        .select(0, Tensor::from_data(TensorData::new(idx, [b * SIM_ITEMS]), device))
+        .reshape([b, SIM_ITEMS, d]);
+    (state, items)
+}
+
+/// Items per request the simulator reads and labels (K).
+const SIM_ITEMS: usize = 6;

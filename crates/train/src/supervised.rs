@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::video_batch;
 use crate::ranker::Ranker;
 use crate::run::{self, Manifest};
+use crate::state::{StateInputs, PAD};
 use crate::{check_finite, Progress, TrainError, TrainLog};
 
 /// The training objective.
@@ -114,45 +115,27 @@ impl SupervisedConfig {
     }
 }
 
-const PAD_VIDEO: i64 = 0;
-
-/// The user side of states as tensors.
+/// The user side of states as tensors, packed by the shared [`StateInputs`].
 fn user_batch(fs: &FeatureSpace, states: &[RequestState<'_>], history: usize, device: &Device) -> UserBatch {
-    let b = states.len();
-    let l = history.max(1);
-    let ud = fs.users.dim.max(1);
-    let (mut users, mut feats, mut hour, mut tab, mut hist, mut mask) = (
-        Vec::with_capacity(b),
-        Vec::with_capacity(b * ud),
-        Vec::with_capacity(b),
-        Vec::with_capacity(b),
-        Vec::with_capacity(b * l),
-        Vec::with_capacity(b * l),
-    );
-    for s in states {
-        users.push(s.user as i64);
-        if fs.users.dim == 0 {
-            feats.push(0.0);
-        } else {
-            feats.extend_from_slice(fs.users.row(s.user as usize));
-        }
-        hour.push(s.hour.min(23) as i64);
-        tab.push((s.tab as usize).min(mmrf_model::mmrf::N_TABS - 1) as i64);
-        let h = &s.history[s.history.len().saturating_sub(history)..];
-        for i in h {
-            hist.push(i.video as i64);
-            mask.push(1.0f32);
-        }
-        for _ in h.len()..l {
-            hist.push(PAD_VIDEO);
-            mask.push(0.0);
-        }
+    let mut s = StateInputs::new(history);
+    for state in states {
+        s.push(fs, state);
     }
+    let (b, l) = (s.len, history.max(1));
+    // Padded history slots read video 0; the mask removes them.
+    let (hist, mask): (Vec<i64>, Vec<f32>) = if history == 0 {
+        (vec![0; b], vec![0.0; b])
+    } else {
+        (
+            s.videos.iter().map(|&v| if v == PAD { 0 } else { v as i64 }).collect(),
+            s.mask,
+        )
+    };
     UserBatch {
-        users: Tensor::from_data(TensorData::new(users, [b]), device),
-        features: Tensor::from_data(TensorData::new(feats, [b, ud]), device),
-        hour: Tensor::from_data(TensorData::new(hour, [b]), device),
-        tab: Tensor::from_data(TensorData::new(tab, [b]), device),
+        users: Tensor::from_data(TensorData::new(s.users, [b]), device),
+        features: Tensor::from_data(TensorData::new(s.user_features, [b, fs.users.dim.max(1)]), device),
+        hour: Tensor::from_data(TensorData::new(s.hour, [b]), device),
+        tab: Tensor::from_data(TensorData::new(s.tab, [b]), device),
         history: Tensor::from_data(TensorData::new(hist, [b, l]), device),
         mask: Tensor::from_data(TensorData::new(mask, [b, l]), device),
     }
