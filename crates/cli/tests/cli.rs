@@ -6,6 +6,18 @@ fn mmrf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_mmrf"))
 }
 
+/// The benchmark's methods in table order.
+const METHODS: [&str; 8] = [
+    "bc",
+    "wide-deep",
+    "deepfm",
+    "mmrf-co",
+    "mmrf-da",
+    "mmrf-ns",
+    "mmrf",
+    "ltr",
+];
+
 /// `mmrf world generate --scale small --users N --out DIR`, which must succeed.
 fn small_world(dir: &std::path::Path, users: usize) {
     let out = mmrf()
@@ -238,19 +250,7 @@ fn quick_benchmark_writes_every_report() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        methods,
-        [
-            "bc",
-            "wide-deep",
-            "deepfm",
-            "mmrf-co",
-            "mmrf-da",
-            "mmrf-ns",
-            "mmrf",
-            "ltr"
-        ]
-    );
+    assert_eq!(methods, METHODS);
     for m in results["offline"].as_array().unwrap() {
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
             assert!(m["signals"][sig]["ncis"].is_number(), "{} {sig}", m["method"]);
@@ -279,16 +279,7 @@ fn quick_benchmark_writes_every_report() {
     );
     assert_eq!(results["online"]["control"], "ltr");
     // The documented schema: methods → offline per signal, online for the arms.
-    for name in [
-        "bc",
-        "wide-deep",
-        "deepfm",
-        "mmrf-co",
-        "mmrf-da",
-        "mmrf-ns",
-        "mmrf",
-        "ltr",
-    ] {
+    for name in METHODS {
         let m = &results["methods"][name];
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
             let s = &m["offline"][sig];
