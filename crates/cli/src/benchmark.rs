@@ -281,12 +281,16 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     };
     let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
     seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
-    // The supervised baselines, MMRF and its ablations, in the paper's table order; LTR
+    // The supervised and actor-critic baselines, MMRF and its ablations, in the paper's
+    // table order; LTR
     // last (the control arm of the online test).
     let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
     for method in [
         Method::WideDeep,
         Method::DeepFm,
+        Method::Pareto,
+        Method::Tscac,
+        Method::Massa,
         Method::MmrfCo,
         Method::MmrfDa,
         Method::MmrfNs,

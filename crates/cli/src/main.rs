@@ -5,6 +5,7 @@
 //! `mmrf benchmark` is the one-command main job.
 
 mod benchmark;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Measure speed (ingest).
+    /// Measure speed: ingest, evaluation, training steps, serving.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -99,6 +100,31 @@ enum Command {
         /// Write one CSV row per held-out impression (ids, score, pi, pi_beta, labels).
         #[arg(long, value_name = "FILE")]
         dump_scores: Option<PathBuf>,
+    },
+    /// Serve a trained run over HTTP: POST /v1/rank, POST /v1/feedback, GET /healthz,
+    /// GET /metrics. Stops cleanly on SIGTERM or Ctrl-C.
+    Serve {
+        /// The run directory (any method).
+        #[arg(long)]
+        run: PathBuf,
+        /// The data directory with the item and user features (default: the one the run
+        /// was trained on).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Most users whose session state is held (least recently used dropped first).
+        #[arg(long, default_value_t = 100_000)]
+        max_sessions: usize,
+        /// Seconds of idleness after which a user's state is dropped.
+        #[arg(long, default_value_t = 1800)]
+        session_ttl: u64,
+        /// Largest candidate list accepted.
+        #[arg(long, default_value_t = 2000)]
+        max_candidates: usize,
+        /// Start users' histories empty instead of from their logged impressions.
+        #[arg(long)]
+        no_log_history: bool,
     },
     /// The simulated online A/B test: run trained methods (top-K by their score) in a
     /// generated world on the same users, with the logging policy as a reference arm.
@@ -202,7 +228,7 @@ enum BenchCommand {
     /// default sizes on the default world; print updates/s and the achieved matmul GFLOP/s
     /// next to this machine's SGEMM GFLOP/s.
     TrainStep {
-        /// bc is not an RL method; one of mmrf, mmrf-co, mmrf-da, mmrf-ns.
+        /// An actor-critic method: mmrf, mmrf-co, mmrf-da, mmrf-ns, pareto, tscac, massa.
         #[arg(long, default_value = "mmrf")]
         method: String,
         #[arg(long, default_value_t = 40)]
@@ -212,6 +238,26 @@ enum BenchCommand {
         /// Where to write the world (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Load-test a running `mmrf serve`: open-loop rank requests with 400 logged
+    /// candidates each; prints p50/p95/p99 latency and the achieved throughput.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Requests per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rps: f64,
+        /// Seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// The data the requests are drawn from (the server's data directory).
+        #[arg(long, default_value_os_t = serve::default_data())]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Time offline evaluation (scoring every held-out impression, GAUC and NCIS with
     /// bootstrap CIs for all seven signals) on a world with about 1 M test impressions.
@@ -290,6 +336,31 @@ fn run(cli: Cli) -> Result<()> {
                     dir,
                 },
         } => bench_train_step(&method, steps, seed, dir),
+        Command::Bench {
+            command:
+                BenchCommand::Serve {
+                    addr,
+                    rps,
+                    duration,
+                    connections,
+                    data,
+                    json,
+                },
+        } => serve::bench(addr, rps, duration, connections, &data, json),
+        Command::Serve {
+            run,
+            data,
+            addr,
+            max_sessions,
+            session_ttl,
+            max_candidates,
+            no_log_history,
+        } => serve::serve(
+            &run,
+            data.as_deref(),
+            &addr,
+            serve::config(max_sessions, session_ttl, max_candidates, no_log_history),
+        ),
         Command::Benchmark {
             out,
             quick,
@@ -565,8 +636,8 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
 fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     use mmrf_train::mmrf::{update_flops, MmrfConfig, Trainer};
     anyhow::ensure!(
-        method.starts_with("mmrf"),
-        "--method {method}: only the MMRF family trains by DPG updates"
+        method.parse::<mmrf_train::Method>()?.actor_critic(),
+        "--method {method}: only MMRF, its ablations and the actor-critic baselines train by DPG updates"
     );
     let tmp = tempfile::tempdir()?;
     let dir = dir.unwrap_or_else(|| tmp.path().join("world"));

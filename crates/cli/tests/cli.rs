@@ -7,10 +7,13 @@ fn mmrf() -> Command {
 }
 
 /// The benchmark's methods in table order.
-const METHODS: [&str; 8] = [
+const METHODS: [&str; 11] = [
     "bc",
     "wide-deep",
     "deepfm",
+    "pareto",
+    "tscac",
+    "massa",
     "mmrf-co",
     "mmrf-da",
     "mmrf-ns",
@@ -262,21 +265,9 @@ fn quick_benchmark_writes_every_report() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        arms,
-        [
-            "ltr",
-            "mmrf",
-            "mmrf-ns",
-            "mmrf-da",
-            "mmrf-co",
-            "deepfm",
-            "wide-deep",
-            "bc",
-            "logging",
-            "random"
-        ]
-    );
+    let mut expected: Vec<&str> = METHODS.iter().rev().copied().collect();
+    expected.extend(["logging", "random"]);
+    assert_eq!(arms, expected, "LTR (control) first, then the table in reverse");
     assert_eq!(results["online"]["control"], "ltr");
     // The documented schema: methods → offline per signal, online for the arms.
     for name in METHODS {

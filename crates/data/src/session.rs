@@ -329,6 +329,15 @@ impl Timelines {
         }
     }
 
+    /// All of the user's logged impressions, oldest first (empty for an unknown user).
+    pub fn user(&self, user: u32) -> &[Impression] {
+        let u = user as usize;
+        if u + 1 >= self.offsets.len() {
+            return &[];
+        }
+        &self.items[self.offsets[u] as usize..self.offsets[u + 1] as usize]
+    }
+
     /// The user's last `len` impressions before row `row` of `split`, oldest first.
     pub fn history(&self, user: u32, split: LogSplit, row: u32, len: usize) -> &[Impression] {
         let s = LogSplit::ALL.iter().position(|&x| x == split).unwrap_or(0);

@@ -141,6 +141,7 @@ mod tests {
             heads: 2,
             hidden: 5,
             collaboration,
+            critic_signal: false,
         }
     }
 
@@ -250,7 +251,7 @@ mod tests {
     #[test]
     fn mmrf_agent_and_critic_gradients() {
         let (_g, device) = setup();
-        for collaboration in [Collaboration::Attention, Collaboration::Concat] {
+        for collaboration in [Collaboration::Attention, Collaboration::Concat, Collaboration::None] {
             let c = cfg(collaboration);
             let agents = Agents::new(&c, &device);
             let s = Tensor::<2>::random([3, 6], Distribution::Normal(0.0, 1.0), &device);
@@ -269,25 +270,29 @@ mod tests {
             );
             assert_ok(&format!("agents {collaboration:?}"), r);
         }
-        let c = cfg(Collaboration::Attention);
-        let critics = Critics::new(&c, &device);
-        let s = Tensor::<2>::random([3, 6], Distribution::Normal(0.0, 1.0), &device);
-        let a = Tensor::<3>::random([N_AGENTS, 3, 4], Distribution::Normal(0.0, 1.0), &device);
-        let items = Tensor::<3>::random([3, 2, 4], Distribution::Normal(0.0, 1.0), &device);
-        let w = Tensor::<2>::random([N_AGENTS, 3], Distribution::Normal(0.0, 1.0), &device);
-        let w2 = Tensor::<3>::random([3, 2, N_AGENTS], Distribution::Normal(0.0, 1.0), &device);
-        let r = check(
-            &critics,
-            |m| {
-                readout(m.q(s.clone(), a.clone()), w.clone())
-                    + readout(m.item_rewards(s.clone(), items.clone()), w2.clone())
-            },
-            5,
-            1e-3,
-            0.03,
-            2e-3,
-        );
-        assert_ok("critics", r);
+        // Plain critics, and MASSA's critics with the signal network.
+        for signal in [false, true] {
+            let mut c = cfg(Collaboration::Attention);
+            c.critic_signal = signal;
+            let critics = Critics::new(&c, &device);
+            let s = Tensor::<2>::random([3, 6], Distribution::Normal(0.0, 1.0), &device);
+            let a = Tensor::<3>::random([N_AGENTS, 3, 4], Distribution::Normal(0.0, 1.0), &device);
+            let items = Tensor::<3>::random([3, 2, 4], Distribution::Normal(0.0, 1.0), &device);
+            let w = Tensor::<2>::random([N_AGENTS, 3], Distribution::Normal(0.0, 1.0), &device);
+            let w2 = Tensor::<3>::random([3, 2, N_AGENTS], Distribution::Normal(0.0, 1.0), &device);
+            let r = check(
+                &critics,
+                |m| {
+                    readout(m.q(s.clone(), a.clone()), w.clone())
+                        + readout(m.item_rewards(s.clone(), items.clone()), w2.clone())
+                },
+                5,
+                1e-3,
+                0.03,
+                2e-3,
+            );
+            assert_ok(&format!("critics (signal: {signal})"), r);
+        }
     }
 
     #[test]

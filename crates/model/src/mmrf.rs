@@ -47,6 +47,9 @@ pub enum Collaboration {
     Attention,
     /// MMRF-CO: a shared projection of the concatenated other embeddings.
     Concat,
+    /// No communication between actors (Pareto, TSCAC, MASSA): each agent sees only its
+    /// own embedding, and the main actor does not read the auxiliary actions.
+    None,
 }
 
 /// Sizes of MMRF's networks.
@@ -64,6 +67,9 @@ pub struct MmrfNetConfig {
     /// Hidden width of actors and critics.
     pub hidden: usize,
     pub collaboration: Collaboration,
+    /// MASSA's signal network in the critics (see [`Critics`]).
+    #[serde(default)]
+    pub critic_signal: bool,
 }
 
 impl Default for MmrfNetConfig {
@@ -75,6 +81,7 @@ impl Default for MmrfNetConfig {
             heads: 4,
             hidden: 64,
             collaboration: Collaboration::Attention,
+            critic_signal: false,
         }
     }
 }
@@ -227,6 +234,8 @@ pub struct Agents {
     main_out: Linear,
     heads: usize,
     agent: usize,
+    /// Whether actors communicate (attention or concatenation).
+    talks: bool,
 }
 
 impl Agents {
@@ -247,6 +256,7 @@ impl Agents {
             main_out: LinearConfig::new(cfg.hidden, d).init(device),
             heads: cfg.heads.max(1),
             agent: h,
+            talks: cfg.collaboration != Collaboration::None,
         }
     }
 
@@ -296,8 +306,14 @@ impl Agents {
         let aux_in = he.clone().slice([0..b, 0..n - 1, 0..2 * hd]).swap_dims(0, 1); // [N-1, B, 2H]
         let aux = unit(self.aux_out.forward(relu(self.aux_hidden.forward(aux_in)))); // [N-1, B, D]
         let d = aux.dims()[2];
-        let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
-        let aux_flat = aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d]);
+        let aux_flat = if self.talks {
+            let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
+            aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d])
+        } else {
+            // Without communication the main actor's auxiliary inputs are zero: the same
+            // network shape, and nothing of the other actors reaches it.
+            Tensor::zeros([b, (n - 1) * d], &aux.device())
+        };
         let main_in = Tensor::cat(
             vec![he.slice([0..b, n - 1..n, 0..2 * hd]).reshape([b, 2 * hd]), aux_flat],
             1,
@@ -327,13 +343,25 @@ impl Agents {
 /// score `⟨a, e_j⟩` ranks by the same per-item value the critic learned. (An unconstrained
 /// `MLP(s, a)` critic trained only on logged actions extrapolates freely off them; offline,
 /// its maximiser can point anywhere.)
+///
+/// With MASSA's signal network (`critic_signal`), each critic's hidden layer also receives a
+/// mix of all critics' messages `m_j = W_m t_j`, mixed per state by a signal network:
+/// `t_i ← ReLU(t_i + Σ_j σ_ij(s) m_j)`, `σ_i· = softmax(W_σ s)_i`.
 #[derive(Module, Debug)]
 pub struct Critics {
     trunk: BatchedLinear,
     value: BatchedLinear,
     advantage: BatchedLinear,
     reward: Linear,
+    signal: Option<CriticSignal>,
     dim: usize,
+}
+
+/// MASSA's signal network: how much of each critic's message reaches each critic.
+#[derive(Module, Debug)]
+pub struct CriticSignal {
+    message: Linear,
+    mixing: Linear,
 }
 
 impl Critics {
@@ -343,6 +371,10 @@ impl Critics {
             value: BatchedLinear::new(N_AGENTS, cfg.hidden, 1, device),
             advantage: BatchedLinear::new(N_AGENTS, cfg.hidden, cfg.dim, device),
             reward: LinearConfig::new(cfg.state, N_AGENTS * cfg.dim).init(device),
+            signal: cfg.critic_signal.then(|| CriticSignal {
+                message: LinearConfig::new(cfg.hidden, cfg.hidden).init(device),
+                mixing: LinearConfig::new(cfg.state, N_AGENTS * N_AGENTS).init(device),
+            }),
             dim: cfg.dim,
         }
     }
@@ -350,8 +382,23 @@ impl Critics {
     /// `(c, W)`: `[N, B, 1]` and `[N, B, D]`.
     fn parts(&self, s: Tensor<2>) -> (Tensor<3>, Tensor<3>) {
         let [b, s_dim] = s.dims();
-        let t = relu(self.trunk.forward(s.reshape([1, b, s_dim]).repeat_dim(0, N_AGENTS)));
+        let mut t = relu(
+            self.trunk
+                .forward(s.clone().reshape([1, b, s_dim]).repeat_dim(0, N_AGENTS)),
+        );
+        if let Some(sig) = &self.signal {
+            let hid = t.dims()[2];
+            let m = sig.message.forward(t.clone()).swap_dims(0, 1); // [B, N(j), hid]
+            let mix = softmax(sig.mixing.forward(s).reshape([b, N_AGENTS, N_AGENTS]), 2); // [B, N(i), N(j)]
+            let mixed = mix.matmul(m).swap_dims(0, 1); // [N(i), B, hid]
+            t = relu(t + mixed.reshape([N_AGENTS, b, hid]));
+        }
         (self.value.forward(t.clone()), self.advantage.forward(t))
+    }
+
+    /// `∂Q_i(s, a)/∂a = W_i(s)`: `[N, B, D]` (each critic is linear in the action).
+    pub fn action_gradients(&self, s: Tensor<2>) -> Tensor<3> {
+        self.parts(s).1
     }
 
     /// `Q`: `[N, B]` for states `[B, S]` and actions `[N, B, D]`.
@@ -409,6 +456,7 @@ mod tests {
             heads: 2,
             hidden: 5,
             collaboration: Collaboration::Attention,
+            critic_signal: false,
         };
         (cfg, Device::flex())
     }
@@ -476,7 +524,7 @@ mod tests {
 
     #[test]
     fn actions_are_unit_vectors_for_every_agent() {
-        for collaboration in [Collaboration::Attention, Collaboration::Concat] {
+        for collaboration in [Collaboration::Attention, Collaboration::Concat, Collaboration::None] {
             let (mut cfg, device) = tiny();
             cfg.collaboration = collaboration;
             let agents = Agents::new(&cfg, &device);

@@ -9,14 +9,19 @@
 //! - [`bc`]: behaviour cloning of the logging policy; also π_β for off-policy estimates.
 //! - [`mmrf`]: MMRF and its ablations (MMRF-CO, MMRF-DA, MMRF-NS) by configuration.
 //! - [`supervised`]: the supervised baselines Wide&Deep, DeepFM and LTR.
+//! - [`pareto`], [`tscac`], [`massa`]: the actor-critic baselines, each an objective or a
+//!   configuration of [`mmrf`]'s trainer (the same encoders, buffers and TD update).
 
 pub mod batch;
 pub mod bc;
+pub mod massa;
 pub mod mmrf;
+pub mod pareto;
 pub mod ranker;
 pub mod run;
 pub mod state;
 pub mod supervised;
+pub mod tscac;
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +29,7 @@ use std::path::Path;
 use mmrf_data::Dataset;
 use mmrf_model::FeatureSpace;
 
+pub use mmrf_model::mmrf::N_TABS;
 pub use ranker::{AsPolicy, LoggingRanker, Ranker, Scaled, TwoTowerRanker, UniformRanker};
 pub use run::Manifest;
 
@@ -83,10 +89,13 @@ pub enum Method {
     MmrfCo,
     MmrfDa,
     MmrfNs,
+    Pareto,
+    Tscac,
+    Massa,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 11] = [
         Method::Bc,
         Method::WideDeep,
         Method::DeepFm,
@@ -95,8 +104,11 @@ impl Method {
         Method::MmrfCo,
         Method::MmrfDa,
         Method::MmrfNs,
+        Method::Pareto,
+        Method::Tscac,
+        Method::Massa,
     ];
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 11] = [
         "bc",
         "wide-deep",
         "deepfm",
@@ -105,7 +117,15 @@ impl Method {
         "mmrf-co",
         "mmrf-da",
         "mmrf-ns",
+        "pareto",
+        "tscac",
+        "massa",
     ];
+
+    /// Trained by [`mmrf`]'s actor-critic trainer (MMRF, its ablations, Pareto, TSCAC, MASSA).
+    pub fn actor_critic(self) -> bool {
+        !matches!(self, Method::Bc | Method::WideDeep | Method::DeepFm | Method::Ltr)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -117,6 +137,9 @@ impl Method {
             Method::MmrfCo => "mmrf-co",
             Method::MmrfDa => "mmrf-da",
             Method::MmrfNs => "mmrf-ns",
+            Method::Pareto => "pareto",
+            Method::Tscac => "tscac",
+            Method::Massa => "massa",
         }
     }
 }
@@ -166,7 +189,14 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
                 &opts.progress,
             )?))
         }
-        Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => {
+        // MMRF, its ablations and the actor-critic baselines share one trainer.
+        Method::Mmrf
+        | Method::MmrfCo
+        | Method::MmrfDa
+        | Method::MmrfNs
+        | Method::Pareto
+        | Method::Tscac
+        | Method::Massa => {
             let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
             Ok(Box::new(mmrf::train(
                 data,
@@ -192,7 +222,13 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     let ranker: Box<dyn Ranker> = match method {
         Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
         Method::WideDeep | Method::DeepFm | Method::Ltr => Box::new(supervised::load(dir, &manifest, &fs)?),
-        Method::Mmrf | Method::MmrfCo | Method::MmrfDa | Method::MmrfNs => Box::new(mmrf::load(dir, &manifest, &fs)?),
+        Method::Mmrf
+        | Method::MmrfCo
+        | Method::MmrfDa
+        | Method::MmrfNs
+        | Method::Pareto
+        | Method::Tscac
+        | Method::Massa => Box::new(mmrf::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))
 }

@@ -102,6 +102,26 @@ pub struct MmrfConfig {
     /// only; on the default world it trained a clearly worse policy (online WatchTime per
     /// session 201.5 s against 254.3 s, `mmrf ab`), kept for study.
     pub leave_credit: LeaveCredit,
+    /// What the actors ascend (`agents` for MMRF; set by the Pareto and TSCAC baselines).
+    pub objective: Objective,
+    /// Pareto: the least weight of each signal in the scalarisation.
+    pub pareto_floor: f64,
+    /// TSCAC: the multiplier λ of each closeness constraint in stage 2.
+    pub tscac_lambda: f64,
+    /// TSCAC: the share of the updates spent in stage 1.
+    pub tscac_stage1: f64,
+}
+
+/// What the actors ascend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Each agent its own critic (eq. 4): MMRF, its ablations and MASSA.
+    Agents,
+    /// One policy on a learned scalarisation of all critics ([`crate::pareto`]).
+    Pareto,
+    /// Auxiliary policies first, then the constrained main policy ([`crate::tscac`]).
+    Tscac,
 }
 
 /// Credit for ending a session.
@@ -140,18 +160,26 @@ impl Default for MmrfConfig {
             sim_lambda: -5.0,
             checkpoint_every: 250,
             leave_credit: LeaveCredit::Request,
+            objective: Objective::Agents,
+            pareto_floor: 0.05,
+            tscac_lambda: 0.2,
+            tscac_stage1: 0.5,
         }
     }
 }
 
 impl MmrfConfig {
-    /// The configuration of a method name: `mmrf`, `mmrf-co`, `mmrf-da`, `mmrf-ns`.
+    /// The configuration of a method name: `mmrf`, `mmrf-co`, `mmrf-da`, `mmrf-ns`, and
+    /// the actor-critic baselines `pareto`, `tscac`, `massa`.
     pub fn for_method(method: &str) -> MmrfConfig {
         let mut c = MmrfConfig::default();
         match method {
             "mmrf-co" => c.net.collaboration = Collaboration::Concat,
             "mmrf-da" => c.augment = Augment::None,
             "mmrf-ns" => c.augment = Augment::Negative,
+            "pareto" => c = crate::pareto::config(),
+            "tscac" => c = crate::tscac::config(),
+            "massa" => c = crate::massa::config(),
             _ => {}
         }
         c
@@ -170,6 +198,12 @@ impl MmrfConfig {
         }
         if !(0.0..=1.0).contains(&self.sample_share) {
             return bad("sample_share must be in [0, 1]");
+        }
+        if !(0.0..=1.0).contains(&self.tscac_stage1) || !(0.0..=1.0 / N_AGENTS as f64).contains(&self.pareto_floor) {
+            return bad("tscac_stage1 must be in [0, 1] and pareto_floor in [0, 1/7]");
+        }
+        if self.tscac_lambda < 0.0 {
+            return bad("tscac_lambda must be non-negative");
         }
         Ok(())
     }
@@ -367,6 +401,7 @@ pub fn update_flops(cfg: &MmrfConfig, shape: &mmrf_model::FeatureShape, stats: &
     let attention = match cfg.net.collaboration {
         Collaboration::Attention => 3.0 * lin(b * n, h, h) + 2.0 * 2.0 * b * heads * n * n * (h / heads),
         Collaboration::Concat => n * lin(b, (n - 1.0) * h, h),
+        Collaboration::None => 0.0,
     };
     let agents = lin(b, s, n * h)
         + attention
@@ -701,7 +736,12 @@ impl<'a> Trainer<'a> {
             }
             let h = target.agents.embeddings(sn.clone());
             let ec = target.agents.collaborate(h.clone());
-            let an = target.agents.actions(h, ec, 1.0);
+            let mut an = target.agents.actions(h, ec, 1.0);
+            if cfg.objective == Objective::Pareto {
+                // One policy: every critic values the main actor's next action.
+                let [n, bb, dd] = an.dims();
+                an = an.slice([n - 1..n, 0..bb, 0..dd]).repeat_dim(0, n);
+            }
             let qn: Vec<f32> = target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default();
             let mut y = vec![0f32; N_AGENTS * b * k_max];
             for a in 0..N_AGENTS {
@@ -745,12 +785,31 @@ impl<'a> Trainer<'a> {
         let a = net.agents.actions(h, ec, cfg.alpha);
         // The critics only pass the gradient through to the actions: a frozen copy spares
         // the backward pass their weight gradients, which this phase would discard.
-        let qa = net.critics.clone().no_grad().q(sd, a); // [N, B]
-        let weights: Vec<f32> = (0..N_AGENTS)
-            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
-            .collect();
-        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
-        let actor_loss = (qa * w).mean().neg();
+        let frozen = net.critics.clone().no_grad();
+        let mut scalarisation = None;
+        let actor_loss = match cfg.objective {
+            Objective::Agents => {
+                let qa = frozen.q(sd, a); // [N, B]
+                let weights: Vec<f32> = (0..N_AGENTS)
+                    .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+                    .collect();
+                let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
+                (qa * w).mean().neg()
+            }
+            Objective::Pareto => {
+                let w = crate::pareto::weights(&frozen, sd.clone(), cfg.pareto_floor);
+                let [n, bb, dd] = a.dims();
+                let main = a.slice([n - 1..n, 0..bb, 0..dd]).reshape([bb, dd]);
+                let loss = crate::pareto::actor_loss(&frozen, sd, main, &w);
+                scalarisation = Some(w);
+                loss
+            }
+            Objective::Tscac => {
+                let qa = frozen.q(sd, a.clone());
+                let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
+                crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
+            }
+        };
         let a_val = actor_loss.clone().into_scalar::<f32>();
         check_finite(a_val, step, "actors", "policy_loss")?;
         let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
@@ -784,6 +843,7 @@ impl<'a> Trainer<'a> {
             log_out.write(&serde_json::json!({
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
+                "pareto_weights": scalarisation,
             }))?;
         }
         let stats = StepStats {
@@ -1325,8 +1385,7 @@ impl MmrfRanker {
         }
     }
 
-    /// The main agent's actions `[B × D]` for states.
-    pub fn actions(&self, states: &[RequestState<'_>]) -> Vec<f32> {
+    fn encode(&self, states: &[RequestState<'_>]) -> Tensor<2> {
         let device = mmrf_model::device::inference();
         let mut inputs = StateInputs::new(self.history);
         for s in states {
@@ -1334,13 +1393,27 @@ impl MmrfRanker {
         }
         let n = self.fs.n_videos() as i64;
         let batch = inputs.to_batch(self.fs.users.dim, self.table.clone(), |v| v as i64, n, &device);
-        let s = self.net.state.forward(batch);
+        self.net.state.forward(batch)
+    }
+
+    /// The main agent's actions `[B × D]` for states.
+    pub fn actions(&self, states: &[RequestState<'_>]) -> Vec<f32> {
+        let s = self.encode(states);
         self.net
             .agents
             .main_action(s)
             .into_data()
             .try_to_vec()
             .unwrap_or_default()
+    }
+
+    /// `out[j] = ⟨a, e_{candidates[j]}⟩`.
+    fn dot(&self, a: &[f32], candidates: &[u32], out: &mut [f32]) {
+        let d = self.dim;
+        for (s, &c) in out.iter_mut().zip(candidates) {
+            let e = &self.items[c as usize * d..(c as usize + 1) * d];
+            *s = a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>();
+        }
     }
 }
 
@@ -1351,24 +1424,34 @@ impl Ranker for MmrfRanker {
 
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
         let a = self.actions(std::slice::from_ref(state));
-        let d = self.dim;
-        for (s, &c) in scores.iter_mut().zip(candidates) {
-            let e = &self.items[c as usize * d..(c as usize + 1) * d];
-            *s = a.iter().zip(e).map(|(x, y)| x * y).sum();
-        }
+        self.dot(&a, candidates, scores);
     }
 
     fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
         let a = self.actions(states);
         let d = self.dim;
         for (i, (cands, out)) in candidates.iter().zip(scores.iter_mut()).enumerate() {
-            let ai = &a[i * d..(i + 1) * d];
-            out.clear();
-            out.extend(cands.iter().map(|&c| {
-                let e = &self.items[c as usize * d..(c as usize + 1) * d];
-                ai.iter().zip(e).map(|(x, y)| x * y).sum::<f32>()
-            }));
+            out.resize(cands.len(), 0.0);
+            self.dot(&a[i * d..(i + 1) * d], cands, out);
         }
+    }
+
+    /// Every agent's action scored against the candidates (the last agent's scores are
+    /// the ranking scores).
+    fn agent_scores(&self, state: &RequestState<'_>, candidates: &[u32]) -> Option<Vec<Vec<f32>>> {
+        let s = self.encode(std::slice::from_ref(state));
+        let h = self.net.agents.embeddings(s);
+        let e = self.net.agents.collaborate(h.clone());
+        let a: Vec<f32> = self.net.agents.actions(h, e, 1.0).into_data().try_to_vec().ok()?; // [N, 1, D]
+        let d = self.dim;
+        let scores = (0..N_AGENTS)
+            .map(|i| {
+                let mut out = vec![0.0; candidates.len()];
+                self.dot(&a[i * d..(i + 1) * d], candidates, &mut out);
+                out
+            })
+            .collect();
+        Some(scores)
     }
 }
 

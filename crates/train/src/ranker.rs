@@ -20,6 +20,12 @@ pub trait Ranker: Send + Sync {
             self.score(s, c, out);
         }
     }
+
+    /// Per-agent scores for multi-agent methods: `scores[agent][candidate]`, agents in
+    /// [`mmrf_data::Signal::ALL`] order. `None` for methods without agents.
+    fn agent_scores(&self, _state: &RequestState<'_>, _candidates: &[u32]) -> Option<Vec<Vec<f32>>> {
+        None
+    }
 }
 
 /// A [`Ranker`] as a policy of the world's online interface: top-K by score when
