@@ -360,3 +360,65 @@ fn benchmark_on_data_without_a_world_skips_the_online_checks() {
         .unwrap()
         .contains("skipped"));
 }
+
+#[test]
+fn serve_answers_the_load_generator_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let run = tmp.path().join("bc");
+    small_world(&dir, 60);
+    let out = mmrf()
+        .args(["train", "--method", "bc", "--quiet", "--set", "epochs=1", "--data"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut server = mmrf()
+        .args(["serve", "--addr", "127.0.0.1:0", "--run"])
+        .arg(&run)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "serving bc (...) on http://ADDR"
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let load = mmrf()
+        .args([
+            "bench",
+            "serve",
+            "--json",
+            "--rps",
+            "200",
+            "--duration",
+            "1",
+            "--addr",
+            &addr,
+            "--data",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&load.stdout).unwrap();
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["ok"], 200, "{report}");
+    assert!(report["p99_ms"].as_f64().unwrap() > 0.0);
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = server.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success() && rest.contains("shut down"), "{status:?}: {rest}");
+}

@@ -130,16 +130,16 @@ pub async fn run(cfg: &LoadConfig, bodies: Arc<Vec<Bytes>>) -> std::io::Result<L
                     due
                 };
                 if sender.is_none() {
-                    sender = connect(addr).await.ok();
+                    sender = Client::connect(addr).await.ok();
                 }
                 let Some(s) = sender.as_mut() else {
                     errors += 1;
                     continue;
                 };
                 let body = bodies[(i as usize) % bodies.len()].clone();
-                match send(s, addr, body).await {
-                    Ok(true) => lat.push(from.elapsed().as_secs_f64()),
-                    Ok(false) => errors += 1,
+                match s.request("POST", "/v1/rank", body).await {
+                    Ok((200..=299, _)) => lat.push(from.elapsed().as_secs_f64()),
+                    Ok(_) => errors += 1,
                     Err(_) => {
                         errors += 1;
                         sender = None;
@@ -178,30 +178,38 @@ pub async fn run(cfg: &LoadConfig, bodies: Arc<Vec<Bytes>>) -> std::io::Result<L
     })
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> std::io::Result<Sender> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+/// A keep-alive HTTP/1.1 connection to a server (the load generator's, and the tests').
+pub struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
 }
 
-/// One rank request; `Ok(false)` for a non-2xx answer.
-async fn send(s: &mut Sender, addr: SocketAddr, body: Bytes) -> Result<bool, hyper::Error> {
-    s.ready().await?;
-    let req = Request::post("/v1/rank")
-        .header(hyper::header::HOST, addr.to_string())
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(body))
-        .expect("a valid request");
-    let resp = s.send_request(req).await?;
-    let ok = resp.status().is_success();
-    resp.into_body().collect().await?;
-    Ok(ok)
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Client { sender, addr })
+    }
+
+    /// Send `method path` with `body`; the status and the whole response body.
+    pub async fn request(&mut self, method: &str, path: &str, body: Bytes) -> Result<(u16, Bytes), hyper::Error> {
+        self.sender.ready().await?;
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, self.addr.to_string())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .expect("a valid request");
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
 }

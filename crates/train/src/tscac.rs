@@ -70,6 +70,28 @@ mod tests {
     }
 
     #[test]
+    fn stage_one_moves_only_the_auxiliary_actions_and_stage_two_only_the_main_one() {
+        let device = Device::flex().autodiff();
+        let grads_of = |stage: u8| -> (f32, f32) {
+            let a = Tensor::<3>::random([N_AGENTS, 3, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device)
+                .require_grad();
+            // A critic that prefers some direction per agent: q = Σ_d a·c.
+            let c = Tensor::<3>::random([N_AGENTS, 3, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let q = (a.clone() * c).sum_dim(2).reshape([N_AGENTS, 3]);
+            let loss = actor_loss(a.clone(), q, stage, 0.3);
+            let g = a.grad(&loss.backward()).expect("a gradient");
+            let g = g.abs();
+            let aux: f32 = g.clone().slice([0..N_AGENTS - 1, 0..3, 0..4]).sum().into_scalar();
+            let main: f32 = g.slice([N_AGENTS - 1..N_AGENTS, 0..3, 0..4]).sum().into_scalar();
+            (aux, main)
+        };
+        let (aux, main) = grads_of(1);
+        assert!(aux > 0.0 && main == 0.0, "stage 1: aux {aux}, main {main}");
+        let (aux, main) = grads_of(2);
+        assert!(aux == 0.0 && main > 0.0, "stage 2: aux {aux}, main {main}");
+    }
+
+    #[test]
     fn stage_two_pulls_the_main_action_toward_the_auxiliary_ones() {
         let device = Device::flex();
         let d = 2;

@@ -77,19 +77,43 @@ fn same_seed_same_model_other_seed_other_model() {
 #[test]
 fn every_ablation_trains_and_scores() {
     let (tmp, data) = small();
-    for m in [Method::MmrfCo, Method::MmrfDa, Method::MmrfNs] {
+    for m in [
+        Method::MmrfCo,
+        Method::MmrfDa,
+        Method::MmrfNs,
+        Method::Pareto,
+        Method::Tscac,
+        Method::Massa,
+    ] {
         let r = mmrf_train::train(m, data, &tmp.path().join(m.name()), &opts(1, &[])).unwrap();
         assert_eq!(r.method(), m.name());
         let s = scores(data, r.as_ref());
         assert!(!s.is_empty() && s.iter().all(|x| x.is_finite()), "{}", m.name());
         let manifest = std::fs::read_to_string(tmp.path().join(m.name()).join("run.toml")).unwrap();
-        let expect = match m {
-            Method::MmrfCo => "collaboration = \"concat\"",
-            Method::MmrfDa => "augment = \"none\"",
-            _ => "augment = \"negative\"",
+        let expect: &[&str] = match m {
+            Method::MmrfCo => &["collaboration = \"concat\""],
+            Method::MmrfDa => &["augment = \"none\""],
+            Method::MmrfNs => &["augment = \"negative\""],
+            Method::Pareto => &["objective = \"pareto\"", "collaboration = \"none\""],
+            Method::Tscac => &["objective = \"tscac\"", "collaboration = \"none\""],
+            _ => &["critic_signal = true", "collaboration = \"none\""],
         };
-        assert!(manifest.contains(expect), "{manifest}");
+        for e in expect {
+            assert!(manifest.contains(e), "{}: {e}\n{manifest}", m.name());
+        }
     }
+    // Pareto's learned scalarisation is in the learning curve, on the floored simplex.
+    let curve = std::fs::read_to_string(tmp.path().join("pareto").join("train_log.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(curve.lines().last().unwrap()).unwrap();
+    let w: Vec<f64> = last["pareto_weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(w.len(), 7);
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{w:?}");
+    assert!(w.iter().all(|&x| x > 0.0), "{w:?}");
 }
 
 #[test]
