@@ -53,7 +53,7 @@ enum Command {
         /// The data directory (KuaiRand files, real or generated).
         #[arg(long)]
         data: PathBuf,
-        /// bc (more methods land with their issues).
+        /// bc, wide-deep, deepfm, ltr, pareto, tscac, massa, mmrf, mmrf-co, mmrf-da or mmrf-ns.
         #[arg(long)]
         method: String,
         /// The run directory to write.

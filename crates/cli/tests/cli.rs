@@ -286,6 +286,8 @@ fn quick_benchmark_writes_every_report() {
     assert_eq!(results["seeds"], serde_json::json!([7]));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
+    // The paper's own figures beside ours.
+    assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.
     assert!(String::from_utf8_lossy(&run.stdout).contains("### Table 1"));
     for png in ["offline_ncis.png", "online_lift.png"] {
