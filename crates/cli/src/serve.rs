@@ -44,8 +44,6 @@ pub fn bench(addr: SocketAddr, rps: f64, duration_s: f64, connections: usize, da
     anyhow::ensure!(rps > 0.0 && duration_s > 0.0, "--rps and --duration must be positive");
     let (ds, _) = Dataset::open(data)
         .with_context(|| format!("{} (pass --data: the server's data directory)", data.display()))?;
-    let bodies = Arc::new(loadgen::workload(&ds, 2000, 400, 10, 7));
-    drop(ds);
     let cfg = LoadConfig {
         addr,
         rps,
@@ -53,6 +51,9 @@ pub fn bench(addr: SocketAddr, rps: f64, duration_s: f64, connections: usize, da
         connections,
         seed: 7,
     };
+    // 2,000 distinct requests of 400 candidates and k = 10, cycled.
+    let bodies = Arc::new(loadgen::workload(&ds, 2000, 400, 10, cfg.seed));
+    drop(ds);
     let report = runtime()?.block_on(loadgen::run(&cfg, bodies))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -28,6 +28,7 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// Keep-alive connections sending in parallel.
     pub connections: usize,
+    /// Seed of the workload's draws ([`workload`]).
     pub seed: u64,
 }
 

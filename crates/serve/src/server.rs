@@ -1,7 +1,6 @@
 //! The service: a loaded run, the users' states, the routes.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -477,9 +476,4 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-}
-
-/// The address a listener bound to (for `--addr 127.0.0.1:0`).
-pub fn local_addr(l: &tokio::net::TcpListener) -> std::io::Result<SocketAddr> {
-    l.local_addr()
 }
