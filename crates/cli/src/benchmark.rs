@@ -17,6 +17,21 @@ use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, 
 use mmrf_world::{Scale, WorldConfig};
 use serde::Serialize;
 
+/// The methods in the paper's table order, LTR last (the control arm of the online test).
+const METHODS: [Method; 11] = [
+    Method::Bc,
+    Method::WideDeep,
+    Method::DeepFm,
+    Method::Pareto,
+    Method::Tscac,
+    Method::Massa,
+    Method::MmrfCo,
+    Method::MmrfDa,
+    Method::MmrfNs,
+    Method::Mmrf,
+    Method::Ltr,
+];
+
 #[derive(Serialize)]
 struct Results {
     /// Per method: its offline metrics and, for the online arms, its online figures
@@ -272,32 +287,37 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let (ds, _) = Dataset::open(&world_dir)?;
     let timelines = Timelines::build(&ds);
 
+    // One bar for the whole job (stages: 11 trainings, 11 evaluations, the world checks),
+    // with each training's own bar drawn beneath it.
+    let multi = indicatif::MultiProgress::new();
+    let overall = multi.add(indicatif::ProgressBar::new(METHODS.len() as u64 * 2 + 1));
+    overall.set_style(
+        indicatif::ProgressStyle::with_template("benchmark [{bar:30}] {pos}/{len} {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let stage = |msg: &str| overall.set_message(msg.to_string());
+
     // Methods.
     let t = Instant::now();
     let opts = TrainOptions {
         seed,
         sets: if quick { vec!["epochs=1".into()] } else { vec![] },
+        progress: mmrf_train::Progress {
+            quiet: false,
+            multi: Some(multi.clone()),
+        },
         ..Default::default()
     };
+    stage("train bc");
     let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
+    overall.inc(1);
     seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
-    // The supervised and actor-critic baselines, MMRF and its ablations, in the paper's
-    // table order; LTR
-    // last (the control arm of the online test).
+    // The other methods in table order.
     let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
-    for method in [
-        Method::WideDeep,
-        Method::DeepFm,
-        Method::Pareto,
-        Method::Tscac,
-        Method::Massa,
-        Method::MmrfCo,
-        Method::MmrfDa,
-        Method::MmrfNs,
-        Method::Mmrf,
-        Method::Ltr,
-    ] {
+    for method in METHODS[1..].iter().copied() {
         let t = Instant::now();
+        stage(&format!("train {}", method.name()));
         let mut o = opts.clone();
         if quick {
             o.sets = vec!["steps=60".into(), "batch=64".into()];
@@ -311,6 +331,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             &out.join("runs").join(method.name()),
             &o,
         )?);
+        overall.inc(1);
         seconds.insert(format!("train {}", method.name()), t.elapsed().as_secs_f64());
     }
 
@@ -321,6 +342,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     methods.extend(trained.iter().map(|m| m.as_ref()));
     let mut offline = Vec::new();
     for m in &methods {
+        stage(&format!("evaluate {}", m.method()));
         let scored = score_split(
             &ds,
             &timelines,
@@ -331,7 +353,9 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         )
         .map_err(anyhow::Error::msg)?;
         offline.push(metrics(m.method(), &ds, &scored, &offline_cfg).map_err(anyhow::Error::msg)?);
+        overall.inc(1);
     }
+    stage("online A/B, NCIS fidelity, simulator check");
     seconds.insert("offline eval".into(), t.elapsed().as_secs_f64());
 
     let checks = match &world {
@@ -359,6 +383,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         Some((a, f, s)) => (Some(a), Some(f), s),
         None => (None, None, None),
     };
+    overall.inc(1);
+    overall.finish_and_clear();
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
 
     let results = Results {

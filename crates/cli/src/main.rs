@@ -384,7 +384,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 sets,
                 config_file: config,
-                progress: mmrf_train::Progress { quiet },
+                progress: mmrf_train::Progress { quiet, multi: None },
                 resume,
             };
             let start = Instant::now();
@@ -607,7 +607,7 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     let opts = mmrf_train::TrainOptions {
         seed,
         sets: vec!["epochs=1".into(), "max_requests=20000".into()],
-        progress: mmrf_train::Progress { quiet: true },
+        progress: mmrf_train::Progress::hidden(),
         ..Default::default()
     };
     let bc = mmrf_train::train(mmrf_train::Method::Bc, &ds, &tmp.path().join("bc"), &opts)?;
@@ -651,7 +651,7 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
     let run = tmp.path().join("run");
     std::fs::create_dir_all(&run)?;
     let mut t = Trainer::new(&ds, &fs, method, &cfg, seed, &run)?;
-    t.pretrain_simulator(&mmrf_train::Progress { quiet: true })?;
+    t.pretrain_simulator(&mmrf_train::Progress::hidden())?;
     for _ in 0..5 {
         t.step()?;
     }

@@ -37,7 +37,7 @@ fn fixture() -> &'static Fixture {
         let opts = TrainOptions {
             seed: 3,
             sets: vec!["epochs=1".into()],
-            progress: Progress { quiet: true },
+            progress: Progress::hidden(),
             ..Default::default()
         };
         let bc = mmrf_train::train(Method::Bc, &data, &tmp.path().join("bc"), &opts).unwrap();

@@ -29,7 +29,7 @@ fn fixture() -> &'static (tempfile::TempDir, Dataset) {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            progress: Progress { quiet: true },
+            progress: Progress::hidden(),
             ..Default::default()
         };
         mmrf_train::train(Method::Mmrf, &data, &tmp.path().join("run"), &opts).unwrap();

@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
         std::fs::create_dir_all(&run).expect("run dir");
         let _seeded = mmrf_model::device::seeded(7);
         let mut t = Trainer::new(&data, &fs, method, &cfg, 7, &run).expect("trainer");
-        t.pretrain_simulator(&mmrf_train::Progress { quiet: true })
+        t.pretrain_simulator(&mmrf_train::Progress::hidden())
             .expect("simulator");
         c.bench_function(&format!("{method} update (batch {})", cfg.batch), |b| {
             b.iter(|| t.step().expect("update"))

@@ -33,7 +33,7 @@ fn opts(seed: u64, extra: &[&str]) -> TrainOptions {
     TrainOptions {
         seed,
         sets,
-        progress: Progress { quiet: true },
+        progress: Progress::hidden(),
         ..Default::default()
     }
 }
@@ -167,7 +167,7 @@ fn a_killed_run_resumes_to_the_same_model() {
             mmrf_train::settings_from(mmrf_train::mmrf::MmrfConfig::for_method("mmrf"), &o).unwrap();
         let _seeded = mmrf_model::device::seeded(9);
         let mut t = mmrf_train::mmrf::Trainer::new(data, &fs, "mmrf", &cfg, 9, &dir).unwrap();
-        t.pretrain_simulator(&Progress { quiet: true }).unwrap();
+        t.pretrain_simulator(&Progress::hidden()).unwrap();
         while t.step < 17 {
             t.step().unwrap();
             if t.step % 10 == 0 {
@@ -224,7 +224,7 @@ fn supervised_baselines_train_reload_and_learn_the_label() {
         let o = TrainOptions {
             seed: 2,
             sets: vec!["steps=60".into(), "batch=64".into()],
-            progress: Progress { quiet: true },
+            progress: Progress::hidden(),
             ..Default::default()
         };
         let dir = tmp.path().join(m.name());
