@@ -842,6 +842,17 @@ impl<'a> Trainer<'a> {
         // The critics only pass the gradient through to the actions: a frozen copy spares
         // the backward pass their weight gradients, which this phase would discard.
         let frozen = net.critics.clone().no_grad();
+        // How well the main actor has found its critic's best action: Q_N is linear in the
+        // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
+        let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+            let [n, bb, dd] = a.dims();
+            let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
+            let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
+            let cos = (main * mmrf_model::mmrf::unit(w)).sum_dim(2).mean();
+            Some(cos.into_scalar::<f32>())
+        } else {
+            None
+        };
         let mut scalarisation = None;
         let actor_loss = match cfg.objective {
             Objective::Agents => {
@@ -900,6 +911,7 @@ impl<'a> Trainer<'a> {
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
                 "pareto_weights": scalarisation,
+                "main_actor_alignment": alignment,
             }))?;
         }
         let stats = StepStats {
