@@ -183,6 +183,23 @@ impl App {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The state of user `raw_user` (dense index `user` when known) in `session`, started
+    /// from their logged history when new.
+    fn enter<'s>(
+        &self,
+        store: &'s mut SessionStore,
+        raw_user: i64,
+        session: &SessionId,
+        user: Option<u32>,
+    ) -> &'s mut crate::sessions::UserState {
+        store.enter(
+            raw_user,
+            &session.key(),
+            || self.model.logged_history(user),
+            Instant::now(),
+        )
+    }
+
     /// Rank a parsed request.
     pub fn rank(&self, req: &RankRequest, started: Instant) -> Result<RankResponse, ApiError> {
         let n = req.candidates.len();
@@ -230,12 +247,7 @@ impl App {
         // The user's state: history and position, taken and advanced under the lock.
         let (history, position) = {
             let mut store = self.sessions();
-            let st = store.enter(
-                req.user_id,
-                &req.session_id.key(),
-                || self.model.logged_history(user),
-                Instant::now(),
-            );
+            let st = self.enter(&mut store, req.user_id, &req.session_id, user);
             let p = st.position;
             st.position = st.position.saturating_add(1);
             (st.history.iter().copied().collect::<Vec<Impression>>(), p)
@@ -315,12 +327,7 @@ impl App {
         let user = self.model.user(req.user_id);
         let video = self.model.video(req.video_id);
         let mut store = self.sessions();
-        let st = store.enter(
-            req.user_id,
-            &req.session_id.key(),
-            || self.model.logged_history(user),
-            Instant::now(),
-        );
+        let st = self.enter(&mut store, req.user_id, &req.session_id, user);
         if let Some(v) = video {
             st.push(Impression {
                 video: v,
