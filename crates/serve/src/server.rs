@@ -101,9 +101,13 @@ impl ServedModel {
         self.users.get(raw)
     }
 
+    /// The user's last logged impressions (as many as a session keeps).
     fn logged_history(&self, user: Option<u32>) -> Vec<Impression> {
         match (user, &self.timelines) {
-            (Some(u), Some(t)) => t.user(u).to_vec(),
+            (Some(u), Some(t)) => {
+                let all = t.user(u);
+                all[all.len().saturating_sub(crate::sessions::HISTORY_CAP)..].to_vec()
+            }
             _ => Vec::new(),
         }
     }
