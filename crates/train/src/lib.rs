@@ -36,8 +36,10 @@ pub use run::Manifest;
 /// Everything that can stop training or loading a run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    /// The I/O error is part of the message, not a separate cause, so that a chain
+    /// printer (`{:#}`) does not say it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{0}")]
     Run(String),
     #[error("{0}")]
@@ -59,7 +61,7 @@ impl TrainError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.display().to_string(),
-            source,
+            error: source,
         }
     }
 }
