@@ -15,6 +15,7 @@ use bytes::Bytes;
 use mmrf_data::session::{Impression, RequestState, Timelines};
 use mmrf_data::table::IdMap;
 use mmrf_data::{Dataset, Signal};
+use mmrf_model::DenseFeatures;
 use mmrf_train::{Manifest, Ranker};
 
 use crate::api::*;
@@ -122,45 +123,19 @@ pub enum ServeError {
     Data(String),
 }
 
-/// The user whose numeric profile is nearest (in standardised units) to the mean.
+/// The user whose encoded profile (the model's own user features, [`DenseFeatures`]) is
+/// nearest the mean profile.
 fn typical_user(ds: &Dataset) -> u32 {
     let n = ds.users.len();
-    if n == 0 {
+    let f = DenseFeatures::encode(&ds.users, &(0..n).map(Some).collect::<Vec<_>>());
+    if n == 0 || f.dim == 0 {
         return 0;
     }
-    let cols: Vec<&[f32]> = ds
-        .users
-        .names
-        .iter()
-        .filter_map(|name| ds.users.numeric(name))
+    let mean: Vec<f64> = (0..f.dim)
+        .map(|c| (0..n).map(|u| f.row(u)[c] as f64).sum::<f64>() / n as f64)
         .collect();
-    let stats: Vec<(f64, f64)> = cols
-        .iter()
-        .map(|c| {
-            let finite: Vec<f64> = c.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
-            let m = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-            let v = finite.iter().map(|x| (x - m).powi(2)).sum::<f64>() / finite.len().max(1) as f64;
-            (m, v.sqrt().max(1e-9))
-        })
-        .collect();
-    (0..n)
-        .min_by(|&a, &b| {
-            let d = |u: usize| -> f64 {
-                cols.iter()
-                    .zip(&stats)
-                    .map(|(c, (m, s))| {
-                        let x = c[u] as f64;
-                        if x.is_finite() {
-                            ((x - m) / s).powi(2)
-                        } else {
-                            1.0
-                        }
-                    })
-                    .sum()
-            };
-            d(a).total_cmp(&d(b))
-        })
-        .unwrap_or(0) as u32
+    let distance = |u: usize| -> f64 { f.row(u).iter().zip(&mean).map(|(&x, m)| (x as f64 - m).powi(2)).sum() };
+    (0..n).min_by(|&a, &b| distance(a).total_cmp(&distance(b))).unwrap_or(0) as u32
 }
 
 /// Everything the handlers share.
