@@ -761,11 +761,20 @@ impl<'a> Trainer<'a> {
                 tm as i64,
                 plain,
             ));
+            // Rows of the next logged slates in `te_pad` (padding: row `tm`), with a mask.
+            let mut next_idx = vec![tm as i64; b * k_max];
+            let mut next_mask = vec![0f32; b * k_max];
+            for (x, shown) in next_shown.iter().enumerate() {
+                for (k, &v) in shown.iter().take(k_max).enumerate() {
+                    next_idx[x * k_max + k] = slot[v as usize] as i64;
+                    next_mask[x * k_max + k] = 1.0;
+                }
+            }
+            for v in &tv {
+                slot[*v as usize] = u32::MAX;
+            }
             let qn: Vec<f32> = match cfg.bootstrap {
                 Bootstrap::Policy => {
-                    for v in &tv {
-                        slot[*v as usize] = u32::MAX;
-                    }
                     let h = target.agents.embeddings(sn.clone());
                     let ec = target.agents.collaborate(h.clone());
                     let mut an = target.agents.actions(h, ec, 1.0);
@@ -779,21 +788,11 @@ impl<'a> Trainer<'a> {
                 Bootstrap::Logged => {
                     // The mean per-item value of the slate the logger showed next: the
                     // behaviour's continuation, with no action the data never shows.
-                    let mut idx = vec![tm as i64; b * k_max];
-                    let mut mask = vec![0f32; b * k_max];
-                    for (x, shown) in next_shown.iter().enumerate() {
-                        for (k, &v) in shown.iter().take(k_max).enumerate() {
-                            idx[x * k_max + k] = slot[v as usize] as i64;
-                            mask[x * k_max + k] = 1.0;
-                        }
-                    }
-                    for v in &tv {
-                        slot[*v as usize] = u32::MAX;
-                    }
                     let ne = te_pad
-                        .select(0, Tensor::from_data(TensorData::new(idx, [b * k_max]), plain))
+                        .select(0, Tensor::from_data(TensorData::new(next_idx, [b * k_max]), plain))
                         .reshape([b, k_max, d]);
-                    let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, k_max]), plain).reshape([1, b, k_max]);
+                    let mask =
+                        Tensor::<2>::from_data(TensorData::new(next_mask, [b, k_max]), plain).reshape([1, b, k_max]);
                     let count = mask.clone().sum_dim(2).clamp_min(1.0); // [1, B, 1]
                     let qv = (target.critics.q_items(sn, ne) * mask).sum_dim(2) / count; // [N, B, 1]
                     qv.into_data().try_to_vec().unwrap_or_default()
