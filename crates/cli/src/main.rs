@@ -17,6 +17,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmrf_data::Dataset;
 use mmrf_world::{Scale, WorldConfig, WorldModel};
 
+/// mimalloc keeps freed memory for reuse: with glibc's malloc, a training update's
+/// mid-sized tensors went back to the kernel and were faulted in again every update
+/// (13 % of the update rate; `mmrf bench train-step` measures it).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mmrf",
@@ -656,10 +662,11 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
         t.step()?;
     }
     let start = Instant::now();
-    let (mut flops, mut rows, mut videos, mut prep) = (0.0, 0usize, 0usize, 0.0);
+    let (mut flops, mut rows, mut videos) = (0.0, 0usize, 0usize);
+    let mut phases = mmrf_train::mmrf::Phases::default();
     for _ in 0..steps {
         let s = t.step()?;
-        prep += s.prep_seconds;
+        phases.add(&s.phases);
         flops += update_flops(&cfg, &fs.shape(), &s);
         rows += s.batch;
         videos += s.videos;
@@ -671,11 +678,17 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
         cfg.batch,
         steps as f64 / secs,
         1000.0 * secs / steps as f64,
-        1000.0 * prep / steps as f64,
+        1000.0 * (phases.sample + phases.label + phases.states) / steps as f64,
         flops / steps as f64 / 1e9,
         flops / secs / 1e9,
         rayon::current_num_threads()
     );
+    let per_phase: Vec<String> = phases
+        .named()
+        .iter()
+        .map(|(name, s)| format!("{name}={:.2}", 1000.0 * s / steps as f64))
+        .collect();
+    println!("ms per phase: {}", per_phase.join(" "));
     let shape = fs.shape();
     println!(
         "shapes (for bench/mmrf_update.py): --rows {} --videos {} --user-dim {} --video-dim {} --n-users {} --n-videos {} --n-authors {} --n-tags {}",

@@ -280,6 +280,19 @@ impl<'a> Transitions<'a> {
     }
 }
 
+/// A stopwatch read in laps.
+struct Lap(Instant);
+
+impl Lap {
+    /// Seconds since the last lap (or the start).
+    fn lap(&mut self) -> f64 {
+        let now = Instant::now();
+        let secs = now.duration_since(self.0).as_secs_f64();
+        self.0 = now;
+        secs
+    }
+}
+
 /// Blend a target network toward the online one: `θ' ← (1 − τ)θ' + τθ`.
 struct Collect(Vec<Tensor<1>>);
 
@@ -317,6 +330,68 @@ fn soft_update(target: MmrfNet, online: &MmrfNet, tau: f64) -> MmrfNet {
         src: c.0.into_iter(),
         tau: tau as f32,
     })
+}
+
+/// The value of every next state under the target networks, `[N, B]` row-major: the
+/// critics at the target policy's next action (`bootstrap = "policy"`), or their mean over
+/// the items of the slate the logger showed next (`"logged"`). No gradient.
+fn next_values(
+    target: &MmrfNet,
+    fs: &FeatureSpace,
+    n_in: &StateInputs,
+    next_shown: &[Vec<u32>],
+    cfg: &MmrfConfig,
+    device: &Device,
+) -> Vec<f32> {
+    let (b, d, k_max) = (n_in.len, cfg.net.dim, 6usize);
+    let mut slot: std::collections::HashMap<u32, i64> = std::collections::HashMap::with_capacity(4096);
+    let mut tv: Vec<u32> = Vec::new();
+    for &v in n_in.videos.iter().chain(next_shown.iter().flatten()) {
+        if v != PAD {
+            slot.entry(v).or_insert_with(|| {
+                tv.push(v);
+                tv.len() as i64 - 1
+            });
+        }
+    }
+    let tm = tv.len();
+    let te = target.items.forward(video_batch(fs, &tv, device));
+    let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], device)], 0);
+    let sn = target
+        .state
+        .forward(n_in.to_batch(fs.users.dim, te_pad.clone(), |v| slot[&v], tm as i64, device));
+    match cfg.bootstrap {
+        Bootstrap::Policy => {
+            let h = target.agents.embeddings(sn.clone());
+            let ec = target.agents.collaborate(h.clone());
+            let mut an = target.agents.actions(h, ec, 1.0);
+            if cfg.objective == Objective::Pareto {
+                // One policy: every critic values the main actor's next action.
+                let [n, bb, dd] = an.dims();
+                an = an.slice([n - 1..n, 0..bb, 0..dd]).repeat_dim(0, n);
+            }
+            target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default()
+        }
+        Bootstrap::Logged => {
+            // The mean per-item value of the slate the logger showed next: the behaviour's
+            // continuation, with no action the data never shows. Padding: row `tm`.
+            let mut next_idx = vec![tm as i64; b * k_max];
+            let mut next_mask = vec![0f32; b * k_max];
+            for (x, shown) in next_shown.iter().enumerate() {
+                for (k, &v) in shown.iter().take(k_max).enumerate() {
+                    next_idx[x * k_max + k] = slot[&v];
+                    next_mask[x * k_max + k] = 1.0;
+                }
+            }
+            let ne = te_pad
+                .select(0, Tensor::from_data(TensorData::new(next_idx, [b * k_max]), device))
+                .reshape([b, k_max, d]);
+            let mask = Tensor::<2>::from_data(TensorData::new(next_mask, [b, k_max]), device).reshape([1, b, k_max]);
+            let count = mask.clone().sum_dim(2).clamp_min(1.0); // [1, B, 1]
+            let qv = (target.critics.q_items(sn, ne) * mask).sum_dim(2) / count; // [N, B, 1]
+            qv.into_data().try_to_vec().unwrap_or_default()
+        }
+    }
 }
 
 /// A plain-Rust copy of every item's embedding (for picking non-impression samples).
@@ -383,10 +458,58 @@ pub struct StepStats {
     pub batch: usize,
     /// Unique videos embedded on the online side.
     pub videos: usize,
-    /// Wall time assembling the batch (sampling, states, non-impression candidates and
-    /// their simulator labels) before the networks run, and of the whole update.
-    pub prep_seconds: f64,
+    /// Wall time of the update's phases, and of the whole update.
+    pub phases: Phases,
     pub seconds: f64,
+}
+
+/// Wall seconds of one update's phases, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Phases {
+    /// Choosing the batch and the non-impression candidates (random actions).
+    pub sample: f64,
+    /// Labelling the non-impression candidates with the simulator.
+    pub label: f64,
+    /// Building the state inputs (histories, features) of the batch.
+    pub states: f64,
+    /// The TD targets: the target networks' forward pass on the next states.
+    pub target: f64,
+    /// The critics' forward, backward and optimizer step.
+    pub critic: f64,
+    /// The actors' forward, backward and optimizer step.
+    pub actor: f64,
+    /// The target networks' soft update.
+    pub soft_update: f64,
+    /// The simulator's refit (every `sim_refit_every` updates) and the item table.
+    pub simulator: f64,
+}
+
+impl Phases {
+    /// `(name, seconds)` of every phase, in order.
+    pub fn named(&self) -> [(&'static str, f64); 8] {
+        [
+            ("sample", self.sample),
+            ("label", self.label),
+            ("states", self.states),
+            ("target", self.target),
+            ("critic", self.critic),
+            ("actor", self.actor),
+            ("soft_update", self.soft_update),
+            ("simulator", self.simulator),
+        ]
+    }
+
+    /// Phase-wise sum (for averaging over updates).
+    pub fn add(&mut self, other: &Phases) {
+        self.sample += other.sample;
+        self.label += other.label;
+        self.states += other.states;
+        self.target += other.target;
+        self.critic += other.critic;
+        self.actor += other.actor;
+        self.soft_update += other.soft_update;
+        self.simulator += other.simulator;
+    }
 }
 
 /// Matmul FLOPs of one update, counted from the layer sizes: every linear layer and batched
@@ -592,6 +715,8 @@ impl<'a> Trainer<'a> {
         let (timelines, tr): (&Timelines, &Transitions<'_>) = (timelines, tr);
         let step = *step_ref;
         let started = Instant::now();
+        let mut phases = Phases::default();
+        let mut lap = Lap(started);
         let d = cfg.net.dim;
         let k_max = 6usize;
         let mut net = net_slot
@@ -640,6 +765,7 @@ impl<'a> Trainer<'a> {
                 rows.push((i, picked, true));
             }
         }
+        phases.sample = lap.lap();
         // Labels of the non-impression samples, per item and signal, in reward units.
         let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
             Some(sim) => {
@@ -654,257 +780,251 @@ impl<'a> Trainer<'a> {
                 .collect(),
         };
         let b = rows.len();
+        phases.label = lap.lap();
 
-        // States now and next (the next state of a session's last request is unused).
-        let mut s_in = StateInputs::new(cfg.history);
-        let mut n_in = StateInputs::new(cfg.history);
-        let mut done = Vec::with_capacity(b);
-        for (i, ..) in &rows {
-            s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-            match tr.next[*i] {
-                Some(j) => {
-                    n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
-                    done.push(0.0f32);
+        // The simulator's refit reads only the batch's logged requests, and the agents'
+        // update below only the labels already drawn: the two run at once, the refit on a
+        // second thread, so both cores work through the many small operations of each.
+        // (Only the refit's dropout draws from burn's generator, so the numbers do not
+        // depend on how the two interleave.)
+        let refit_now = (step + 1) % cfg.sim_refit_every.max(1) == 0;
+        let (batch_ref, cfg_ref, seed): (&[usize], &MmrfConfig, u64) = (&batch, cfg, *seed);
+        let (net, target, c_val, h_val, a_val, scalarisation, alignment, m, sim_loss) =
+            std::thread::scope(|scope| -> Result<_, TrainError> {
+                let refit = match sim.as_mut() {
+                    Some(sim) if refit_now => Some(scope.spawn(move || {
+                        sim.reseed(seed, step);
+                        let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref);
+                        sim.refresh();
+                        loss
+                    })),
+                    _ => None,
+                };
+                // States now and next (the next state of a session's last request is unused).
+                let mut s_in = StateInputs::new(cfg.history);
+                let mut n_in = StateInputs::new(cfg.history);
+                let mut done = Vec::with_capacity(b);
+                for (i, ..) in &rows {
+                    s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+                    match tr.next[*i] {
+                        Some(j) => {
+                            n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
+                            done.push(0.0f32);
+                        }
+                        None => {
+                            n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
+                            done.push(1.0f32);
+                        }
+                    }
                 }
-                None => {
-                    n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-                    done.push(1.0f32);
+                // Unique videos of the online side: shown items and the current states' histories.
+                let mut videos: Vec<u32> = Vec::new();
+                let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+                    if v != PAD && slot[v as usize] == u32::MAX {
+                        slot[v as usize] = videos.len() as u32;
+                        videos.push(v);
+                    }
+                };
+                for (_, shown, ..) in &rows {
+                    shown.iter().for_each(|&v| add(v, slot, &mut videos));
                 }
-            }
-        }
-        // Unique videos of the online side: shown items and the current states' histories.
-        let mut videos: Vec<u32> = Vec::new();
-        let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
-            if v != PAD && slot[v as usize] == u32::MAX {
-                slot[v as usize] = videos.len() as u32;
-                videos.push(v);
-            }
-        };
-        for (_, shown, ..) in &rows {
-            shown.iter().for_each(|&v| add(v, slot, &mut videos));
-        }
-        s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
-        let m = videos.len();
-        let prep = started.elapsed().as_secs_f64();
-        let e = net.items.forward(video_batch(fs, &videos, device));
-        let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
-        let row_of = |v: u32| slot[v as usize] as i64;
-        let s = net
-            .state
-            .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
-        let mut shown_idx = vec![m as i64; b * k_max];
-        let mut shown_mask = vec![0f32; b * k_max];
-        let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
-        let mut next_sample = 0;
-        for (x, (i, shown, sample)) in rows.iter().enumerate() {
-            let r = &tr.set.requests[*i];
-            let logged_rows = tr.set.shown_rows(r);
-            let labels_here = if *sample {
-                next_sample += 1;
-                Some(&sample_labels[next_sample - 1])
-            } else {
-                None
-            };
-            for (k, &v) in shown.iter().take(k_max).enumerate() {
-                shown_idx[x * k_max + k] = slot[v as usize] as i64;
-                if let Some(l) = labels_here {
-                    item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
+                s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+                let m = videos.len();
+                // The next request's logged slate (for `bootstrap = "logged"`).
+                let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
+                    rows.iter()
+                        .map(|r| match tr.next[r.0] {
+                            Some(j) => tr.set.shown_videos(j as usize, log),
+                            None => Vec::new(),
+                        })
+                        .collect()
                 } else {
-                    shown_mask[x * k_max + k] = 1.0;
-                    let row = logged_rows[k] as usize;
-                    for (a, sig) in Signal::ALL.iter().enumerate() {
-                        item_labels[(x * k_max + k) * N_AGENTS + a] = signal_value(log, *sig, row) * tr.item_scale[a];
+                    Vec::new()
+                };
+                phases.states = lap.lap();
+                // The target networks' pass needs nothing of the online update: it runs beside
+                // the critics' forward pass.
+                let next_job = scope.spawn(move || {
+                    let qn = next_values(&target, fs, &n_in, &next_shown, cfg_ref, plain);
+                    (target, qn)
+                });
+                let e = net.items.forward(video_batch(fs, &videos, device));
+                let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+                let row_of = |v: u32| slot[v as usize] as i64;
+                let s = net
+                    .state
+                    .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
+                let mut shown_idx = vec![m as i64; b * k_max];
+                let mut shown_mask = vec![0f32; b * k_max];
+                let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+                let mut next_sample = 0;
+                for (x, (i, shown, sample)) in rows.iter().enumerate() {
+                    let r = &tr.set.requests[*i];
+                    let logged_rows = tr.set.shown_rows(r);
+                    let labels_here = if *sample {
+                        next_sample += 1;
+                        Some(&sample_labels[next_sample - 1])
+                    } else {
+                        None
+                    };
+                    for (k, &v) in shown.iter().take(k_max).enumerate() {
+                        shown_idx[x * k_max + k] = slot[v as usize] as i64;
+                        if let Some(l) = labels_here {
+                            item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS]
+                                .copy_from_slice(&l[k]);
+                        } else {
+                            shown_mask[x * k_max + k] = 1.0;
+                            let row = logged_rows[k] as usize;
+                            for (a, sig) in Signal::ALL.iter().enumerate() {
+                                item_labels[(x * k_max + k) * N_AGENTS + a] =
+                                    signal_value(log, *sig, row) * tr.item_scale[a];
+                            }
+                        }
                     }
                 }
-            }
-        }
-        let mut act_mask = shown_mask.clone();
-        for (x, (_, shown, sample)) in rows.iter().enumerate() {
-            if *sample {
-                for k in 0..shown.len().min(k_max) {
-                    act_mask[x * k_max + k] = 1.0;
+                let mut act_mask = shown_mask.clone();
+                for (x, (_, shown, sample)) in rows.iter().enumerate() {
+                    if *sample {
+                        for k in 0..shown.len().min(k_max) {
+                            act_mask[x * k_max + k] = 1.0;
+                        }
+                    }
                 }
-            }
-        }
-        for v in &videos {
-            slot[*v as usize] = u32::MAX;
-        }
-        let shown_e = e_pad
-            .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
-            .reshape([b, k_max, d]);
-        let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+                for v in &videos {
+                    slot[*v as usize] = u32::MAX;
+                }
+                let shown_e = e_pad
+                    .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
+                    .reshape([b, k_max, d]);
+                let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
 
-        // TD targets per shown item: its reward plus the discounted value of the next
-        // request under the target networks (no gradient).
-        let y = {
-            let mut tv: Vec<u32> = Vec::new();
-            n_in.videos.iter().for_each(|&v| add(v, slot, &mut tv));
-            // The next request's logged slate (for `bootstrap = "logged"`).
-            let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
-                rows.iter()
-                    .map(|r| match tr.next[r.0] {
-                        Some(j) => tr.set.shown_videos(j as usize, log),
-                        None => Vec::new(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            next_shown.iter().flatten().for_each(|&v| add(v, slot, &mut tv));
-            let tm = tv.len();
-            let te = target.items.forward(video_batch(fs, &tv, plain));
-            let te_pad = Tensor::cat(vec![te, Tensor::zeros([1, d], plain)], 0);
-            let sn = target.state.forward(n_in.to_batch(
-                fs.users.dim,
-                te_pad.clone(),
-                |v| slot[v as usize] as i64,
-                tm as i64,
-                plain,
-            ));
-            // Rows of the next logged slates in `te_pad` (padding: row `tm`), with a mask.
-            let mut next_idx = vec![tm as i64; b * k_max];
-            let mut next_mask = vec![0f32; b * k_max];
-            for (x, shown) in next_shown.iter().enumerate() {
-                for (k, &v) in shown.iter().take(k_max).enumerate() {
-                    next_idx[x * k_max + k] = slot[v as usize] as i64;
-                    next_mask[x * k_max + k] = 1.0;
-                }
-            }
-            for v in &tv {
-                slot[*v as usize] = u32::MAX;
-            }
-            let qn: Vec<f32> = match cfg.bootstrap {
-                Bootstrap::Policy => {
-                    let h = target.agents.embeddings(sn.clone());
-                    let ec = target.agents.collaborate(h.clone());
-                    let mut an = target.agents.actions(h, ec, 1.0);
-                    if cfg.objective == Objective::Pareto {
-                        // One policy: every critic values the main actor's next action.
-                        let [n, bb, dd] = an.dims();
-                        an = an.slice([n - 1..n, 0..bb, 0..dd]).repeat_dim(0, n);
+                // TD targets per shown item: its reward plus the discounted value of the next
+                // request under the target networks (no gradient).
+                phases.critic = lap.lap();
+                let y = {
+                    let (target_back, qn) = next_job
+                        .join()
+                        .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
+                    target = target_back;
+                    let mut y = vec![0f32; N_AGENTS * b * k_max];
+                    for a in 0..N_AGENTS {
+                        for (x, row) in rows.iter().enumerate() {
+                            let last = row.1.len().min(k_max).saturating_sub(1);
+                            for k in 0..k_max {
+                                // Who ended the session? With item-level credit only the last item
+                                // viewed loses the continuation; the others were followed by more
+                                // viewing (valued from the same state, the request's own).
+                                let ended = match cfg.leave_credit {
+                                    LeaveCredit::Item => done[x] > 0.0 && k == last && !row.2,
+                                    LeaveCredit::Request => done[x] > 0.0,
+                                };
+                                let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
+                                y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+                            }
+                        }
                     }
-                    target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default()
-                }
-                Bootstrap::Logged => {
-                    // The mean per-item value of the slate the logger showed next: the
-                    // behaviour's continuation, with no action the data never shows.
-                    let ne = te_pad
-                        .select(0, Tensor::from_data(TensorData::new(next_idx, [b * k_max]), plain))
-                        .reshape([b, k_max, d]);
-                    let mask =
-                        Tensor::<2>::from_data(TensorData::new(next_mask, [b, k_max]), plain).reshape([1, b, k_max]);
-                    let count = mask.clone().sum_dim(2).clamp_min(1.0); // [1, B, 1]
-                    let qv = (target.critics.q_items(sn, ne) * mask).sum_dim(2) / count; // [N, B, 1]
-                    qv.into_data().try_to_vec().unwrap_or_default()
-                }
-            };
-            let mut y = vec![0f32; N_AGENTS * b * k_max];
-            for a in 0..N_AGENTS {
-                for (x, row) in rows.iter().enumerate() {
-                    let last = row.1.len().min(k_max).saturating_sub(1);
-                    for k in 0..k_max {
-                        // Who ended the session? With item-level credit only the last item
-                        // viewed loses the continuation; the others were followed by more
-                        // viewing (valued from the same state, the request's own).
-                        let ended = match cfg.leave_credit {
-                            LeaveCredit::Item => done[x] > 0.0 && k == last && !row.2,
-                            LeaveCredit::Request => done[x] > 0.0,
-                        };
-                        let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
-                        y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
-                    }
-                }
-            }
-            Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
-        };
-        let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
-        let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-        let critic_loss = (square(q - y) * td_mask).sum() / td_n;
-        let head_mask = Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
-        let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
-        let pred = net.critics.item_rewards(s.clone(), shown_e);
-        let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-        let head_loss = (square(pred - labels) * head_mask).sum() / head_n;
-        let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
-        let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
-        check_finite(c_val, step, "critics", "td_loss")?;
-        check_finite(h_val, step, "critics", "reward_head_loss")?;
-        let grads = GradientsParams::from_grads(loss1.backward(), &net);
-        net = opt_critic.step(cfg.lr_critic, net, grads);
+                    Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
+                };
+                phases.target = lap.lap();
+                let td_mask =
+                    Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
+                let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+                let critic_loss = (square(q - y) * td_mask).sum() / td_n;
+                let head_mask =
+                    Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
+                let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
+                let pred = net.critics.item_rewards(s.clone(), shown_e);
+                let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+                let head_loss = (square(pred - labels) * head_mask).sum() / head_n;
+                let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+                let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+                check_finite(c_val, step, "critics", "td_loss")?;
+                check_finite(h_val, step, "critics", "reward_head_loss")?;
+                let grads = GradientsParams::from_grads(loss1.backward(), &net);
+                net = opt_critic.step(cfg.lr_critic, net, grads);
+                phases.critic += lap.lap();
 
-        // Actors: main through Q_N (and into the auxiliary actors with weight α), each
-        // auxiliary actor through its own critic with weight β.
-        let sd = s.detach();
-        let h = net.agents.embeddings(sd.clone());
-        let ec = net.agents.collaborate(h.clone());
-        let a = net.agents.actions(h, ec, cfg.alpha);
-        // The critics only pass the gradient through to the actions: a frozen copy spares
-        // the backward pass their weight gradients, which this phase would discard.
-        let frozen = net.critics.clone().no_grad();
-        // How well the main actor has found its critic's best action: Q_N is linear in the
-        // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
-        let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
-            let [n, bb, dd] = a.dims();
-            let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
-            let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
-            let cos = (main * mmrf_model::mmrf::unit(w)).sum_dim(2).mean();
-            Some(cos.into_scalar::<f32>())
-        } else {
-            None
-        };
-        let mut scalarisation = None;
-        let actor_loss = match cfg.objective {
-            Objective::Agents => {
-                let qa = frozen.q(sd, a); // [N, B]
-                let weights: Vec<f32> = (0..N_AGENTS)
-                    .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
-                    .collect();
-                let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
-                (qa * w).mean().neg()
-            }
-            Objective::Pareto => {
-                let w = crate::pareto::weights(&frozen, sd.clone(), cfg.pareto_floor);
-                let [n, bb, dd] = a.dims();
-                let main = a.slice([n - 1..n, 0..bb, 0..dd]).reshape([bb, dd]);
-                let loss = crate::pareto::actor_loss(&frozen, sd, main, &w);
-                scalarisation = Some(w);
-                loss
-            }
-            Objective::Tscac => {
-                let qa = frozen.q(sd, a.clone());
-                let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
-                crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
-            }
-        };
-        let a_val = actor_loss.clone().into_scalar::<f32>();
-        check_finite(a_val, step, "actors", "policy_loss")?;
-        let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
-        let MmrfNet {
-            items,
-            state,
-            agents,
-            critics,
-        } = net;
-        let agents = opt_actor.step(cfg.lr_actor, agents, grads);
-        net = MmrfNet {
-            items,
-            state,
-            agents,
-            critics,
-        };
-        target = soft_update(target, &net, cfg.soft_update);
-        let mut sim_loss = f32::NAN;
-        if let Some(sim) = sim.as_mut() {
-            if (step + 1) % cfg.sim_refit_every.max(1) == 0 {
-                sim.reseed(*seed, step);
-                sim_loss = sim.step(fs, timelines, tr, log, &batch, cfg)?;
-                check_finite(sim_loss, step, "simulator", "mse")?;
-                sim.refresh();
-            }
-        }
+                // Actors: main through Q_N (and into the auxiliary actors with weight α), each
+                // auxiliary actor through its own critic with weight β.
+                let sd = s.detach();
+                let h = net.agents.embeddings(sd.clone());
+                let ec = net.agents.collaborate(h.clone());
+                let a = net.agents.actions(h, ec, cfg.alpha);
+                // The critics only pass the gradient through to the actions: a frozen copy spares
+                // the backward pass their weight gradients, which this phase would discard.
+                let frozen = net.critics.clone().no_grad();
+                // How well the main actor has found its critic's best action: Q_N is linear in the
+                // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
+                let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+                    let [n, bb, dd] = a.dims();
+                    let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
+                    let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
+                    let cos = (main * mmrf_model::mmrf::unit(w)).sum_dim(2).mean();
+                    Some(cos.into_scalar::<f32>())
+                } else {
+                    None
+                };
+                let mut scalarisation = None;
+                let actor_loss = match cfg.objective {
+                    Objective::Agents => {
+                        let qa = frozen.q(sd, a); // [N, B]
+                        let weights: Vec<f32> = (0..N_AGENTS)
+                            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+                            .collect();
+                        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
+                        (qa * w).mean().neg()
+                    }
+                    Objective::Pareto => {
+                        let w = crate::pareto::weights(&frozen, sd.clone(), cfg.pareto_floor);
+                        let [n, bb, dd] = a.dims();
+                        let main = a.slice([n - 1..n, 0..bb, 0..dd]).reshape([bb, dd]);
+                        let loss = crate::pareto::actor_loss(&frozen, sd, main, &w);
+                        scalarisation = Some(w);
+                        loss
+                    }
+                    Objective::Tscac => {
+                        let qa = frozen.q(sd, a.clone());
+                        let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
+                        crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
+                    }
+                };
+                let a_val = actor_loss.clone().into_scalar::<f32>();
+                check_finite(a_val, step, "actors", "policy_loss")?;
+                let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+                let MmrfNet {
+                    items,
+                    state,
+                    agents,
+                    critics,
+                } = net;
+                let agents = opt_actor.step(cfg.lr_actor, agents, grads);
+                net = MmrfNet {
+                    items,
+                    state,
+                    agents,
+                    critics,
+                };
+                phases.actor = lap.lap();
+                target = soft_update(target, &net, cfg.soft_update);
+                phases.soft_update = lap.lap();
+                // Waiting for the refit, if it is still running.
+                let sim_loss = match refit {
+                    Some(job) => {
+                        let loss = job
+                            .join()
+                            .map_err(|_| TrainError::Run("the simulator's refit panicked".into()))??;
+                        check_finite(loss, step, "simulator", "mse")?;
+                        loss
+                    }
+                    None => f32::NAN,
+                };
+                phases.simulator = lap.lap();
+                Ok((net, target, c_val, h_val, a_val, scalarisation, alignment, m, sim_loss))
+            })?;
         if (step + 1) % 100 == 0 {
             *table = item_table(&net, fs);
         }
+        phases.simulator += lap.lap();
         if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
             log_out.write(&serde_json::json!({
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
@@ -920,7 +1040,7 @@ impl<'a> Trainer<'a> {
             simulator_loss: (!sim_loss.is_nan()).then_some(sim_loss),
             batch: b,
             videos: m,
-            prep_seconds: prep,
+            phases,
             seconds: started.elapsed().as_secs_f64(),
         };
         *net_slot = Some(net);
