@@ -183,7 +183,15 @@ def main():
         return (torch.randint(0, a.n_videos, (m,)), torch.randint(0, a.n_authors, (m,)),
                 torch.randint(0, a.n_tags, (m,)), torch.randn(m, a.video_dim))
 
+    phases = {}
+
+    def lap(name, t0):
+        t1 = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + t1 - t0
+        return t1
+
     def update(step):
+        t = time.perf_counter()
         x, xn = state_inputs(b), state_inputs(b)
         vids = video_inputs()
         e = net.items(*vids)
@@ -191,26 +199,31 @@ def main():
         s = net.state(x)
         shown = e[torch.randint(0, m, (b * K,))].view(b, K, -1)
         q = net.critics.q_items(s, shown)
+        t = lap("inputs", t)
         with torch.no_grad():
             te = target.items(*vids)
             xn["hist"] = te[torch.randint(0, m, (b * L,))].view(b, L, -1)
             sn = target.state(xn)
             qn = target.critics.q(sn, target.agents(sn))
             y = torch.rand(N, b, K) + 0.9 * qn.unsqueeze(2)
+        t = lap("target", t)
         head = net.critics.item_rewards(s, shown)
         loss = (q - y).pow(2).mean() + (head - torch.rand(b, K, N)).pow(2).mean()
         opt_c.zero_grad()
         loss.backward()
         opt_c.step()
+        t = lap("critic", t)
         sd = s.detach()
         qa = net.critics.q(sd, net.agents(sd))
         actor = -(qa.mean())
         opt_a.zero_grad()
         actor.backward()
         opt_a.step()
+        t = lap("actor", t)
         with torch.no_grad():
             for pt, po in zip(target.parameters(), net.parameters()):
                 pt.mul_(0.99).add_(po, alpha=0.01)
+        t = lap("soft_update", t)
         if (step + 1) % 4 == 0:
             rows = a.batch
             xs = state_inputs(rows)
@@ -223,14 +236,17 @@ def main():
             opt_s.zero_grad()
             sl.backward()
             opt_s.step()
+        lap("simulator", t)
 
     for i in range(5):
         update(i)
+    phases.clear()
     start = time.perf_counter()
     for i in range(a.steps):
         update(i)
     secs = time.perf_counter() - start
     print(f"pytorch {torch.__version__} threads={a.threads} updates/s={a.steps / secs:.2f} ms/update={1000 * secs / a.steps:.1f}")
+    print("ms per phase: " + " ".join(f"{k}={1000 * v / a.steps:.2f}" for k, v in phases.items()))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bc::VideoBatch;
 use crate::features::FeatureShape;
-use crate::layers::{embedding, lookup};
+use crate::layers::{embedding, linear_rows, lookup};
 
 /// Number of agents: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
 pub const N_AGENTS: usize = 7;
@@ -197,7 +197,7 @@ impl StateEncoder {
 
     pub fn forward(&self, x: StateBatch) -> Tensor<2> {
         let [b, l, _] = x.history.dims();
-        let per_item = relu(self.history.forward(Tensor::cat(vec![x.history, x.feedback], 2)));
+        let per_item = relu(linear_rows(&self.history, Tensor::cat(vec![x.history, x.feedback], 2)));
         let s_dim = per_item.dims()[2];
         let mask = x.mask.reshape([b, l, 1]);
         let count = mask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
@@ -287,9 +287,9 @@ impl Agents {
         };
         let (heads, dk) = (self.heads, hd / self.heads);
         let split = |x: Tensor<3>| x.reshape([b, n, heads, dk]).swap_dims(1, 2); // [B, heads, N, dk]
-        let q = split(att.w_q.forward(h.clone()));
-        let k = split(att.w_k.forward(h.clone()));
-        let v = split(relu(att.w_o.forward(h)));
+        let q = split(linear_rows(&att.w_q, h.clone()));
+        let k = split(linear_rows(&att.w_k, h.clone()));
+        let v = split(relu(linear_rows(&att.w_o, h)));
         let logits = q.matmul(k.swap_dims(2, 3)) / (dk as f64).sqrt(); // [B, heads, N(i), N(j)]
                                                                        // j ≠ i: an agent attends only to the others.
         let eye = Tensor::<2>::eye(n, &logits.device()).reshape([1, 1, n, n]);
@@ -388,7 +388,7 @@ impl Critics {
         );
         if let Some(sig) = &self.signal {
             let hid = t.dims()[2];
-            let m = sig.message.forward(t.clone()).swap_dims(0, 1); // [B, N(j), hid]
+            let m = linear_rows(&sig.message, t.clone()).swap_dims(0, 1); // [B, N(j), hid]
             let mix = softmax(sig.mixing.forward(s).reshape([b, N_AGENTS, N_AGENTS]), 2); // [B, N(i), N(j)]
             let mixed = mix.matmul(m).swap_dims(0, 1); // [N(i), B, hid]
             t = relu(t + mixed.reshape([N_AGENTS, b, hid]));

@@ -16,6 +16,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureShape;
+use crate::layers::linear_rows;
 use crate::mmrf::{ItemEncoder, MmrfNetConfig, StateBatch, FEEDBACK_DIM, N_AGENTS};
 
 /// Sizes of the simulator.
@@ -106,11 +107,14 @@ impl FeedbackSimulator {
         let c = context.dims()[1];
         let x = Tensor::cat(vec![context.reshape([b, 1, c]).repeat_dim(1, k), items], 2); // [B, K, C + D]
         let _ = d;
-        let r = sigmoid(self.head_out.forward(relu(self.head_hidden.forward(x.clone()))));
-        let r2 = sigmoid(
-            self.twin_out
-                .forward(relu(self.twin_hidden.forward(self.dropout.forward(x)))),
-        );
+        let r = sigmoid(linear_rows(
+            &self.head_out,
+            relu(linear_rows(&self.head_hidden, x.clone())),
+        ));
+        let r2 = sigmoid(linear_rows(
+            &self.twin_out,
+            relu(linear_rows(&self.twin_hidden, self.dropout.forward(x))),
+        ));
         (r, r2)
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bc::VideoBatch;
 use crate::features::FeatureShape;
-use crate::layers::{embedding, lookup, square};
+use crate::layers::{embedding, linear_rows, lookup, square};
 use crate::mmrf::N_TABS;
 
 /// Which terms the score has.
@@ -203,7 +203,7 @@ impl SupervisedNet {
         };
         let hidden = user.deep.dims()[1];
         let h = relu(user.deep.clone().reshape([b, 1, hidden]) + pick(&items.deep));
-        let deep = self.deep_out.forward(relu(self.deep2.forward(h))).reshape([b, c]);
+        let deep = linear_rows(&self.deep_out, relu(linear_rows(&self.deep2, h))).reshape([b, c]);
         match self.interaction_code {
             0 => deep + user.wide.clone().reshape([b, 1]) + pick(&items.wide).reshape([b, c]),
             1 => {

@@ -742,28 +742,33 @@ impl<'a> Trainer<'a> {
             rows.push((i, tr.set.shown_videos(i, log), false));
         }
         if cfg.augment != Augment::None {
-            for x in 0..batch.len() {
+            let mut samples = Vec::new();
+            let mut scored: Vec<(f32, u32)> = Vec::new();
+            let mut a = vec![0f32; d];
+            for (i, shown, _) in &rows {
                 if rng.random::<f64>() >= cfg.sample_share {
                     continue;
                 }
-                let (i, shown) = (rows[x].0, rows[x].1.clone());
-                tr.set.candidates(i, log, cands);
-                let a: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
-                let mut scored: Vec<(f32, u32)> = cands
-                    .iter()
-                    .filter(|c| !shown.contains(c))
-                    .map(|&c| {
-                        let e = &table[c as usize * d..(c as usize + 1) * d];
-                        (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
-                    })
-                    .collect();
-                scored.sort_by(|x, y| y.0.total_cmp(&x.0));
-                let picked: Vec<u32> = scored.iter().take(shown.len().max(1)).map(|x| x.1).collect();
-                if picked.is_empty() {
+                tr.set.candidates(*i, log, cands);
+                a.iter_mut().for_each(|x| *x = rng.random::<f32>() * 2.0 - 1.0);
+                scored.clear();
+                scored.extend(cands.iter().filter(|c| !shown.contains(c)).map(|&c| {
+                    let e = &table[c as usize * d..(c as usize + 1) * d];
+                    (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+                }));
+                // The top `k` by score, best first (ties by position in the log).
+                let k = shown.len().max(1).min(scored.len());
+                if k == 0 {
                     continue;
                 }
-                rows.push((i, picked, true));
+                let best_first = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0);
+                if k < scored.len() {
+                    scored.select_nth_unstable_by(k - 1, best_first);
+                }
+                scored[..k].sort_by(best_first);
+                samples.push((*i, scored[..k].iter().map(|x| x.1).collect(), true));
             }
+            rows.extend(samples);
         }
         phases.sample = lap.lap();
         // Labels of the non-impression samples, per item and signal, in reward units.
