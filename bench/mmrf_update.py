@@ -3,8 +3,9 @@
 
 Not part of CI. It builds the networks of `crates/model/src/mmrf.rs` and
 `crates/model/src/simulator.rs` at the default sizes and runs the update of
-`crates/train/src/mmrf.rs` (critic phase with reward heads, actor phase, soft update of the
-target networks, a simulator refit every 4 updates) on random inputs of the shapes
+`crates/train/src/mmrf.rs` (the simulator's labels of the non-impression samples, critic
+phase with reward heads, actor phase, soft update of the target networks, a simulator refit
+every 4 updates) on random inputs of the shapes
 `mmrf bench train-step` prints, then reports updates/s. Usage:
 
     pip install torch            # CPU is enough
@@ -158,6 +159,7 @@ def main():
                           ("n-videos", 7388), ("n-authors", 2000), ("n-tags", 60), ("history", 20), ("steps", 40),
                           ("threads", 2), ("batch", 256)]:
         p.add_argument("--" + name, type=int, default=default)
+    p.add_argument("--no-label", action="store_true", help="skip the labelling of non-impression samples")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -194,6 +196,20 @@ def main():
         t = time.perf_counter()
         x, xn = state_inputs(b), state_inputs(b)
         vids = video_inputs()
+        # The simulator labels the non-impression samples (the rows beyond the batch).
+        if not a.no_label:
+            sim.eval()  # labels come from the simulator without dropout, as in mmrf
+            with torch.no_grad():
+                samples = max(b - a.batch, 1)
+                xs = state_inputs(samples)
+                ms = min(m, samples * (L + K))  # the samples' own videos, at most
+                se = sim.items(*(v[:ms] for v in vids))
+                xs["hist"] = se[torch.randint(0, ms, (samples * L,))].view(samples, L, -1)
+                r, r2 = sim(xs, se[torch.randint(0, ms, (samples * K,))].view(samples, K, -1))
+                kl = r * (r / r2).log() + (1 - r) * ((1 - r) / (1 - r2)).log()
+                _labels = (r + r2) * 0.5 * torch.exp(-kl)
+            sim.train()
+        t = lap("label", t)
         e = net.items(*vids)
         x["hist"] = e[torch.randint(0, m, (b * L,))].view(b, L, -1)
         s = net.state(x)
