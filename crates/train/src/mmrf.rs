@@ -332,6 +332,174 @@ fn soft_update(target: MmrfNet, online: &MmrfNet, tau: f64) -> MmrfNet {
     })
 }
 
+/// One row of an update's batch: a logged request and the items it is trained on.
+struct Row {
+    /// Index of the request in the training transitions.
+    request: usize,
+    /// The shown items (logged rows), or the non-impression candidates picked for it.
+    items: Vec<u32>,
+    /// A non-impression sample, labelled by the simulator (or MMRF-NS's constant).
+    sample: bool,
+}
+
+/// An update's batch: `cfg.batch` logged requests, next in the shuffled epoch order, then
+/// for a `sample_share` of them a non-impression sample: as many of the request's
+/// candidates the logger did not show as it showed, the top ones under a random action
+/// (Algorithm 1's exploration), scored with the item table.
+#[allow(clippy::too_many_arguments)]
+fn sample_rows(
+    cfg: &MmrfConfig,
+    tr: &Transitions<'_>,
+    log: &mmrf_data::LogColumns,
+    rng: &mut ChaCha8Rng,
+    order: &mut [usize],
+    cursor: &mut usize,
+    table: &[f32],
+    cands: &mut Vec<u32>,
+) -> (Vec<usize>, Vec<Row>) {
+    let d = cfg.net.dim;
+    let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
+    while batch.len() < cfg.batch {
+        if *cursor == order.len() {
+            order.shuffle(rng);
+            *cursor = 0;
+        }
+        batch.push(order[*cursor]);
+        *cursor += 1;
+    }
+    let mut rows: Vec<Row> = batch
+        .iter()
+        .map(|&i| Row {
+            request: i,
+            items: tr.set.shown_videos(i, log),
+            sample: false,
+        })
+        .collect();
+    if cfg.augment == Augment::None {
+        return (batch, rows);
+    }
+    let mut samples = Vec::new();
+    let mut scored: Vec<(f32, u32)> = Vec::new();
+    let mut a = vec![0f32; d];
+    for row in &rows {
+        if rng.random::<f64>() >= cfg.sample_share {
+            continue;
+        }
+        tr.set.candidates(row.request, log, cands);
+        a.iter_mut().for_each(|x| *x = rng.random::<f32>() * 2.0 - 1.0);
+        scored.clear();
+        scored.extend(cands.iter().filter(|c| !row.items.contains(c)).map(|&c| {
+            let e = &table[c as usize * d..(c as usize + 1) * d];
+            (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+        }));
+        // The top `k` by score, best first.
+        let k = row.items.len().max(1).min(scored.len());
+        if k == 0 {
+            continue;
+        }
+        let best_first = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0);
+        if k < scored.len() {
+            scored.select_nth_unstable_by(k - 1, best_first);
+        }
+        scored[..k].sort_by(best_first);
+        samples.push(Row {
+            request: row.request,
+            items: scored[..k].iter().map(|x| x.1).collect(),
+            sample: true,
+        });
+    }
+    rows.extend(samples);
+    (batch, rows)
+}
+
+/// What the actors' phase of an update reports.
+struct ActorStats {
+    loss: f32,
+    /// Mean cosine of the main action to its critic's best unit action (on log steps).
+    alignment: Option<f32>,
+    /// Pareto's scalarisation weights.
+    scalarisation: Option<Vec<f64>>,
+}
+
+/// The actors' phase of an update, on states `s` (detached) after the critics' step: the
+/// main actor ascends Q_N (and its gradient reaches the auxiliary actors with weight α),
+/// each auxiliary actor its own critic with weight β (eq. 4); or the objective of the
+/// Pareto and TSCAC baselines.
+fn actor_update(
+    net: MmrfNet,
+    sd: Tensor<2>,
+    opt_actor: &mut burn::optim::ModuleOptimizer,
+    cfg: &MmrfConfig,
+    step: usize,
+    device: &Device,
+) -> Result<(MmrfNet, ActorStats), TrainError> {
+    let h = net.agents.embeddings(sd.clone());
+    let ec = net.agents.collaborate(h.clone());
+    let a = net.agents.actions(h, ec, cfg.alpha);
+    // The critics only pass the gradient through to the actions: a frozen copy spares
+    // the backward pass their weight gradients, which this phase would discard.
+    let frozen = net.critics.clone().no_grad();
+    // How well the main actor has found its critic's best action: Q_N is linear in the
+    // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
+    let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+        let [n, bb, dd] = a.dims();
+        let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
+        let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
+        let cos = (main * mmrf_model::mmrf::unit(w)).sum_dim(2).mean();
+        Some(cos.into_scalar::<f32>())
+    } else {
+        None
+    };
+    let mut scalarisation = None;
+    let actor_loss = match cfg.objective {
+        Objective::Agents => {
+            let qa = frozen.q(sd, a); // [N, B]
+            let weights: Vec<f32> = (0..N_AGENTS)
+                .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
+                .collect();
+            let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
+            (qa * w).mean().neg()
+        }
+        Objective::Pareto => {
+            let w = crate::pareto::weights(&frozen, sd.clone(), cfg.pareto_floor);
+            let [n, bb, dd] = a.dims();
+            let main = a.slice([n - 1..n, 0..bb, 0..dd]).reshape([bb, dd]);
+            let loss = crate::pareto::actor_loss(&frozen, sd, main, &w);
+            scalarisation = Some(w);
+            loss
+        }
+        Objective::Tscac => {
+            let qa = frozen.q(sd, a.clone());
+            let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
+            crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
+        }
+    };
+    let a_val = actor_loss.clone().into_scalar::<f32>();
+    check_finite(a_val, step, "actors", "policy_loss")?;
+    let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+    let MmrfNet {
+        items,
+        state,
+        agents,
+        critics,
+    } = net;
+    let agents = opt_actor.step(cfg.lr_actor, agents, grads);
+    let net = MmrfNet {
+        items,
+        state,
+        agents,
+        critics,
+    };
+    Ok((
+        net,
+        ActorStats {
+            loss: a_val,
+            alignment,
+            scalarisation,
+        },
+    ))
+}
+
 /// The value of every next state under the target networks, `[N, B]` row-major: the
 /// critics at the target policy's next action (`bootstrap = "policy"`), or their mean over
 /// the items of the slate the logger showed next (`"logged"`). No gradient.
@@ -726,62 +894,22 @@ impl<'a> Trainer<'a> {
             .take()
             .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let (device, plain) = (&*device, &*plain);
-        // The batch: B logged requests plus the non-impression samples of a share of them.
-        let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
-        while batch.len() < cfg.batch {
-            if *cursor == order.len() {
-                order.shuffle(rng);
-                *cursor = 0;
-            }
-            batch.push(order[*cursor]);
-            *cursor += 1;
-        }
-        // (request index, shown videos, is_sample)
-        let mut rows: Vec<(usize, Vec<u32>, bool)> = Vec::with_capacity(batch.len() * 2);
-        for &i in &batch {
-            rows.push((i, tr.set.shown_videos(i, log), false));
-        }
-        if cfg.augment != Augment::None {
-            let mut samples = Vec::new();
-            let mut scored: Vec<(f32, u32)> = Vec::new();
-            let mut a = vec![0f32; d];
-            for (i, shown, _) in &rows {
-                if rng.random::<f64>() >= cfg.sample_share {
-                    continue;
-                }
-                tr.set.candidates(*i, log, cands);
-                a.iter_mut().for_each(|x| *x = rng.random::<f32>() * 2.0 - 1.0);
-                scored.clear();
-                scored.extend(cands.iter().filter(|c| !shown.contains(c)).map(|&c| {
-                    let e = &table[c as usize * d..(c as usize + 1) * d];
-                    (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
-                }));
-                // The top `k` by score, best first (ties by position in the log).
-                let k = shown.len().max(1).min(scored.len());
-                if k == 0 {
-                    continue;
-                }
-                let best_first = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0);
-                if k < scored.len() {
-                    scored.select_nth_unstable_by(k - 1, best_first);
-                }
-                scored[..k].sort_by(best_first);
-                samples.push((*i, scored[..k].iter().map(|x| x.1).collect(), true));
-            }
-            rows.extend(samples);
-        }
+        let (batch, rows) = sample_rows(cfg, tr, log, rng, order, cursor, table, cands);
         phases.sample = lap.lap();
         // Labels of the non-impression samples, per item and signal, in reward units.
         let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
             Some(sim) => {
-                let sampled: Vec<(usize, &[u32])> =
-                    rows.iter().filter(|r| r.2).map(|r| (r.0, r.1.as_slice())).collect();
+                let sampled: Vec<(usize, &[u32])> = rows
+                    .iter()
+                    .filter(|r| r.sample)
+                    .map(|r| (r.request, r.items.as_slice()))
+                    .collect();
                 sim.label(fs, timelines, tr, log, &sampled, cfg)
             }
             None => rows
                 .iter()
-                .filter(|r| r.2)
-                .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.1.len()])
+                .filter(|r| r.sample)
+                .map(|r| vec![[cfg.negative_reward as f32; N_AGENTS]; r.items.len()])
                 .collect(),
         };
         let b = rows.len();
@@ -794,254 +922,193 @@ impl<'a> Trainer<'a> {
         // depend on how the two interleave.)
         let refit_now = (step + 1) % cfg.sim_refit_every.max(1) == 0;
         let (batch_ref, cfg_ref, seed): (&[usize], &MmrfConfig, u64) = (&batch, cfg, *seed);
-        let (net, target, c_val, h_val, a_val, scalarisation, alignment, m, sim_loss) =
-            std::thread::scope(|scope| -> Result<_, TrainError> {
-                let refit = match sim.as_mut() {
-                    Some(sim) if refit_now => Some(scope.spawn(move || {
-                        sim.reseed(seed, step);
-                        let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref);
-                        sim.refresh();
-                        loss
-                    })),
-                    _ => None,
-                };
-                // States now and next (the next state of a session's last request is unused).
-                let mut s_in = StateInputs::new(cfg.history);
-                let mut n_in = StateInputs::new(cfg.history);
-                let mut done = Vec::with_capacity(b);
-                for (i, ..) in &rows {
-                    s_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-                    match tr.next[*i] {
-                        Some(j) => {
-                            n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
-                            done.push(0.0f32);
-                        }
-                        None => {
-                            n_in.push(fs, &timelines.state(&tr.set, log, *i, cfg.history));
-                            done.push(1.0f32);
-                        }
+        let (net, target, c_val, h_val, actors, m, sim_loss) = std::thread::scope(|scope| -> Result<_, TrainError> {
+            let refit = match sim.as_mut() {
+                Some(sim) if refit_now => Some(scope.spawn(move || {
+                    sim.reseed(seed, step);
+                    let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref);
+                    sim.refresh();
+                    loss
+                })),
+                _ => None,
+            };
+            // States now and next (the next state of a session's last request is unused).
+            let mut s_in = StateInputs::new(cfg.history);
+            let mut n_in = StateInputs::new(cfg.history);
+            let mut done = Vec::with_capacity(b);
+            for row in &rows {
+                let i = row.request;
+                s_in.push(fs, &timelines.state(&tr.set, log, i, cfg.history));
+                match tr.next[i] {
+                    Some(j) => {
+                        n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
+                        done.push(0.0f32);
+                    }
+                    None => {
+                        n_in.push(fs, &timelines.state(&tr.set, log, i, cfg.history));
+                        done.push(1.0f32);
                     }
                 }
-                // Unique videos of the online side: shown items and the current states' histories.
-                let mut videos: Vec<u32> = Vec::new();
-                let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
-                    if v != PAD && slot[v as usize] == u32::MAX {
-                        slot[v as usize] = videos.len() as u32;
-                        videos.push(v);
-                    }
-                };
-                for (_, shown, ..) in &rows {
-                    shown.iter().for_each(|&v| add(v, slot, &mut videos));
+            }
+            // Unique videos of the online side: shown items and the current states' histories.
+            let mut videos: Vec<u32> = Vec::new();
+            let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+                if v != PAD && slot[v as usize] == u32::MAX {
+                    slot[v as usize] = videos.len() as u32;
+                    videos.push(v);
                 }
-                s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
-                let m = videos.len();
-                // The next request's logged slate (for `bootstrap = "logged"`).
-                let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
-                    rows.iter()
-                        .map(|r| match tr.next[r.0] {
-                            Some(j) => tr.set.shown_videos(j as usize, log),
-                            None => Vec::new(),
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                phases.states = lap.lap();
-                // The target networks' pass needs nothing of the online update: it runs beside
-                // the critics' forward pass.
-                let next_job = scope.spawn(move || {
-                    let qn = next_values(&target, fs, &n_in, &next_shown, cfg_ref, plain);
-                    (target, qn)
-                });
-                let e = net.items.forward(video_batch(fs, &videos, device));
-                let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
-                let row_of = |v: u32| slot[v as usize] as i64;
-                let s = net
-                    .state
-                    .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
-                let mut shown_idx = vec![m as i64; b * k_max];
-                let mut shown_mask = vec![0f32; b * k_max];
-                let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
-                let mut next_sample = 0;
-                for (x, (i, shown, sample)) in rows.iter().enumerate() {
-                    let r = &tr.set.requests[*i];
-                    let logged_rows = tr.set.shown_rows(r);
-                    let labels_here = if *sample {
-                        next_sample += 1;
-                        Some(&sample_labels[next_sample - 1])
-                    } else {
-                        None
-                    };
-                    for (k, &v) in shown.iter().take(k_max).enumerate() {
-                        shown_idx[x * k_max + k] = slot[v as usize] as i64;
-                        if let Some(l) = labels_here {
-                            item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS]
-                                .copy_from_slice(&l[k]);
-                        } else {
-                            shown_mask[x * k_max + k] = 1.0;
-                            let row = logged_rows[k] as usize;
-                            for (a, sig) in Signal::ALL.iter().enumerate() {
-                                item_labels[(x * k_max + k) * N_AGENTS + a] =
-                                    signal_value(log, *sig, row) * tr.item_scale[a];
-                            }
-                        }
-                    }
-                }
-                let mut act_mask = shown_mask.clone();
-                for (x, (_, shown, sample)) in rows.iter().enumerate() {
-                    if *sample {
-                        for k in 0..shown.len().min(k_max) {
-                            act_mask[x * k_max + k] = 1.0;
-                        }
-                    }
-                }
-                for v in &videos {
-                    slot[*v as usize] = u32::MAX;
-                }
-                let shown_e = e_pad
-                    .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
-                    .reshape([b, k_max, d]);
-                let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
-
-                // TD targets per shown item: its reward plus the discounted value of the next
-                // request under the target networks (no gradient).
-                phases.critic = lap.lap();
-                let y = {
-                    let (target_back, qn) = next_job
-                        .join()
-                        .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
-                    target = target_back;
-                    let mut y = vec![0f32; N_AGENTS * b * k_max];
-                    for a in 0..N_AGENTS {
-                        for (x, row) in rows.iter().enumerate() {
-                            let last = row.1.len().min(k_max).saturating_sub(1);
-                            for k in 0..k_max {
-                                // Who ended the session? With item-level credit only the last item
-                                // viewed loses the continuation; the others were followed by more
-                                // viewing (valued from the same state, the request's own).
-                                let ended = match cfg.leave_credit {
-                                    LeaveCredit::Item => done[x] > 0.0 && k == last && !row.2,
-                                    LeaveCredit::Request => done[x] > 0.0,
-                                };
-                                let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
-                                y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
-                            }
-                        }
-                    }
-                    Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
-                };
-                phases.target = lap.lap();
-                let td_mask =
-                    Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
-                let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-                let critic_loss = (square(q - y) * td_mask).sum() / td_n;
-                let head_mask =
-                    Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
-                let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
-                let pred = net.critics.item_rewards(s.clone(), shown_e);
-                let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-                let head_loss = (square(pred - labels) * head_mask).sum() / head_n;
-                let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
-                let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
-                check_finite(c_val, step, "critics", "td_loss")?;
-                check_finite(h_val, step, "critics", "reward_head_loss")?;
-                let grads = GradientsParams::from_grads(loss1.backward(), &net);
-                net = opt_critic.step(cfg.lr_critic, net, grads);
-                phases.critic += lap.lap();
-
-                // Actors: main through Q_N (and into the auxiliary actors with weight α), each
-                // auxiliary actor through its own critic with weight β.
-                let sd = s.detach();
-                let h = net.agents.embeddings(sd.clone());
-                let ec = net.agents.collaborate(h.clone());
-                let a = net.agents.actions(h, ec, cfg.alpha);
-                // The critics only pass the gradient through to the actions: a frozen copy spares
-                // the backward pass their weight gradients, which this phase would discard.
-                let frozen = net.critics.clone().no_grad();
-                // How well the main actor has found its critic's best action: Q_N is linear in the
-                // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
-                let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
-                    let [n, bb, dd] = a.dims();
-                    let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
-                    let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
-                    let cos = (main * mmrf_model::mmrf::unit(w)).sum_dim(2).mean();
-                    Some(cos.into_scalar::<f32>())
+            };
+            for row in &rows {
+                row.items.iter().for_each(|&v| add(v, slot, &mut videos));
+            }
+            s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+            let m = videos.len();
+            // The next request's logged slate (for `bootstrap = "logged"`).
+            let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
+                rows.iter()
+                    .map(|r| match tr.next[r.request] {
+                        Some(j) => tr.set.shown_videos(j as usize, log),
+                        None => Vec::new(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            phases.states = lap.lap();
+            // The target networks' pass needs nothing of the online update: it runs beside
+            // the critics' forward pass.
+            let next_job = scope.spawn(move || {
+                let qn = next_values(&target, fs, &n_in, &next_shown, cfg_ref, plain);
+                (target, qn)
+            });
+            let e = net.items.forward(video_batch(fs, &videos, device));
+            let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+            let row_of = |v: u32| slot[v as usize] as i64;
+            let s = net
+                .state
+                .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
+            let mut shown_idx = vec![m as i64; b * k_max];
+            let mut shown_mask = vec![0f32; b * k_max];
+            let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+            let mut next_sample = 0;
+            for (x, row) in rows.iter().enumerate() {
+                let logged_rows = tr.set.shown_rows(&tr.set.requests[row.request]);
+                let labels_here = if row.sample {
+                    next_sample += 1;
+                    Some(&sample_labels[next_sample - 1])
                 } else {
                     None
                 };
-                let mut scalarisation = None;
-                let actor_loss = match cfg.objective {
-                    Objective::Agents => {
-                        let qa = frozen.q(sd, a); // [N, B]
-                        let weights: Vec<f32> = (0..N_AGENTS)
-                            .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
-                            .collect();
-                        let w = Tensor::<2>::from_data(TensorData::new(weights, [N_AGENTS, 1]), device);
-                        (qa * w).mean().neg()
+                for (k, &v) in row.items.iter().take(k_max).enumerate() {
+                    shown_idx[x * k_max + k] = slot[v as usize] as i64;
+                    if let Some(l) = labels_here {
+                        item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
+                    } else {
+                        shown_mask[x * k_max + k] = 1.0;
+                        let at = logged_rows[k] as usize;
+                        for (a, sig) in Signal::ALL.iter().enumerate() {
+                            item_labels[(x * k_max + k) * N_AGENTS + a] =
+                                signal_value(log, *sig, at) * tr.item_scale[a];
+                        }
                     }
-                    Objective::Pareto => {
-                        let w = crate::pareto::weights(&frozen, sd.clone(), cfg.pareto_floor);
-                        let [n, bb, dd] = a.dims();
-                        let main = a.slice([n - 1..n, 0..bb, 0..dd]).reshape([bb, dd]);
-                        let loss = crate::pareto::actor_loss(&frozen, sd, main, &w);
-                        scalarisation = Some(w);
-                        loss
+                }
+            }
+            let mut act_mask = shown_mask.clone();
+            for (x, row) in rows.iter().enumerate() {
+                if row.sample {
+                    for k in 0..row.items.len().min(k_max) {
+                        act_mask[x * k_max + k] = 1.0;
                     }
-                    Objective::Tscac => {
-                        let qa = frozen.q(sd, a.clone());
-                        let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
-                        crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
+                }
+            }
+            for v in &videos {
+                slot[*v as usize] = u32::MAX;
+            }
+            let shown_e = e_pad
+                .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
+                .reshape([b, k_max, d]);
+            let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+
+            // TD targets per shown item: its reward plus the discounted value of the next
+            // request under the target networks (no gradient).
+            phases.critic = lap.lap();
+            let y = {
+                let (target_back, qn) = next_job
+                    .join()
+                    .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
+                target = target_back;
+                let mut y = vec![0f32; N_AGENTS * b * k_max];
+                for a in 0..N_AGENTS {
+                    for (x, row) in rows.iter().enumerate() {
+                        let last = row.items.len().min(k_max).saturating_sub(1);
+                        for k in 0..k_max {
+                            // Who ended the session? With item-level credit only the last item
+                            // viewed loses the continuation; the others were followed by more
+                            // viewing (valued from the same state, the request's own).
+                            let ended = match cfg.leave_credit {
+                                LeaveCredit::Item => done[x] > 0.0 && k == last && !row.sample,
+                                LeaveCredit::Request => done[x] > 0.0,
+                            };
+                            let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
+                            y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+                        }
                     }
-                };
-                let a_val = actor_loss.clone().into_scalar::<f32>();
-                check_finite(a_val, step, "actors", "policy_loss")?;
-                let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
-                let MmrfNet {
-                    items,
-                    state,
-                    agents,
-                    critics,
-                } = net;
-                let agents = opt_actor.step(cfg.lr_actor, agents, grads);
-                net = MmrfNet {
-                    items,
-                    state,
-                    agents,
-                    critics,
-                };
-                phases.actor = lap.lap();
-                target = soft_update(target, &net, cfg.soft_update);
-                phases.soft_update = lap.lap();
-                // Waiting for the refit, if it is still running.
-                let sim_loss = match refit {
-                    Some(job) => {
-                        let loss = job
-                            .join()
-                            .map_err(|_| TrainError::Run("the simulator's refit panicked".into()))??;
-                        check_finite(loss, step, "simulator", "mse")?;
-                        loss
-                    }
-                    None => f32::NAN,
-                };
-                phases.simulator = lap.lap();
-                Ok((net, target, c_val, h_val, a_val, scalarisation, alignment, m, sim_loss))
-            })?;
+                }
+                Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
+            };
+            phases.target = lap.lap();
+            let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
+            let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+            let critic_loss = (square(q - y) * td_mask).sum() / td_n;
+            let head_mask =
+                Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
+            let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
+            let pred = net.critics.item_rewards(s.clone(), shown_e);
+            let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+            let head_loss = (square(pred - labels) * head_mask).sum() / head_n;
+            let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+            let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+            check_finite(c_val, step, "critics", "td_loss")?;
+            check_finite(h_val, step, "critics", "reward_head_loss")?;
+            let grads = GradientsParams::from_grads(loss1.backward(), &net);
+            net = opt_critic.step(cfg.lr_critic, net, grads);
+            phases.critic += lap.lap();
+
+            let (net_after, actors) = actor_update(net, s.detach(), opt_actor, cfg, step, device)?;
+            net = net_after;
+            phases.actor = lap.lap();
+            target = soft_update(target, &net, cfg.soft_update);
+            phases.soft_update = lap.lap();
+            // Waiting for the refit, if it is still running.
+            let sim_loss = match refit {
+                Some(job) => {
+                    let loss = job
+                        .join()
+                        .map_err(|_| TrainError::Run("the simulator's refit panicked".into()))??;
+                    check_finite(loss, step, "simulator", "mse")?;
+                    loss
+                }
+                None => f32::NAN,
+            };
+            phases.simulator = lap.lap();
+            Ok((net, target, c_val, h_val, actors, m, sim_loss))
+        })?;
         if (step + 1) % 100 == 0 {
             *table = item_table(&net, fs);
         }
         phases.simulator += lap.lap();
         if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
             log_out.write(&serde_json::json!({
-                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
+                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": actors.loss, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
-                "pareto_weights": scalarisation,
-                "main_actor_alignment": alignment,
+                "pareto_weights": actors.scalarisation,
+                "main_actor_alignment": actors.alignment,
             }))?;
         }
         let stats = StepStats {
             td_loss: c_val,
             reward_head_loss: h_val,
-            actor_loss: a_val,
+            actor_loss: actors.loss,
             simulator_loss: (!sim_loss.is_nan()).then_some(sim_loss),
             batch: b,
             videos: m,
