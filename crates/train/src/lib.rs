@@ -191,14 +191,9 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
                 &opts.progress,
             )?))
         }
-        // MMRF, its ablations and the actor-critic baselines share one trainer.
-        Method::Mmrf
-        | Method::MmrfCo
-        | Method::MmrfDa
-        | Method::MmrfNs
-        | Method::Pareto
-        | Method::Tscac
-        | Method::Massa => {
+        // Every other method (`Method::actor_critic`: MMRF, its ablations and the
+        // actor-critic baselines) shares one trainer.
+        _ => {
             let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
             Ok(Box::new(mmrf::train(
                 data,
@@ -224,13 +219,7 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     let ranker: Box<dyn Ranker> = match method {
         Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
         Method::WideDeep | Method::DeepFm | Method::Ltr => Box::new(supervised::load(dir, &manifest, &fs)?),
-        Method::Mmrf
-        | Method::MmrfCo
-        | Method::MmrfDa
-        | Method::MmrfNs
-        | Method::Pareto
-        | Method::Tscac
-        | Method::Massa => Box::new(mmrf::load(dir, &manifest, &fs)?),
+        _ => Box::new(mmrf::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))
 }

@@ -640,7 +640,8 @@ pub struct Phases {
     pub label: f64,
     /// Building the state inputs (histories, features) of the batch.
     pub states: f64,
-    /// The TD targets: the target networks' forward pass on the next states.
+    /// The TD targets: waiting for the target networks' pass on the next states (it runs
+    /// on a second thread beside the critics' forward pass), then assembling them.
     pub target: f64,
     /// The critics' forward, backward and optimizer step.
     pub critic: f64,
@@ -648,7 +649,8 @@ pub struct Phases {
     pub actor: f64,
     /// The target networks' soft update.
     pub soft_update: f64,
-    /// The simulator's refit (every `sim_refit_every` updates) and the item table.
+    /// Waiting for the simulator's refit (every `sim_refit_every` updates, on a second
+    /// thread beside the agents' update), and refreshing the item table.
     pub simulator: f64,
 }
 
