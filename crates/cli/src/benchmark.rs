@@ -12,7 +12,7 @@ use mmrf_data::session::Timelines;
 use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
 use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport};
-use mmrf_eval::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
+use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
 use serde::Serialize;
@@ -32,6 +32,25 @@ const METHODS: [Method; 11] = [
     Method::Ltr,
 ];
 
+/// The method every other is compared with, paired over users.
+const FOCUS: &str = "mmrf";
+
+/// `focus` against each other method on the same impressions (empty without `focus`).
+fn paired_against(
+    focus: &str,
+    offline: &[OfflineReport],
+    cfg: &OfflineConfig,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, Comparison>>> {
+    let Some(f) = offline.iter().find(|r| r.method == focus) else {
+        return Ok(Default::default());
+    };
+    offline
+        .iter()
+        .filter(|r| r.method != focus)
+        .map(|r| Ok((r.method.clone(), compare(f, r, &cfg.ope).map_err(anyhow::Error::msg)?)))
+        .collect()
+}
+
 #[derive(Serialize)]
 struct Results {
     /// Per method: its offline metrics and, for the online arms, its online figures
@@ -43,6 +62,9 @@ struct Results {
     seed: u64,
     offline_config: OfflineConfig,
     offline: Vec<OfflineReport>,
+    /// MMRF against every other method, per signal, paired over users: keyed by the other
+    /// method, then by signal (GAUC and NCIS differences, MMRF minus the method).
+    paired: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Comparison>>,
     /// The data's directory and whether it is a generated world.
     data_dir: std::path::PathBuf,
     online: Option<AbReport>,
@@ -256,14 +278,49 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
         );
         out.insert(m.clone(), serde_json::json!({"offline": offline, "online": online}));
     }
+    // MMRF against each method, paired over users within each seed: the mean difference
+    // over seeds and on how many seeds MMRF was ahead or behind with an interval that
+    // excludes zero.
+    let mut paired = serde_json::Map::new();
+    let mut md3 = format!(
+        "\n### {FOCUS} against each method, paired over users within each seed: mean difference [95 % CI over seeds]; seeds where {FOCUS} leads / trails (interval excluding 0)\n\n| Method | WatchTime GAUC: {FOCUS} − method | seeds | WatchTime NCIS: {FOCUS} − method | seeds |\n|---|---:|---:|---:|---:|\n"
+    );
+    for m in methods.iter().filter(|m| all[0]["paired"].get(m.as_str()).is_some()) {
+        let mut row = serde_json::Map::new();
+        let mut cells = Vec::new();
+        for metric in ["gauc", "ncis"] {
+            let path = ["paired", m, "WatchTime", metric];
+            let at = |r: &serde_json::Value| path.iter().fold(r, |v, k| &v[*k]).clone();
+            let (mean, ci) = mean_ci(&pick(&[&path[..], &["value"]].concat()));
+            let count = |side: usize, sign: f64| {
+                all.iter()
+                    .filter(|r| at(r)["ci"][side].as_f64().is_some_and(|x| x * sign > 0.0))
+                    .count()
+            };
+            let (leads, trails) = (count(0, 1.0), count(1, -1.0));
+            let digits = if metric == "gauc" { 4 } else { 2 };
+            cells.push(format!("{mean:+.digits$} [{:+.digits$}, {:+.digits$}]", ci[0], ci[1]));
+            cells.push(format!("{leads} / {trails} of {}", all.len()));
+            row.insert(
+                metric.to_string(),
+                serde_json::json!({"mean": mean, "ci": ci, "seeds_leading": leads, "seeds_trailing": trails}),
+            );
+        }
+        md3 += &format!("| {m} | {} |\n", cells.join(" | "));
+        paired.insert(m.clone(), serde_json::json!({ "WatchTime": row }));
+    }
     let json = serde_json::json!({
         "methods": out,
+        "paired": paired,
         "seeds": seeds,
         "config": all[0]["config"],
         "world": all[0]["world"],
         "per_seed": all.iter().map(|r| r["seed"].clone()).collect::<Vec<_>>(),
     });
-    Ok((serde_json::to_string_pretty(&json)?, md + &md2))
+    Ok((
+        serde_json::to_string_pretty(&json)?,
+        md + &md2 + if paired.is_empty() { "" } else { &md3 },
+    ))
 }
 
 /// One seed's benchmark, its reports written to `out`; returns `results.json`'s value.
@@ -355,6 +412,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         offline.push(metrics(m.method(), &ds, &scored, &offline_cfg).map_err(anyhow::Error::msg)?);
         overall.inc(1);
     }
+    let paired = paired_against(FOCUS, &offline, &offline_cfg)?;
     stage("online A/B, NCIS fidelity, simulator check");
     seconds.insert("offline eval".into(), t.elapsed().as_secs_f64());
 
@@ -402,6 +460,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         seed,
         offline_config: offline_cfg,
         offline,
+        paired,
         online,
         fidelity: fid,
         simulator,
@@ -411,6 +470,10 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let json = serde_json::to_string_pretty(&results)?;
     mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
     let mut md = mmrf_eval::report::table1(&results.offline);
+    if !results.paired.is_empty() {
+        md += "\n";
+        md += &mmrf_eval::report::paired_table(FOCUS, &results.paired, &results.offline);
+    }
     match (&results.online, &results.fidelity) {
         (Some(o), Some(f)) => {
             md += "\n";

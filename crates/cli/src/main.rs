@@ -106,6 +106,10 @@ enum Command {
         /// Write one CSV row per held-out impression (ids, score, pi, pi_beta, labels).
         #[arg(long, value_name = "FILE")]
         dump_scores: Option<PathBuf>,
+        /// Another run to compare with on the same impressions (repeat): per signal, the
+        /// difference of GAUC and NCIS with a paired bootstrap interval over users.
+        #[arg(long, value_name = "RUN")]
+        against: Vec<PathBuf>,
     },
     /// Serve a trained run over HTTP: POST /v1/rank, POST /v1/feedback, GET /healthz,
     /// GET /metrics. Stops cleanly on SIGTERM or Ctrl-C.
@@ -474,6 +478,7 @@ fn run(cli: Cli) -> Result<()> {
             cap,
             json,
             dump_scores,
+            against,
         } => {
             let split = match split.as_str() {
                 "test" => mmrf_data::LogSplit::Test,
@@ -517,10 +522,27 @@ fn run(cli: Cli) -> Result<()> {
                 mmrf_eval::offline::write_dump(&path, &ds, &scored)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            let mut comparisons = serde_json::Map::new();
+            let mut text = mmrf_eval::report::offline_text(&report);
+            for other in &against {
+                let (m, r) = mmrf_train::load(other, &ds)?;
+                let scored = mmrf_eval::offline::score_split(&ds, &timelines, split, r.as_ref(), beh, &cfg)
+                    .map_err(anyhow::Error::msg)?;
+                let theirs = mmrf_eval::offline::metrics(&m.method, &ds, &scored, &cfg).map_err(anyhow::Error::msg)?;
+                let c = mmrf_eval::offline::compare(&report, &theirs, &cfg.ope).map_err(anyhow::Error::msg)?;
+                let name = other.display().to_string();
+                text += "\n";
+                text += &mmrf_eval::report::comparison_text(&run.display().to_string(), &name, &c);
+                comparisons.insert(name, serde_json::to_value(&c)?);
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let mut v = serde_json::to_value(&report)?;
+                if !against.is_empty() {
+                    v["against"] = serde_json::Value::Object(comparisons);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                print!("{}", mmrf_eval::report::offline_text(&report));
+                print!("{text}");
             }
             if let (mmrf_eval::offline::Behaviour::Model(_), Some(e)) =
                 (beh, mmrf_eval::offline::propensity_error(&ds, &scored))

@@ -174,6 +174,25 @@ fn train_then_eval_json_and_dump() {
     }
     let text = std::fs::read_to_string(&dump).unwrap();
     assert_eq!(text.lines().count() as u64, report["impressions"].as_u64().unwrap() + 1);
+    // A run against itself, paired over users: every difference and interval is zero (an
+    // unpaired interval would not be).
+    let out = ok(mmrf()
+        .args(["eval", "--json", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .arg("--against")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &report["against"][run.display().to_string()];
+    for sig in ["Click", "WatchTime"] {
+        let d = &c[sig]["ncis"];
+        assert_eq!(d["value"], 0.0, "{sig}: {d}");
+        assert_eq!(d["ci"], serde_json::json!([0.0, 0.0]), "{sig}: {d}");
+        assert_eq!(d["ahead"], 0.0);
+    }
     // π_β from the true propensities works too, and a non-BC behaviour run is refused.
     ok(mmrf()
         .args(["eval", "--behaviour", "true", "--tau", "1", "--run"])
@@ -283,9 +302,34 @@ fn quick_benchmark_writes_every_report() {
         assert!(m["online"]["lift_vs_control"].is_number(), "{name}");
     }
     assert_eq!(results["methods"]["ltr"]["online"]["lift_vs_control"], 0.0);
+    // MMRF against every other method, paired: the difference is that of the two figures
+    // in Table 1, and its interval holds it.
+    for name in METHODS.iter().filter(|&&m| m != "mmrf") {
+        for sig in ["Click", "Hate", "WatchTime"] {
+            let d = &results["paired"][name][sig]["ncis"];
+            let want = results["methods"]["mmrf"]["offline"][sig]["ncis"].as_f64().unwrap()
+                - results["methods"][name]["offline"][sig]["ncis"].as_f64().unwrap();
+            let got = d["value"].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-6 * (1.0 + want.abs()),
+                "{name} {sig}: {got} vs {want}"
+            );
+            assert!(d["ci"][0].as_f64().unwrap() <= got && got <= d["ci"][1].as_f64().unwrap());
+        }
+        let g = &results["paired"][name]["WatchTime"]["gauc"]["value"];
+        let want = results["methods"]["mmrf"]["offline"]["WatchTime"]["gauc"]
+            .as_f64()
+            .unwrap()
+            - results["methods"][name]["offline"]["WatchTime"]["gauc"]
+                .as_f64()
+                .unwrap();
+        assert!((g.as_f64().unwrap() - want).abs() < 1e-9, "{name}");
+    }
+    assert!(results["paired"]["mmrf"].is_null(), "no comparison of MMRF with itself");
     assert_eq!(results["seeds"], serde_json::json!([7]));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
+    assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     // The paper's own figures beside ours.
     assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.
@@ -324,9 +368,17 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
     assert!((mean - (per_seed(3) + per_seed(4)) / 2.0).abs() < 1e-9);
     let ci = w["ci"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= mean && mean <= ci[1].as_f64().unwrap());
-    assert!(std::fs::read_to_string(out.join("results.md"))
-        .unwrap()
-        .contains("over 2 seeds"));
+    // The paired differences: their mean over seeds, and how many seeds lead or trail.
+    let d = &r["paired"]["ltr"]["WatchTime"]["ncis"];
+    let per_seed_diff = |s: u64| -> f64 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
+        v["paired"]["ltr"]["WatchTime"]["ncis"]["value"].as_f64().unwrap()
+    };
+    assert!((d["mean"].as_f64().unwrap() - (per_seed_diff(3) + per_seed_diff(4)) / 2.0).abs() < 1e-9);
+    assert!(d["seeds_leading"].as_u64().unwrap() + d["seeds_trailing"].as_u64().unwrap() <= 2);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
 }
 
 #[test]

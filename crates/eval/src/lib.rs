@@ -16,4 +16,7 @@ pub mod offline;
 pub mod report;
 pub mod ssb;
 
-pub use mmrf_metrics::{auc, gauc, ncis, ope, Gauc, OffPolicy, OpeConfig};
+pub use mmrf_metrics::{
+    auc, gauc, gauc_sums, ncis, ncis_sums, ope, paired, paired_difference, Difference, Gauc, OffPolicy, OpeConfig,
+    UserSums,
+};

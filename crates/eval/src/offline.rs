@@ -15,7 +15,7 @@ use mmrf_train::Ranker;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{gauc, ncis, OpeConfig};
+use crate::{gauc_sums, ncis, ncis_sums, paired_difference, Difference, OpeConfig, UserSums};
 
 /// Where `π_β` comes from.
 #[derive(Clone, Copy)]
@@ -298,6 +298,53 @@ pub struct OfflineReport {
     pub cap: f64,
     /// Keyed by the signal's name: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
     pub signals: BTreeMap<String, SignalMetrics>,
+    /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between
+    /// methods ([`compare`]); not written out.
+    #[serde(skip)]
+    pub per_user: BTreeMap<String, SignalSums>,
+}
+
+/// The per-user terms of one signal's GAUC and NCIS.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignalSums {
+    pub gauc: UserSums,
+    pub ncis: UserSums,
+}
+
+/// Method A against method B on one signal, paired over users.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// A's GAUC minus B's (`None` when no user has an ordered pair).
+    pub gauc: Option<Difference>,
+    /// A's NCIS minus B's.
+    pub ncis: Difference,
+}
+
+/// A against B, per signal: the differences of their GAUC and NCIS with paired bootstrap
+/// intervals over users (both must come from [`metrics`] on the same split and `π_β`).
+pub fn compare(a: &OfflineReport, b: &OfflineReport, ope: &OpeConfig) -> Result<BTreeMap<String, Comparison>, String> {
+    if a.split != b.split || a.impressions != b.impressions {
+        return Err(format!(
+            "{} and {} were not evaluated on the same impressions ({} on {}, {} on {})",
+            a.method, b.method, a.impressions, a.split, b.impressions, b.split
+        ));
+    }
+    a.per_user
+        .iter()
+        .map(|(signal, x)| {
+            let y = b
+                .per_user
+                .get(signal)
+                .ok_or_else(|| format!("{} has no per-user terms for {signal}", b.method))?;
+            let gauc = if x.gauc.is_empty() {
+                None
+            } else {
+                Some(paired_difference(&x.gauc, &y.gauc, ope.bootstrap, ope.seed)?)
+            };
+            let ncis = paired_difference(&x.ncis, &y.ncis, ope.bootstrap, ope.seed)?;
+            Ok((signal.clone(), Comparison { gauc, ncis }))
+        })
+        .collect()
 }
 
 /// GAUC and NCIS per signal over scored impressions.
@@ -309,35 +356,44 @@ pub fn metrics(
 ) -> Result<OfflineReport, String> {
     let split = s.split.unwrap_or(LogSplit::Test);
     let log = data.log(split);
-    let signals: Result<BTreeMap<String, SignalMetrics>, String> = Signal::ALL
+    let per_signal: Result<Vec<(String, SignalMetrics, SignalSums)>, String> = Signal::ALL
         .par_iter()
         .map(|&signal| {
             let labels: Vec<f32> = s.row.iter().map(|&r| log.label(signal, r as usize)).collect();
-            let g = gauc(&s.user, &labels, &s.score);
+            let g = gauc_sums(&s.user, &labels, &s.score);
             let o =
                 ncis(&s.user, &labels, &s.pi, &s.pi_beta, &cfg.ope).map_err(|e| format!("{}: {e}", signal.name()))?;
             let logged = labels.iter().map(|&x| x as f64).sum::<f64>() / labels.len().max(1) as f64;
-            Ok((
-                signal.name().to_string(),
-                SignalMetrics {
-                    gauc: g.map(|g| g.value),
-                    ncis: o.ncis,
-                    ncis_ci: o.ncis_ci,
-                    ess: o.ess,
-                    ips: o.ips,
-                    snips: o.snips,
-                    logged,
-                },
-            ))
+            let metrics = SignalMetrics {
+                gauc: (!g.is_empty()).then(|| g.value()),
+                ncis: o.ncis,
+                ncis_ci: o.ncis_ci,
+                ess: o.ess,
+                ips: o.ips,
+                snips: o.snips,
+                logged,
+            };
+            let sums = SignalSums {
+                gauc: g,
+                ncis: ncis_sums(&s.user, &labels, &s.pi, &s.pi_beta, cfg.ope.cap),
+            };
+            Ok((signal.name().to_string(), metrics, sums))
         })
         .collect();
+    let mut signals = BTreeMap::new();
+    let mut per_user = BTreeMap::new();
+    for (name, m, sums) in per_signal? {
+        signals.insert(name.clone(), m);
+        per_user.insert(name, sums);
+    }
     Ok(OfflineReport {
         method: method.to_string(),
         split: split.name().to_string(),
         impressions: s.len(),
         tau: s.tau,
         cap: cfg.ope.cap,
-        signals: signals?,
+        signals,
+        per_user,
     })
 }
 

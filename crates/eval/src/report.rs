@@ -6,7 +6,7 @@ use mmrf_data::Signal;
 
 use crate::abtest::{AbReport, METRICS};
 use crate::fidelity::FidelityReport;
-use crate::offline::OfflineReport;
+use crate::offline::{Comparison, OfflineReport};
 
 /// A per-signal table of one method's offline metrics, for the terminal.
 pub fn offline_text(r: &OfflineReport) -> String {
@@ -67,6 +67,92 @@ fn cell(v: Option<f64>, mark: &str, digits: usize) -> String {
             }
         }
     }
+}
+
+/// `a` against `b` per signal, for the terminal: the differences `a − b` of GAUC and NCIS
+/// with their paired 95 % intervals over users (`*`: the interval excludes 0).
+pub fn comparison_text(a: &str, b: &str, c: &std::collections::BTreeMap<String, Comparison>) -> String {
+    let mut s = format!(
+        "{a} − {b}, paired over users\n{:<10} {:>30} {:>36}\n",
+        "signal", "GAUC difference [95% CI]", "NCIS difference [95% CI]"
+    );
+    for sig in Signal::ALL {
+        let Some(x) = c.get(sig.name()) else { continue };
+        let show = |d: &crate::Difference, digits: usize| {
+            format!(
+                "{:+.digits$} [{:+.digits$}, {:+.digits$}]{}",
+                d.value,
+                d.ci[0],
+                d.ci[1],
+                if d.significant() { "*" } else { " " }
+            )
+        };
+        s += &format!(
+            "{:<10} {:>30} {:>36}\n",
+            sig.name(),
+            x.gauc.as_ref().map_or("-".into(), |d| show(d, 4)),
+            show(&x.ncis, 5)
+        );
+    }
+    s
+}
+
+/// `focus` against every other method on the same impressions, paired over users
+/// ([`crate::offline::compare`]): the WatchTime differences with their 95 % intervals, and
+/// over all fourteen figures (seven signals × GAUC, NCIS) how many put `focus` ahead or
+/// behind with an interval that excludes zero. `comparisons` is keyed by the other
+/// method, then by signal; rows follow `order`.
+pub fn paired_table(
+    focus: &str,
+    comparisons: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, Comparison>>,
+    order: &[OfflineReport],
+) -> String {
+    let mut s = format!(
+        "### {focus} against each method on the same held-out impressions (paired bootstrap over users)\n\n\
+         | Method | WatchTime GAUC: {focus} − method [95 % CI] | WatchTime NCIS: {focus} − method [95 % CI] | figures {focus} leads / trails (of 14) |\n|---|---:|---:|---:|\n"
+    );
+    let diff = |d: &crate::Difference, digits: usize| {
+        format!(
+            "{:+.digits$} [{:+.digits$}, {:+.digits$}]{}",
+            d.value,
+            d.ci[0],
+            d.ci[1],
+            if d.significant() { " ✓" } else { "" }
+        )
+    };
+    for r in order {
+        let Some(c) = comparisons.get(&r.method) else {
+            continue;
+        };
+        let (mut leads, mut trails) = (0, 0);
+        for sig in Signal::ALL {
+            let Some(x) = c.get(sig.name()) else { continue };
+            for d in x.gauc.iter().chain(std::iter::once(&x.ncis)) {
+                // Hate is a cost: a lower figure leads.
+                let ahead = if sig == Signal::Hate {
+                    d.ci[1] < 0.0
+                } else {
+                    d.ci[0] > 0.0
+                };
+                let behind = if sig == Signal::Hate {
+                    d.ci[0] > 0.0
+                } else {
+                    d.ci[1] < 0.0
+                };
+                leads += usize::from(ahead);
+                trails += usize::from(behind);
+            }
+        }
+        let wt = c.get(Signal::WatchTime.name());
+        s += &format!(
+            "| {} | {} | {} | {leads} / {trails} |\n",
+            r.method,
+            wt.and_then(|x| x.gauc.as_ref()).map_or("–".into(), |d| diff(d, 4)),
+            wt.map_or("–".into(), |x| diff(&x.ncis, 2)),
+        );
+    }
+    s += "\n✓: the interval excludes 0. Both methods are scored on the same impressions, so which users are held out moves them alike; the paired interval is that of the difference itself. It covers the held-out users only, not the training run's own randomness: retraining with another seed moves a method's figures too (`--seeds N` measures both).\n";
+    s
 }
 
 /// Table 1 in the paper's layout.

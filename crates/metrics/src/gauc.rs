@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::paired::UserSums;
+
 /// Fenwick tree of counts over score ranks.
 struct Fenwick(Vec<u64>);
 
@@ -91,6 +93,17 @@ pub struct Gauc {
 /// GAUC over impressions grouped by `users` (any order; one score and label each).
 /// `None` when no user has an ordered pair.
 pub fn gauc(users: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
+    let sums = gauc_sums(users, labels, scores);
+    (!sums.is_empty()).then(|| Gauc {
+        value: sums.value(),
+        users: sums.len(),
+        impressions: sums.den.iter().sum::<f64>() as usize,
+    })
+}
+
+/// GAUC's per-user terms `(AUC_u·n_u, n_u)` over the users with an ordered pair, for
+/// paired comparisons ([`crate::paired`]).
+pub fn gauc_sums(users: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
     assert!(
         users.len() == labels.len() && labels.len() == scores.len(),
         "aligned slices"
@@ -98,25 +111,15 @@ pub fn gauc(users: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
     let mut order: Vec<usize> = (0..users.len()).collect();
     order.sort_by_key(|&i| users[i]);
     let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| users[a] == users[b]).collect();
-    let per_user: Vec<Option<(f64, usize)>> = groups
+    let terms: Vec<(u32, f64, f64)> = groups
         .par_iter()
-        .map(|idx| {
+        .filter_map(|idx| {
             let l: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
             let s: Vec<f32> = idx.iter().map(|&i| scores[i]).collect();
-            auc(&l, &s).map(|a| (a, idx.len()))
+            auc(&l, &s).map(|a| (users[idx[0]], a * idx.len() as f64, idx.len() as f64))
         })
         .collect();
-    let (mut num, mut den, mut n_users) = (0f64, 0usize, 0usize);
-    for (a, n) in per_user.into_iter().flatten() {
-        num += a * n as f64;
-        den += n;
-        n_users += 1;
-    }
-    (den > 0).then(|| Gauc {
-        value: num / den as f64,
-        users: n_users,
-        impressions: den,
-    })
+    UserSums::from_terms(terms)
 }
 
 #[cfg(test)]

@@ -7,10 +7,14 @@
 //!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
 //! - [`ope`]: off-policy estimates of a target policy's per-impression value from logged
 //!   impressions: NCIS (normalised capped importance sampling), plain IPS and SNIPS, with
-//!   the effective sample size and a bootstrap confidence interval over users.
+//!   the effective sample size and a bootstrap confidence interval over users;
+//! - [`paired`]: the difference of two methods' GAUC or NCIS on the same impressions, with
+//!   a paired bootstrap interval over users.
 
 pub mod gauc;
 pub mod ope;
+pub mod paired;
 
-pub use gauc::{auc, gauc, Gauc};
-pub use ope::{ncis, OffPolicy, OpeConfig};
+pub use gauc::{auc, gauc, gauc_sums, Gauc};
+pub use ope::{ncis, ncis_sums, OffPolicy, OpeConfig};
+pub use paired::{paired_difference, Difference, UserSums};

@@ -10,8 +10,7 @@
 //! With NCIS come the effective sample size `(Σw)²/Σw²` and a bootstrap 95 % interval
 //! over users (users are the independent units: impressions of one user are not).
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::paired::{interval, UserSums};
 
 /// Estimator settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -71,60 +70,41 @@ pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &O
     if let Some(i) = (0..n).find(|&i| !rewards[i].is_finite()) {
         return Err(format!("impression {i}: reward {} is not finite", rewards[i]));
     }
-    let (mut sw, mut swr, mut sw2, mut s_ratio, mut s_ratio_r) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    // Per-user sums for the bootstrap.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| users[i]);
-    let mut per_user: Vec<(f64, f64)> = Vec::new();
-    let mut last = None;
-    for &i in &order {
+    let (mut sw, mut sw2, mut s_ratio, mut s_ratio_r) = (0f64, 0f64, 0f64, 0f64);
+    for i in 0..n {
         let ratio = pi[i] as f64 / pi_beta[i] as f64;
         let w = ratio.min(cfg.cap);
-        let r = rewards[i] as f64;
         sw += w;
-        swr += w * r;
         sw2 += w * w;
         s_ratio += ratio;
-        s_ratio_r += ratio * r;
-        if last != Some(users[i]) {
-            per_user.push((0.0, 0.0));
-            last = Some(users[i]);
-        }
-        let u = per_user.last_mut().expect("pushed above");
-        u.0 += w * r;
-        u.1 += w;
+        s_ratio_r += ratio * rewards[i] as f64;
     }
+    let per_user = ncis_sums(users, rewards, pi, pi_beta, cfg.cap);
+    let ncis = per_user.value();
+    let boots = per_user.bootstrap(cfg.bootstrap, cfg.seed);
     let value = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
-    let ncis = value(swr, sw);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut boots: Vec<f64> = (0..cfg.bootstrap)
-        .map(|_| {
-            let (mut num, mut den) = (0.0, 0.0);
-            for _ in 0..per_user.len() {
-                let (a, b) = per_user[rng.random_range(0..per_user.len())];
-                num += a;
-                den += b;
-            }
-            value(num, den)
-        })
-        .collect();
-    boots.sort_by(f64::total_cmp);
-    let pct = |q: f64| {
-        if boots.is_empty() {
-            ncis
-        } else {
-            boots[((q * (boots.len() - 1) as f64).round() as usize).min(boots.len() - 1)]
-        }
-    };
     Ok(OffPolicy {
         ncis,
-        ncis_ci: [pct(0.025), pct(0.975)],
+        ncis_ci: interval(&boots, ncis),
         ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
         ips: s_ratio_r / n as f64,
         snips: value(s_ratio_r, s_ratio),
         cap: cfg.cap,
         impressions: n,
     })
+}
+
+/// NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`, for paired comparisons
+/// ([`crate::paired`]); the inputs as [`ncis`] checks them.
+pub fn ncis_sums(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cap: f64) -> UserSums {
+    UserSums::from_terms(
+        (0..rewards.len())
+            .map(|i| {
+                let w = (pi[i] as f64 / pi_beta[i] as f64).min(cap);
+                (users[i], w * rewards[i] as f64, w)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
