@@ -176,6 +176,11 @@ impl<'a> RequestSet<'a> {
         }
     }
 
+    /// The most impressions any request shows (K; 0 without requests).
+    pub fn max_shown(&self) -> usize {
+        self.requests.iter().map(|r| r.n_shown as usize).max().unwrap_or(0)
+    }
+
     /// The log rows a request showed.
     pub fn shown_rows(&self, r: &Request) -> &[u32] {
         &self.rows[r.row_start as usize..r.row_start as usize + r.n_shown as usize]
@@ -411,6 +416,7 @@ mod tests {
             shape,
             vec![(0, 0, 0, 2), (1, 1, 0, 3), (1, 1, 1, 3), (1, 1, 2, 1), (1, 2, 0, 1)]
         );
+        assert_eq!(set.max_shown(), 3);
         // user 0's impressions come out in time order: video 4 (t=1min) before video 3.
         let first: Vec<u32> = set
             .shown_rows(&set.requests[0])

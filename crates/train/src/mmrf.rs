@@ -246,6 +246,8 @@ struct Transitions<'a> {
     next: Vec<Option<u32>>,
     /// Per-item label scale of each signal (1 / std).
     item_scale: [f32; N_AGENTS],
+    /// The most items a request shows (K): the width of every per-item tensor.
+    k: usize,
 }
 
 fn signal_value(log: &mmrf_data::LogColumns, sig: Signal, row: usize) -> f32 {
@@ -288,7 +290,13 @@ impl<'a> Transitions<'a> {
             .collect();
         let item_scale =
             std::array::from_fn(|k| 1.0 / std_of((0..log.len()).map(|i| signal_value(log, Signal::ALL[k], i))));
-        Transitions { set, next, item_scale }
+        let k = set.max_shown().max(1);
+        Transitions {
+            set,
+            next,
+            item_scale,
+            k,
+        }
     }
 }
 
@@ -527,10 +535,11 @@ fn next_values(
     fs: &FeatureSpace,
     n_in: &StateInputs,
     next_shown: &[Vec<u32>],
+    k_max: usize,
     cfg: &MmrfConfig,
     device: &Device,
 ) -> Vec<f32> {
-    let (b, d, k_max) = (n_in.len, cfg.net.dim, 6usize);
+    let (b, d) = (n_in.len, cfg.net.dim);
     let mut slot: std::collections::HashMap<u32, i64> = std::collections::HashMap::with_capacity(4096);
     let mut tv: Vec<u32> = Vec::new();
     for &v in n_in.videos.iter().chain(next_shown.iter().flatten()) {
@@ -907,7 +916,7 @@ impl<'a> Trainer<'a> {
         let mut phases = Phases::default();
         let mut lap = Lap(started);
         let d = cfg.net.dim;
-        let k_max = 6usize;
+        let k_max = tr.k;
         let mut net = net_slot
             .take()
             .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
@@ -999,7 +1008,7 @@ impl<'a> Trainer<'a> {
             // The target networks' pass needs nothing of the online update: it runs beside
             // the critics' forward pass.
             let next_job = scope.spawn(move || {
-                let qn = next_values(&target, fs, &n_in, &next_shown, cfg_ref, plain);
+                let qn = next_values(&target, fs, &n_in, &next_shown, k_max, cfg_ref, plain);
                 (target, qn)
             });
             let e = net.items.forward(video_batch(fs, &videos, device));
@@ -1437,23 +1446,22 @@ impl Sim {
         idx: &[usize],
         cfg: &MmrfConfig,
     ) -> Result<f32, TrainError> {
-        const K: usize = SIM_ITEMS;
         let (states, shown) = Sim::logged(timelines, tr, log, idx, cfg.history);
         let refs: Vec<&[u32]> = shown.iter().map(|s| s.as_slice()).collect();
         let (state, items) = simulator_inputs(&self.model, fs, &states, &refs, cfg.history, &self.device);
-        let b = idx.len();
-        let mut y = vec![0f32; b * K * N_AGENTS];
-        let mut mask = vec![0f32; b * K];
+        let (b, width) = (idx.len(), items.dims()[1]);
+        let mut y = vec![0f32; b * width * N_AGENTS];
+        let mut mask = vec![0f32; b * width];
         for (x, &i) in idx.iter().enumerate() {
-            for (k, &row) in tr.set.shown_rows(&tr.set.requests[i]).iter().take(K).enumerate() {
+            for (k, &row) in tr.set.shown_rows(&tr.set.requests[i]).iter().take(width).enumerate() {
                 let imp = mmrf_data::session::Impression::from_log(log, row as usize);
-                y[(x * K + k) * N_AGENTS..(x * K + k + 1) * N_AGENTS]
+                y[(x * width + k) * N_AGENTS..(x * width + k + 1) * N_AGENTS]
                     .copy_from_slice(&crate::state::feedback_vector(&imp));
-                mask[x * K + k] = 1.0;
+                mask[x * width + k] = 1.0;
             }
         }
-        let y = Tensor::<3>::from_data(TensorData::new(y, [b, K, N_AGENTS]), &self.device);
-        let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, K, 1]), &self.device);
+        let y = Tensor::<3>::from_data(TensorData::new(y, [b, width, N_AGENTS]), &self.device);
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [b, width, 1]), &self.device);
         let ctx = self.model.context(state);
         let (r, r2) = self.model.predict(ctx, items);
         let n = mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
@@ -1473,7 +1481,6 @@ impl Sim {
         cfg: &MmrfConfig,
         seed: u64,
     ) -> SimulatorFit {
-        const K: usize = SIM_ITEMS;
         let test = Transitions::build_split(data, LogSplit::Test);
         let log = data.log(LogSplit::Test);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED);
@@ -1486,14 +1493,21 @@ impl Sim {
             let (states, shown) = Sim::logged(timelines, &test, log, chunk, cfg.history);
             let refs: Vec<&[u32]> = shown.iter().map(|s| s.as_slice()).collect();
             let (state, items) = simulator_inputs(&self.plain, fs, &states, &refs, cfg.history, &device);
+            let width = items.dims()[1];
             let ctx = self.plain.context(state);
             let (r, _) = self.plain.predict(ctx, items);
             let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
             for (x, &i) in chunk.iter().enumerate() {
-                for (k, &row) in test.set.shown_rows(&test.set.requests[i]).iter().take(K).enumerate() {
+                for (k, &row) in test
+                    .set
+                    .shown_rows(&test.set.requests[i])
+                    .iter()
+                    .take(width)
+                    .enumerate()
+                {
                     let imp = mmrf_data::session::Impression::from_log(log, row as usize);
                     labels.push(crate::state::feedback_vector(&imp));
-                    preds.push(std::array::from_fn(|a| v[(x * K + k) * N_AGENTS + a]));
+                    preds.push(std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]));
                 }
             }
         }
@@ -1537,7 +1551,6 @@ impl Sim {
         if pairs.is_empty() {
             return Vec::new();
         }
-        const K: usize = SIM_ITEMS;
         let device = mmrf_model::device::inference();
         let states: Vec<RequestState<'_>> = pairs
             .iter()
@@ -1545,6 +1558,7 @@ impl Sim {
             .collect();
         let items: Vec<&[u32]> = pairs.iter().map(|(_, v)| *v).collect();
         let (state, items) = simulator_inputs(&self.plain, fs, &states, &items, cfg.history, &device);
+        let width = items.dims()[1];
         let ctx = self.plain.context(state);
         let (r, r2) = self.plain.predict(ctx, items);
         let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda)
@@ -1555,10 +1569,10 @@ impl Sim {
             .iter()
             .enumerate()
             .map(|(x, (_, items))| {
-                (0..items.len().min(K))
+                (0..items.len().min(width))
                     .map(|k| {
                         std::array::from_fn(|a| {
-                            let p = v[(x * K + k) * N_AGENTS + a];
+                            let p = v[(x * width + k) * N_AGENTS + a];
                             let raw = match Signal::ALL[a] {
                                 Signal::WatchTime => p * SIM_WATCH_S,
                                 Signal::Hate => -p,
@@ -1604,19 +1618,19 @@ impl SimulatorScorer {
     }
 
     /// The main head's predictions `r` (click, like, follow, comment, hate, long_view,
-    /// `min(play / 60 s, 1)`) for `items[i]` (at most 6) in state `states[i]`.
+    /// `min(play / 60 s, 1)`) for `items[i]` in state `states[i]`.
     pub fn predict(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
-        const K: usize = SIM_ITEMS;
         let device = mmrf_model::device::inference();
         let (batch, it) = simulator_inputs(&self.model, &self.fs, states, items, self.history, &device);
+        let width = it.dims()[1];
         let (r, _) = self.model.predict(self.model.context(batch), it);
         let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
         items
             .iter()
             .enumerate()
             .map(|(x, its)| {
-                (0..its.len().min(K))
-                    .map(|k| std::array::from_fn(|a| v[(x * K + k) * N_AGENTS + a]))
+                (0..its.len().min(width))
+                    .map(|k| std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]))
                     .collect()
             })
             .collect()
@@ -1735,9 +1749,9 @@ impl Ranker for MmrfRanker {
     }
 }
 
-/// The simulator's inputs for states and up to [`SIM_ITEMS`] items each: the state batch
-/// and the items' embeddings `[B, SIM_ITEMS, D]` (padding rows zero), from `m`'s own item
-/// encoder. Shared by training, labelling, the fit report and [`SimulatorScorer`].
+/// The simulator's inputs for states and their items: the state batch and the items'
+/// embeddings `[B, K, D]`, `K` the most items of any state (padding rows zero), from `m`'s
+/// own item encoder. Shared by training, labelling, the fit report and [`SimulatorScorer`].
 fn simulator_inputs(
     m: &FeedbackSimulator,
     fs: &FeatureSpace,
@@ -1772,18 +1786,15 @@ fn simulator_inputs(
     let d = e.dims()[1];
     let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
     let state = s_in.to_batch(fs.users.dim, e_pad.clone(), |v| row[&v], m_n as i64, device);
-    let b = states.len();
-    let mut idx = vec![m_n as i64; b * SIM_ITEMS];
+    let (b, width) = (states.len(), items.iter().map(|i| i.len()).max().unwrap_or(0).max(1));
+    let mut idx = vec![m_n as i64; b * width];
     for (x, its) in items.iter().enumerate() {
-        for (k, v) in its.iter().take(SIM_ITEMS).enumerate() {
-            idx[x * SIM_ITEMS + k] = row[v];
+        for (k, v) in its.iter().enumerate() {
+            idx[x * width + k] = row[v];
         }
     }
     let items = e_pad
-        .select(0, Tensor::from_data(TensorData::new(idx, [b * SIM_ITEMS]), device))
-        .reshape([b, SIM_ITEMS, d]);
+        .select(0, Tensor::from_data(TensorData::new(idx, [b * width]), device))
+        .reshape([b, width, d]);
     (state, items)
 }
-
-/// Items per request the simulator reads and labels (K).
-const SIM_ITEMS: usize = 6;

@@ -169,7 +169,8 @@ pub fn train(
     let mut optim = AdamConfig::new().init();
     let mut curve = TrainLog::create(out)?;
     let bar = progress.bar(method, cfg.steps as u64);
-    const K: usize = 6;
+    // Every request padded to the most items any request shows.
+    let width = set.max_shown().max(1);
     let w = cfg.weights;
     for step in 0..cfg.steps {
         let mut idx = Vec::with_capacity(cfg.batch);
@@ -189,21 +190,21 @@ pub fn train(
         let mut videos: Vec<u32> = Vec::new();
         let mut slot = std::collections::HashMap::new();
         let (mut cand, mut mask, mut label, mut weight, mut watch) = (
-            vec![0i64; b * K],
-            vec![0f32; b * K],
-            vec![0f32; b * K],
-            vec![0f32; b * K],
-            vec![0f32; b * K],
+            vec![0i64; b * width],
+            vec![0f32; b * width],
+            vec![0f32; b * width],
+            vec![0f32; b * width],
+            vec![0f32; b * width],
         );
         for (x, &i) in idx.iter().enumerate() {
-            for (k, &row) in set.shown_rows(&set.requests[i]).iter().take(K).enumerate() {
+            for (k, &row) in set.shown_rows(&set.requests[i]).iter().enumerate() {
                 let r = row as usize;
                 let v = log.video[r];
                 let j = *slot.entry(v).or_insert_with(|| {
                     videos.push(v);
                     videos.len() as i64 - 1
                 });
-                let at = x * K + k;
+                let at = x * width + k;
                 cand[at] = j;
                 mask[at] = 1.0;
                 label[at] = log.is_click[r] as f32;
@@ -219,20 +220,24 @@ pub fn train(
         }
         let user = net.user_part(user_batch(fs, &states, cfg.history, &device));
         let items = net.item_part(video_batch(fs, &videos, &device));
-        let scores = net.scores(&user, &items, Tensor::from_data(TensorData::new(cand, [b, K]), &device));
-        let mask_t = Tensor::<2>::from_data(TensorData::new(mask, [b, K]), &device);
+        let scores = net.scores(
+            &user,
+            &items,
+            Tensor::from_data(TensorData::new(cand, [b, width]), &device),
+        );
+        let mask_t = Tensor::<2>::from_data(TensorData::new(mask, [b, width]), &device);
         let loss = match cfg.loss {
             Loss::Weighted => {
-                let y = Tensor::<2>::from_data(TensorData::new(label, [b, K]), &device);
-                let wt = Tensor::<2>::from_data(TensorData::new(weight, [b, K]), &device) * mask_t.clone();
+                let y = Tensor::<2>::from_data(TensorData::new(label, [b, width]), &device);
+                let wt = Tensor::<2>::from_data(TensorData::new(weight, [b, width]), &device) * mask_t.clone();
                 // −[y log σ(s) + (1 − y) log σ(−s)], weighted.
                 let nll = (y.clone() * log_sigmoid(scores.clone()) + (y.neg() + 1.0) * log_sigmoid(scores.neg())).neg();
                 (nll * wt.clone()).sum() / wt.sum().clamp_min(1e-6)
             }
             Loss::Listwise => {
                 let pad = (mask_t.clone() - 1.0) * 1e9;
-                let t =
-                    Tensor::<2>::from_data(TensorData::new(watch, [b, K]), &device) / cfg.listwise_temperature_s as f64;
+                let t = Tensor::<2>::from_data(TensorData::new(watch, [b, width]), &device)
+                    / cfg.listwise_temperature_s as f64;
                 let target = softmax(t + pad.clone(), 1);
                 let logp = log_softmax(scores + pad, 1);
                 (target * logp * mask_t).sum().neg() / b as f64

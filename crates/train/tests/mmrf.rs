@@ -253,3 +253,37 @@ fn supervised_baselines_train_reload_and_learn_the_label() {
         assert!(g > 0.52, "{}: WatchTime GAUC {g}", m.name());
     }
 }
+
+#[test]
+fn requests_wider_than_six_are_trained_on_whole() {
+    // K = 8 impressions per request: every one of them reaches the networks (the
+    // simulator's held-out fit reads every test impression, none cut at six).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("world");
+    let mut config = WorldConfig::new(Scale::Small, 5);
+    config.k = 8;
+    config.n_users = 60;
+    generate(&WorldModel::new(config), &dir, &|_| {}).unwrap();
+    let (data, _) = Dataset::open(&dir).unwrap();
+    let test = data.requests(LogSplit::Test, &Default::default());
+    assert_eq!(test.max_shown(), 8);
+    assert!(test.requests.len() < 4000, "the fit report reads every test request");
+    let run = tmp.path().join("mmrf");
+    let r = mmrf_train::train(Method::Mmrf, &data, &run, &opts(2, &[])).unwrap();
+    assert!(scores(&data, r.as_ref()).iter().all(|x| x.is_finite()));
+    let fit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join(mmrf_train::mmrf::SIMULATOR_FIT_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(
+        fit["impressions"].as_u64().unwrap() as usize,
+        data.log(LogSplit::Test).len()
+    );
+    let o = TrainOptions {
+        seed: 2,
+        sets: vec!["steps=20".into(), "batch=32".into()],
+        progress: Progress::hidden(),
+        ..Default::default()
+    };
+    let ltr = mmrf_train::train(Method::Ltr, &data, &tmp.path().join("ltr"), &o).unwrap();
+    assert!(scores(&data, ltr.as_ref()).iter().all(|x| x.is_finite()));
+}
