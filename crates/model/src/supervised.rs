@@ -74,14 +74,30 @@ pub struct UserBatch {
     pub mask: Tensor<2>,
 }
 
-/// The per-side quantities the score needs: deep first-layer part, wide sum, field sum
-/// and sum of squares (for FM).
+/// The per-side quantities the score needs: the deep tower's first-layer part, and what
+/// the interaction reads.
+///
+/// Only what the score uses is computed: a branch computed and never used (the wide sums
+/// for LTR and DeepFM, the field sums for LTR and Wide&Deep) leaves orphaned nodes in the
+/// autodiff graph, which burn sweeps at every backward pass; with them LTR's training took
+/// 7–40 s from run to run, most of it in that sweep.
 #[derive(Debug, Clone)]
 pub struct SidePart {
     pub deep: Tensor<2>,
-    pub wide: Tensor<2>,
-    pub field_sum: Tensor<2>,
-    pub field_sq: Tensor<2>,
+    pub cross: Cross,
+}
+
+/// One side's share of the interaction term.
+// Two per forward pass, never stored in bulk: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Cross {
+    /// Deep only (LTR's scorer).
+    None,
+    /// Wide&Deep: the wide (linear) sum `[N, 1]`.
+    Wide(Tensor<2>),
+    /// DeepFM: the sum of the field embeddings and the sum of their squares, `[N, F]` each.
+    Fm { sum: Tensor<2>, sq: Tensor<2> },
 }
 
 #[derive(Module, Debug)]
@@ -139,14 +155,14 @@ impl SupervisedNet {
         }
     }
 
-    fn sums(fields: &[Tensor<2>]) -> (Tensor<2>, Tensor<2>) {
+    /// DeepFM's side sums of the field embeddings (at least one field).
+    fn fm(fields: &[Tensor<2>]) -> Cross {
         let sum = fields.iter().skip(1).fold(fields[0].clone(), |a, x| a + x.clone());
         let sq = fields
             .iter()
-            .map(|x| square(x.clone()))
-            .reduce(|a, x| a + x)
-            .expect("fields");
-        (sum, sq)
+            .skip(1)
+            .fold(square(fields[0].clone()), |a, x| a + square(x.clone()));
+        Cross::Fm { sum, sq }
     }
 
     /// The user side of requests.
@@ -165,12 +181,14 @@ impl SupervisedNet {
             lookup(&self.tab, u.tab),
             hist,
         ];
-        let (field_sum, field_sq) = Self::sums(&fields);
+        let cross = match self.interaction_code {
+            0 => Cross::Wide(lookup(&self.wide_user, u.users) + self.wide_user_features.forward(u.features)),
+            1 => Self::fm(&fields),
+            _ => Cross::None,
+        };
         SidePart {
             deep: self.deep_user.forward(Tensor::cat(fields, 1)),
-            wide: lookup(&self.wide_user, u.users) + self.wide_user_features.forward(u.features),
-            field_sum,
-            field_sq,
+            cross,
         }
     }
 
@@ -182,14 +200,18 @@ impl SupervisedNet {
             lookup(&self.tag, v.tags),
             self.video_features.forward(v.features.clone()),
         ];
-        let (field_sum, field_sq) = Self::sums(&fields);
+        let cross = match self.interaction_code {
+            0 => Cross::Wide(
+                lookup(&self.wide_video, v.ids)
+                    + lookup(&self.wide_author, v.authors)
+                    + self.wide_video_features.forward(v.features),
+            ),
+            1 => Self::fm(&fields),
+            _ => Cross::None,
+        };
         SidePart {
             deep: self.deep_item.forward(Tensor::cat(fields, 1)),
-            wide: lookup(&self.wide_video, v.ids)
-                + lookup(&self.wide_author, v.authors)
-                + self.wide_video_features.forward(v.features),
-            field_sum,
-            field_sq,
+            cross,
         }
     }
 
@@ -204,16 +226,13 @@ impl SupervisedNet {
         let hidden = user.deep.dims()[1];
         let h = relu(user.deep.clone().reshape([b, 1, hidden]) + pick(&items.deep));
         let deep = linear_rows(&self.deep_out, relu(linear_rows(&self.deep2, h))).reshape([b, c]);
-        match self.interaction_code {
-            0 => deep + user.wide.clone().reshape([b, 1]) + pick(&items.wide).reshape([b, c]),
-            1 => {
+        match (&user.cross, &items.cross) {
+            (Cross::Wide(u), Cross::Wide(i)) => deep + u.clone().reshape([b, 1]) + pick(i).reshape([b, c]),
+            (Cross::Fm { sum: us, sq: usq }, Cross::Fm { sum: is, sq: isq }) => {
                 let f = self.field;
-                let us = user.field_sum.clone().reshape([b, 1, f]);
-                let is = pick(&items.field_sum);
-                let both = us + is;
+                let both = us.clone().reshape([b, 1, f]) + pick(is);
                 let total = (both.clone() * both).sum_dim(2).reshape([b, c]);
-                let squares =
-                    user.field_sq.clone().sum_dim(1).reshape([b, 1]) + pick(&items.field_sq).sum_dim(2).reshape([b, c]);
+                let squares = usq.clone().sum_dim(1).reshape([b, 1]) + pick(isq).sum_dim(2).reshape([b, c]);
                 deep + (total - squares) * 0.5
             }
             _ => deep,
@@ -233,7 +252,9 @@ mod tests {
         let fields: Vec<Tensor<2>> = (0..4)
             .map(|_| Tensor::random([3, 5], Distribution::Normal(0.0, 1.0), &device))
             .collect();
-        let (sum, sq) = SupervisedNet::sums(&fields);
+        let Cross::Fm { sum, sq } = SupervisedNet::fm(&fields) else {
+            panic!("fm() gives the FM sums")
+        };
         let fm: Vec<f32> = ((sum.powi_scalar(2) - sq).sum_dim(1) * 0.5)
             .into_data()
             .try_to_vec()
@@ -250,6 +271,42 @@ mod tests {
                 }
             }
             assert!((fm[row] - want).abs() < 1e-4, "{} vs {want}", fm[row]);
+        }
+    }
+
+    #[test]
+    fn each_interaction_computes_only_its_own_terms() {
+        let device = Device::flex();
+        let shape = FeatureShape {
+            n_users: 4,
+            user_dim: 2,
+            n_videos: 6,
+            n_authors: 3,
+            n_tags: 3,
+            video_dim: 2,
+        };
+        let videos = VideoBatch {
+            ids: Tensor::from_data(TensorData::new(vec![0i64, 5], [2]), &device),
+            authors: Tensor::from_data(TensorData::new(vec![1i64, 2], [2]), &device),
+            tags: Tensor::from_data(TensorData::new(vec![0i64, 2], [2]), &device),
+            features: Tensor::zeros([2, 2], &device),
+        };
+        for (interaction, want) in [
+            (Interaction::WideDeep, "wide"),
+            (Interaction::DeepFm, "fm"),
+            (Interaction::Deep, "none"),
+        ] {
+            let cfg = SupervisedNetConfig {
+                interaction,
+                ..SupervisedNetConfig::default()
+            };
+            let part = SupervisedNet::new(&shape, &cfg, &device).item_part(videos.clone());
+            let got = match part.cross {
+                Cross::Wide(_) => "wide",
+                Cross::Fm { .. } => "fm",
+                Cross::None => "none",
+            };
+            assert_eq!(got, want, "{interaction:?}");
         }
     }
 }
