@@ -28,8 +28,7 @@ pub fn square<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// product. burn's `Linear` keeps a 3-D input's leading dim as a batch when it has few
 /// rows per batch (its tiling policy is tuned for large models), so `[321, 20, 39]` ran as
 /// 321 separate products of 20 × 39 × 64, in the forward and again in the backward pass.
-/// One product instead cut MMRF's actor phase from 7.0 to 5.5 ms and LTR's training from
-/// 39.6 to 9.0 s (BENCHMARKS.md).
+/// One product instead cut MMRF's actor phase from 7.0 to 5.5 ms (BENCHMARKS.md).
 pub fn linear_rows<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let dims = x.dims();
     let rows: usize = dims[..D - 1].iter().product();
