@@ -15,7 +15,7 @@ use mmrf_train::Ranker;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{gauc_sums, ncis, ncis_sums, paired_difference, Difference, OpeConfig, UserSums};
+use crate::{gauc_sums, ncis_with_sums, paired_difference, Difference, OpeConfig, UserSums};
 
 /// Where `π_β` comes from.
 #[derive(Clone, Copy)]
@@ -361,8 +361,8 @@ pub fn metrics(
         .map(|&signal| {
             let labels: Vec<f32> = s.row.iter().map(|&r| log.label(signal, r as usize)).collect();
             let g = gauc_sums(&s.user, &labels, &s.score);
-            let o =
-                ncis(&s.user, &labels, &s.pi, &s.pi_beta, &cfg.ope).map_err(|e| format!("{}: {e}", signal.name()))?;
+            let (o, ncis_terms) = ncis_with_sums(&s.user, &labels, &s.pi, &s.pi_beta, &cfg.ope)
+                .map_err(|e| format!("{}: {e}", signal.name()))?;
             let logged = labels.iter().map(|&x| x as f64).sum::<f64>() / labels.len().max(1) as f64;
             let metrics = SignalMetrics {
                 gauc: (!g.is_empty()).then(|| g.value()),
@@ -375,7 +375,7 @@ pub fn metrics(
             };
             let sums = SignalSums {
                 gauc: g,
-                ncis: ncis_sums(&s.user, &labels, &s.pi, &s.pi_beta, cfg.ope.cap),
+                ncis: ncis_terms,
             };
             Ok((signal.name().to_string(), metrics, sums))
         })

@@ -54,6 +54,18 @@ pub struct OffPolicy {
 ///
 /// Errors name the first impression whose propensity is not a probability in (0, 1].
 pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &OpeConfig) -> Result<OffPolicy, String> {
+    ncis_with_sums(users, rewards, pi, pi_beta, cfg).map(|(o, _)| o)
+}
+
+/// [`ncis`], and the per-user terms it was computed from ([`ncis_sums`]), for paired
+/// comparisons without computing them twice.
+pub fn ncis_with_sums(
+    users: &[u32],
+    rewards: &[f32],
+    pi: &[f32],
+    pi_beta: &[f32],
+    cfg: &OpeConfig,
+) -> Result<(OffPolicy, UserSums), String> {
     let n = rewards.len();
     if users.len() != n || pi.len() != n || pi_beta.len() != n {
         return Err("users, rewards, pi and pi_beta must have one value per impression".into());
@@ -83,7 +95,7 @@ pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &O
     let ncis = per_user.value();
     let boots = per_user.bootstrap(cfg.bootstrap, cfg.seed);
     let value = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
-    Ok(OffPolicy {
+    let estimate = OffPolicy {
         ncis,
         ncis_ci: interval(&boots, ncis),
         ess: if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 },
@@ -91,7 +103,8 @@ pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &O
         snips: value(s_ratio_r, s_ratio),
         cap: cfg.cap,
         impressions: n,
-    })
+    };
+    Ok((estimate, per_user))
 }
 
 /// NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`, for paired comparisons
