@@ -69,6 +69,18 @@ fn cell(v: Option<f64>, mark: &str, digits: usize) -> String {
     }
 }
 
+/// `value [lo, hi]` of a difference, signed, then `mark` when its interval excludes 0 and
+/// `blank` otherwise.
+fn difference(d: &crate::Difference, digits: usize, mark: &str, blank: &str) -> String {
+    format!(
+        "{:+.digits$} [{:+.digits$}, {:+.digits$}]{}",
+        d.value,
+        d.ci[0],
+        d.ci[1],
+        if d.significant() { mark } else { blank }
+    )
+}
+
 /// `a` against `b` per signal, for the terminal: the differences `a − b` of GAUC and NCIS
 /// with their paired 95 % intervals over users (`*`: the interval excludes 0).
 pub fn comparison_text(a: &str, b: &str, c: &std::collections::BTreeMap<String, Comparison>) -> String {
@@ -78,20 +90,11 @@ pub fn comparison_text(a: &str, b: &str, c: &std::collections::BTreeMap<String, 
     );
     for sig in Signal::ALL {
         let Some(x) = c.get(sig.name()) else { continue };
-        let show = |d: &crate::Difference, digits: usize| {
-            format!(
-                "{:+.digits$} [{:+.digits$}, {:+.digits$}]{}",
-                d.value,
-                d.ci[0],
-                d.ci[1],
-                if d.significant() { "*" } else { " " }
-            )
-        };
         s += &format!(
             "{:<10} {:>30} {:>36}\n",
             sig.name(),
-            x.gauc.as_ref().map_or("-".into(), |d| show(d, 4)),
-            show(&x.ncis, 5)
+            x.gauc.as_ref().map_or("-".into(), |d| difference(d, 4, "*", " ")),
+            difference(&x.ncis, 5, "*", " ")
         );
     }
     s
@@ -111,15 +114,7 @@ pub fn paired_table(
         "### {focus} against each method on the same held-out impressions (paired bootstrap over users)\n\n\
          | Method | WatchTime GAUC: {focus} − method [95 % CI] | WatchTime NCIS: {focus} − method [95 % CI] | figures {focus} leads / trails (of 14) |\n|---|---:|---:|---:|\n"
     );
-    let diff = |d: &crate::Difference, digits: usize| {
-        format!(
-            "{:+.digits$} [{:+.digits$}, {:+.digits$}]{}",
-            d.value,
-            d.ci[0],
-            d.ci[1],
-            if d.significant() { " ✓" } else { "" }
-        )
-    };
+    let diff = |d: &crate::Difference, digits: usize| difference(d, digits, " ✓", "");
     for r in order {
         let Some(c) = comparisons.get(&r.method) else {
             continue;

@@ -16,5 +16,5 @@ pub mod ope;
 pub mod paired;
 
 pub use gauc::{auc, gauc, gauc_sums, Gauc};
-pub use ope::{ncis, ncis_sums, ncis_with_sums, OffPolicy, OpeConfig};
+pub use ope::{ncis, ncis_with_sums, OffPolicy, OpeConfig};
 pub use paired::{paired_difference, Difference, UserSums};

@@ -57,8 +57,8 @@ pub fn ncis(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cfg: &O
     ncis_with_sums(users, rewards, pi, pi_beta, cfg).map(|(o, _)| o)
 }
 
-/// [`ncis`], and the per-user terms it was computed from ([`ncis_sums`]), for paired
-/// comparisons without computing them twice.
+/// [`ncis`], and the per-user terms `(Σ w·r, Σ w)` it was computed from, for paired
+/// comparisons ([`crate::paired`]) without computing them twice.
 pub fn ncis_with_sums(
     users: &[u32],
     rewards: &[f32],
@@ -107,9 +107,8 @@ pub fn ncis_with_sums(
     Ok((estimate, per_user))
 }
 
-/// NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`, for paired comparisons
-/// ([`crate::paired`]); the inputs as [`ncis`] checks them.
-pub fn ncis_sums(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cap: f64) -> UserSums {
+/// NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`, of inputs already checked.
+fn ncis_sums(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cap: f64) -> UserSums {
     UserSums::from_terms(
         (0..rewards.len())
             .map(|i| {

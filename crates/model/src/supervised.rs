@@ -80,7 +80,7 @@ pub struct UserBatch {
 /// Only what the score uses is computed: a branch computed and never used (the wide sums
 /// for LTR and DeepFM, the field sums for LTR and Wide&Deep) leaves orphaned nodes in the
 /// autodiff graph, which burn sweeps at every backward pass; with them LTR's training took
-/// 7–40 s from run to run, most of it in that sweep.
+/// 6.9–39.6 s from run to run, most of it in that sweep (BENCHMARKS.md).
 #[derive(Debug, Clone)]
 pub struct SidePart {
     pub deep: Tensor<2>,
