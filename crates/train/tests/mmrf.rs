@@ -136,6 +136,7 @@ fn bad_settings_are_refused() {
         ("net.heads=5", "heads"),
         ("gamma=2.0", "gamma"),
         ("augment=\"maybe\"", "augment"),
+        ("watch_time_huber=-1.0", "watch_time_huber"),
     ] {
         let err = match mmrf_train::train(Method::Mmrf, data, &tmp.path().join("bad"), &opts(1, &[set])) {
             Err(e) => e.to_string(),
