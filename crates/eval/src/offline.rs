@@ -15,7 +15,7 @@ use mmrf_train::Ranker;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{gauc_sums, ncis_with_sums, paired_difference, Difference, OpeConfig, UserSums};
+use crate::{gauc_sums, ncis_with_sums, paired_difference, request_gauc, Difference, OpeConfig, UserSums};
 
 /// Where `π_β` comes from.
 #[derive(Clone, Copy)]
@@ -279,6 +279,11 @@ pub fn score_split(
 pub struct SignalMetrics {
     /// `None` when no user has an ordered pair.
     pub gauc: Option<f64>,
+    /// GAUC over the pairs within one request only ([`mmrf_metrics::request_gauc`]): the
+    /// order a top-K ranker decides, without the comparisons across a user's requests.
+    /// `None` when no request has an ordered pair (and in reports written before it).
+    #[serde(default)]
+    pub gauc_within_request: Option<f64>,
     pub ncis: f64,
     pub ncis_ci: [f64; 2],
     pub ess: f64,
@@ -366,6 +371,7 @@ pub fn metrics(
             let logged = labels.iter().map(|&x| x as f64).sum::<f64>() / labels.len().max(1) as f64;
             let metrics = SignalMetrics {
                 gauc: (!g.is_empty()).then(|| g.value()),
+                gauc_within_request: request_gauc(&s.user, &s.request, &labels, &s.score).map(|g| g.value),
                 ncis: o.ncis,
                 ncis_ci: o.ncis_ci,
                 ess: o.ess,

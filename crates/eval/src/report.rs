@@ -11,17 +11,52 @@ use crate::offline::{Comparison, OfflineReport};
 /// A per-signal table of one method's offline metrics, for the terminal.
 pub fn offline_text(r: &OfflineReport) -> String {
     let mut s = format!(
-        "{} on {} ({} impressions, tau {}, cap {})\n{:<10} {:>7} {:>10} {:>23} {:>9} {:>10}\n",
-        r.method, r.split, r.impressions, r.tau, r.cap, "signal", "GAUC", "NCIS", "95% CI", "ESS", "logged"
+        "{} on {} ({} impressions, tau {}, cap {})\n{:<10} {:>7} {:>9} {:>10} {:>23} {:>9} {:>10}\n",
+        r.method, r.split, r.impressions, r.tau, r.cap, "signal", "GAUC", "in-req.", "NCIS", "95% CI", "ESS", "logged"
     );
     for sig in Signal::ALL {
         let (name, Some(m)) = (sig.name(), r.signals.get(sig.name())) else {
             continue;
         };
-        let g = m.gauc.map_or("-".to_string(), |g| format!("{g:.4}"));
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |g| format!("{g:.4}"));
         s += &format!(
-            "{:<10} {:>7} {:>10.4} [{:>10.4}, {:>10.4}] {:>9.0} {:>10.4}\n",
-            name, g, m.ncis, m.ncis_ci[0], m.ncis_ci[1], m.ess, m.logged
+            "{:<10} {:>7} {:>9} {:>10.4} [{:>10.4}, {:>10.4}] {:>9.0} {:>10.4}\n",
+            name,
+            f(m.gauc),
+            f(m.gauc_within_request),
+            m.ncis,
+            m.ncis_ci[0],
+            m.ncis_ci[1],
+            m.ess,
+            m.logged
+        );
+    }
+    s += "(in-req.: GAUC over pairs within one request only, the order top-K ranking decides)\n";
+    s
+}
+
+/// WatchTime GAUC split by which pairs it counts: all of a user's pairs (Table 1's), and
+/// only those within one request, the order a top-K ranker decides. The best of each
+/// column is bold, the second marked `*`.
+pub fn gauc_split_table(offline: &[OfflineReport]) -> String {
+    let mut s = String::from(
+        "### WatchTime GAUC: all of a user's pairs, and pairs within one request\n\n\
+Table 1's GAUC also compares impressions from different requests of a user, which no ranking decision does: a score offset that follows the state (fatigue, time of day) moves it without changing any top-K. The second column counts only pairs shown in the same request.\n\n\
+| Method | GAUC, all pairs | GAUC, within a request |\n|---|---:|---:|\n",
+    );
+    let wt = |r: &OfflineReport| r.signals.get("WatchTime").copied();
+    let all: Vec<Option<f64>> = offline.iter().map(|r| wt(r).and_then(|m| m.gauc)).collect();
+    let within: Vec<Option<f64>> = offline
+        .iter()
+        .map(|r| wt(r).and_then(|m| m.gauc_within_request))
+        .collect();
+    let (ma, mw) = (marks(&all, false), marks(&within, false));
+    for (i, r) in offline.iter().enumerate() {
+        s += &format!(
+            "| {} | {} | {} |\n",
+            r.method,
+            cell(all[i], ma[i], 4),
+            cell(within[i], mw[i], 4)
         );
     }
     s

@@ -202,25 +202,32 @@ fn the_score_dump_reproduces_gauc_and_ncis() {
     ] {
         let (lc, sc) = (col(label_col), col("score"));
         let scale = if sig == Signal::WatchTime { 1000.0 } else { 1.0 };
-        // GAUC: per user, count correctly ordered pairs among pairs with different labels.
-        let mut by_user: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+        // GAUC: per user, count correctly ordered pairs among pairs with different labels;
+        // the within-request GAUC, only pairs of one request.
+        let rq = col("request_id");
+        let mut by_user: HashMap<u64, Vec<(f64, f64, f64)>> = HashMap::new();
         for r in &rows {
-            by_user.entry(r[0] as u64).or_default().push((r[lc], r[sc]));
+            by_user.entry(r[0] as u64).or_default().push((r[lc], r[sc], r[rq]));
         }
-        let (mut num, mut den) = (0.0, 0.0);
+        let (mut num, mut den, mut num_rq, mut den_rq) = (0.0, 0.0, 0.0, 0.0);
         for items in by_user.values() {
-            let (mut good, mut pairs) = (0.0, 0.0);
+            let (mut good, mut pairs, mut good_rq, mut pairs_rq) = (0.0, 0.0, 0.0, 0.0);
             for i in 0..items.len() {
                 for j in 0..items.len() {
                     if items[i].0 > items[j].0 {
-                        pairs += 1.0;
-                        good += if items[i].1 > items[j].1 {
+                        let right = if items[i].1 > items[j].1 {
                             1.0
                         } else if items[i].1 == items[j].1 {
                             0.5
                         } else {
                             0.0
                         };
+                        pairs += 1.0;
+                        good += right;
+                        if items[i].2 == items[j].2 {
+                            pairs_rq += 1.0;
+                            good_rq += right;
+                        }
                     }
                 }
             }
@@ -228,9 +235,20 @@ fn the_score_dump_reproduces_gauc_and_ncis() {
                 num += items.len() as f64 * good / pairs;
                 den += items.len() as f64;
             }
+            if pairs_rq > 0.0 {
+                num_rq += items.len() as f64 * good_rq / pairs_rq;
+                den_rq += items.len() as f64;
+            }
         }
         let g = r.signals[sig.name()].gauc.unwrap();
         assert!((num / den - g).abs() < 1e-6, "{} GAUC {} vs {g}", sig.name(), num / den);
+        let g_rq = r.signals[sig.name()].gauc_within_request.unwrap();
+        assert!(
+            (num_rq / den_rq - g_rq).abs() < 1e-6,
+            "{} within-request GAUC {} vs {g_rq}",
+            sig.name(),
+            num_rq / den_rq
+        );
         // NCIS.
         let (pc, bc) = (col("pi"), col("pi_beta"));
         let (mut sw, mut swr) = (0.0, 0.0);

@@ -122,6 +122,44 @@ pub fn gauc_sums(users: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
     UserSums::from_terms(terms)
 }
 
+/// GAUC over the pairs a ranker actually decides: per user, the concordance over pairs of
+/// impressions shown in the same request (`requests`, any id unique across users or
+/// not), weighted by the user's impressions; users with no such ordered pair skipped.
+///
+/// A top-K ranker orders one request's candidates and never compares two requests, while
+/// [`gauc`] also counts every pair across a user's requests, which a state-dependent
+/// offset in the score (fatigue, time of day) moves without changing any ranking. With one
+/// request per user the two are equal.
+pub fn request_gauc(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
+    assert!(
+        users.len() == requests.len() && requests.len() == labels.len() && labels.len() == scores.len(),
+        "aligned slices"
+    );
+    let mut order: Vec<usize> = (0..users.len()).collect();
+    order.sort_by_key(|&i| (users[i], requests[i]));
+    let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| users[a] == users[b]).collect();
+    let terms: Vec<(f64, f64)> = groups
+        .par_iter()
+        .filter_map(|idx| {
+            let (good, pairs) = idx
+                .chunk_by(|&a, &b| requests[a] == requests[b])
+                .map(|req| {
+                    let l: Vec<f32> = req.iter().map(|&i| labels[i]).collect();
+                    let s: Vec<f32> = req.iter().map(|&i| scores[i]).collect();
+                    concordance(&l, &s)
+                })
+                .fold((0.0, 0u64), |(g, p), (g2, p2)| (g + g2, p + p2));
+            (pairs > 0).then(|| (good / pairs as f64 * idx.len() as f64, idx.len() as f64))
+        })
+        .collect();
+    let den: f64 = terms.iter().map(|t| t.1).sum();
+    (!terms.is_empty()).then(|| Gauc {
+        value: terms.iter().map(|t| t.0).sum::<f64>() / den,
+        users: terms.len(),
+        impressions: den as usize,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +209,62 @@ mod tests {
         assert_eq!(gauc(&users, &labels, &rev).unwrap().value, 0.0);
     }
 
+    #[test]
+    fn request_gauc_counts_only_pairs_within_a_request() {
+        // User 0, two requests. Within each, the scores order the labels correctly; across
+        // them every pair is wrong (request 1 has the higher labels, the lower scores).
+        let users = [0, 0, 0, 0];
+        let requests = [0, 0, 1, 1];
+        let labels = [1.0, 2.0, 3.0, 4.0];
+        let scores = [10.0, 11.0, 0.0, 1.0];
+        let r = request_gauc(&users, &requests, &labels, &scores).unwrap();
+        assert_eq!((r.value, r.users, r.impressions), (1.0, 1, 4));
+        // All six pairs: two right, four wrong.
+        assert!((gauc(&users, &labels, &scores).unwrap().value - 2.0 / 6.0).abs() < 1e-12);
+        // Request ids may repeat across users; a user whose requests hold no ordered pair
+        // is skipped.
+        let r = request_gauc(
+            &[0, 0, 1, 1],
+            &[5, 5, 5, 6],
+            &[1.0, 0.0, 1.0, 0.0],
+            &[0.2, 0.4, 0.3, 0.1],
+        );
+        assert_eq!(r.map(|g| (g.value, g.users, g.impressions)), Some((0.0, 1, 2)));
+    }
+
     proptest! {
+        #[test]
+        fn request_gauc_is_gauc_when_each_user_has_one_request(
+            data in proptest::collection::vec((0u32..5, 0u8..4, 0u8..6), 1..120)
+        ) {
+            let users: Vec<u32> = data.iter().map(|d| d.0).collect();
+            let labels: Vec<f32> = data.iter().map(|d| d.1 as f32).collect();
+            let scores: Vec<f32> = data.iter().map(|d| d.2 as f32).collect();
+            let one = request_gauc(&users, &users, &labels, &scores).map(|g| g.value);
+            let all = gauc(&users, &labels, &scores).map(|g| g.value);
+            prop_assert_eq!(one.is_some(), all.is_some());
+            if let (Some(a), Some(b)) = (one, all) {
+                prop_assert!((a - b).abs() < 1e-12);
+            }
+        }
+
+        #[test]
+        fn request_gauc_ignores_a_per_request_offset(
+            data in proptest::collection::vec((0u32..4, 0u32..3, 0u8..4, 0u8..6), 1..120),
+            offsets in proptest::collection::vec(-50i32..50, 3)
+        ) {
+            // Moving every score of a request by the same amount changes no ranking.
+            let users: Vec<u32> = data.iter().map(|d| d.0).collect();
+            let requests: Vec<u32> = data.iter().map(|d| d.1).collect();
+            let labels: Vec<f32> = data.iter().map(|d| d.2 as f32).collect();
+            let scores: Vec<f32> = data.iter().map(|d| d.3 as f32).collect();
+            let shifted: Vec<f32> = data.iter().map(|d| d.3 as f32 + offsets[d.1 as usize] as f32).collect();
+            prop_assert_eq!(
+                request_gauc(&users, &requests, &labels, &scores),
+                request_gauc(&users, &requests, &labels, &shifted)
+            );
+        }
+
         #[test]
         fn equals_brute_force(data in proptest::collection::vec((0u32..5, 0u8..4, 0u8..6), 1..120), binary in any::<bool>()) {
             let users: Vec<u32> = data.iter().map(|d| d.0).collect();

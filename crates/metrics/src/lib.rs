@@ -5,6 +5,8 @@
 //!
 //! - [`gauc`]: per-user AUC of scores against a label (concordance for a continuous label
 //!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
+//!   and [`request_gauc`], the same over pairs within one request only (what a top-K
+//!   ranker decides);
 //! - [`ope`]: off-policy estimates of a target policy's per-impression value from logged
 //!   impressions: NCIS (normalised capped importance sampling), plain IPS and SNIPS, with
 //!   the effective sample size and a bootstrap confidence interval over users;
@@ -15,6 +17,6 @@ pub mod gauc;
 pub mod ope;
 pub mod paired;
 
-pub use gauc::{auc, gauc, gauc_sums, Gauc};
+pub use gauc::{auc, gauc, gauc_sums, request_gauc, Gauc};
 pub use ope::{ncis, ncis_with_sums, OffPolicy, OpeConfig};
 pub use paired::{paired_difference, Difference, UserSums};
