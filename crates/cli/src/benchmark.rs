@@ -287,12 +287,12 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
     // excludes zero.
     let mut paired = serde_json::Map::new();
     let mut md3 = format!(
-        "\n### {FOCUS} against each method, paired over users within each seed: mean difference [95 % CI over seeds]; seeds where {FOCUS} leads / trails (interval excluding 0)\n\n| Method | WatchTime GAUC: {FOCUS} − method | seeds | WatchTime NCIS: {FOCUS} − method | seeds |\n|---|---:|---:|---:|---:|\n"
+        "\n### {FOCUS} against each method, paired over users within each seed: mean difference [95 % CI over seeds]; seeds where {FOCUS} leads / trails (interval excluding 0)\n\n| Method | WatchTime GAUC: {FOCUS} − method | seeds | WatchTime GAUC within a request: {FOCUS} − method | seeds | WatchTime NCIS: {FOCUS} − method | seeds |\n|---|---:|---:|---:|---:|---:|---:|\n"
     );
     for m in methods.iter().filter(|m| all[0]["paired"].get(m.as_str()).is_some()) {
         let mut row = serde_json::Map::new();
         let mut cells = Vec::new();
-        for metric in ["gauc", "ncis"] {
+        for metric in ["gauc", "gauc_within_request", "ncis"] {
             let path = ["paired", m, "WatchTime", metric];
             let at = |r: &serde_json::Value| path.iter().fold(r, |v, k| &v[*k]).clone();
             let (mean, ci) = mean_ci(&pick(&[&path[..], &["value"]].concat()));
@@ -302,7 +302,7 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
                     .count()
             };
             let (leads, trails) = (count(0, 1.0), count(1, -1.0));
-            let digits = if metric == "gauc" { 4 } else { 2 };
+            let digits = if metric == "ncis" { 2 } else { 4 };
             cells.push(format!("{mean:+.digits$} [{:+.digits$}, {:+.digits$}]", ci[0], ci[1]));
             cells.push(format!("{leads} / {trails} of {}", all.len()));
             row.insert(

@@ -188,10 +188,12 @@ fn train_then_eval_json_and_dump() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let c = &report["against"][run.display().to_string()];
     for sig in ["Click", "WatchTime"] {
-        let d = &c[sig]["ncis"];
-        assert_eq!(d["value"], 0.0, "{sig}: {d}");
-        assert_eq!(d["ci"], serde_json::json!([0.0, 0.0]), "{sig}: {d}");
-        assert_eq!(d["ahead"], 0.0);
+        for metric in ["ncis", "gauc", "gauc_within_request"] {
+            let d = &c[sig][metric];
+            assert_eq!(d["value"], 0.0, "{sig} {metric}: {d}");
+            assert_eq!(d["ci"], serde_json::json!([0.0, 0.0]), "{sig} {metric}: {d}");
+            assert_eq!(d["ahead"], 0.0);
+        }
     }
     // π_β from the true propensities works too, and a non-BC behaviour run is refused.
     ok(mmrf()
@@ -316,20 +318,23 @@ fn quick_benchmark_writes_every_report() {
             );
             assert!(d["ci"][0].as_f64().unwrap() <= got && got <= d["ci"][1].as_f64().unwrap());
         }
-        let g = &results["paired"][name]["WatchTime"]["gauc"]["value"];
-        let want = results["methods"]["mmrf"]["offline"]["WatchTime"]["gauc"]
-            .as_f64()
-            .unwrap()
-            - results["methods"][name]["offline"]["WatchTime"]["gauc"]
+        for metric in ["gauc", "gauc_within_request"] {
+            let g = &results["paired"][name]["WatchTime"][metric]["value"];
+            let want = results["methods"]["mmrf"]["offline"]["WatchTime"][metric]
                 .as_f64()
-                .unwrap();
-        assert!((g.as_f64().unwrap() - want).abs() < 1e-9, "{name}");
+                .unwrap()
+                - results["methods"][name]["offline"]["WatchTime"][metric]
+                    .as_f64()
+                    .unwrap();
+            assert!((g.as_f64().unwrap() - want).abs() < 1e-9, "{name} {metric}");
+        }
     }
     assert!(results["paired"]["mmrf"].is_null(), "no comparison of MMRF with itself");
     assert_eq!(results["seeds"], serde_json::json!([7]));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
+    assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
     // The paper's own figures beside ours.
     assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.
@@ -377,6 +382,18 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
     };
     assert!((d["mean"].as_f64().unwrap() - (per_seed_diff(3) + per_seed_diff(4)) / 2.0).abs() < 1e-9);
     assert!(d["seeds_leading"].as_u64().unwrap() + d["seeds_trailing"].as_u64().unwrap() <= 2);
+    // GAUC within a request is averaged over seeds like every other figure.
+    let per_seed_rq = |s: u64| -> f64 {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
+        v["methods"]["mmrf"]["offline"]["WatchTime"]["gauc_within_request"]
+            .as_f64()
+            .unwrap()
+    };
+    let rq = r["methods"]["mmrf"]["offline"]["WatchTime"]["gauc_within_request"]["mean"]
+        .as_f64()
+        .unwrap();
+    assert!((rq - (per_seed_rq(3) + per_seed_rq(4)) / 2.0).abs() < 1e-9);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
 }

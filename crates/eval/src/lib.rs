@@ -17,6 +17,6 @@ pub mod report;
 pub mod ssb;
 
 pub use mmrf_metrics::{
-    auc, gauc, gauc_sums, ncis, ncis_with_sums, ope, paired, paired_difference, request_gauc, Difference, Gauc,
-    OffPolicy, OpeConfig, UserSums,
+    auc, gauc, gauc_sums, ncis, ncis_with_sums, ope, paired, paired_difference, request_gauc, request_gauc_sums,
+    Difference, Gauc, OffPolicy, OpeConfig, UserSums,
 };

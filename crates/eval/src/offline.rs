@@ -15,7 +15,7 @@ use mmrf_train::Ranker;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{gauc_sums, ncis_with_sums, paired_difference, request_gauc, Difference, OpeConfig, UserSums};
+use crate::{gauc_sums, ncis_with_sums, paired_difference, request_gauc_sums, Difference, OpeConfig, UserSums};
 
 /// Where `π_β` comes from.
 #[derive(Clone, Copy)]
@@ -313,6 +313,7 @@ pub struct OfflineReport {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SignalSums {
     pub gauc: UserSums,
+    pub gauc_within_request: UserSums,
     pub ncis: UserSums,
 }
 
@@ -321,6 +322,9 @@ pub struct SignalSums {
 pub struct Comparison {
     /// A's GAUC minus B's (`None` when no user has an ordered pair).
     pub gauc: Option<Difference>,
+    /// The same for GAUC within a request.
+    #[serde(default)]
+    pub gauc_within_request: Option<Difference>,
     /// A's NCIS minus B's.
     pub ncis: Difference,
 }
@@ -341,13 +345,24 @@ pub fn compare(a: &OfflineReport, b: &OfflineReport, ope: &OpeConfig) -> Result<
                 .per_user
                 .get(signal)
                 .ok_or_else(|| format!("{} has no per-user terms for {signal}", b.method))?;
-            let gauc = if x.gauc.is_empty() {
-                None
-            } else {
-                Some(paired_difference(&x.gauc, &y.gauc, ope.bootstrap, ope.seed)?)
+            let pair = |a: &UserSums, b: &UserSums| -> Result<Option<Difference>, String> {
+                Ok(if a.is_empty() {
+                    None
+                } else {
+                    Some(paired_difference(a, b, ope.bootstrap, ope.seed)?)
+                })
             };
+            let gauc = pair(&x.gauc, &y.gauc)?;
+            let gauc_within_request = pair(&x.gauc_within_request, &y.gauc_within_request)?;
             let ncis = paired_difference(&x.ncis, &y.ncis, ope.bootstrap, ope.seed)?;
-            Ok((signal.clone(), Comparison { gauc, ncis }))
+            Ok((
+                signal.clone(),
+                Comparison {
+                    gauc,
+                    gauc_within_request,
+                    ncis,
+                },
+            ))
         })
         .collect()
 }
@@ -366,12 +381,13 @@ pub fn metrics(
         .map(|&signal| {
             let labels: Vec<f32> = s.row.iter().map(|&r| log.label(signal, r as usize)).collect();
             let g = gauc_sums(&s.user, &labels, &s.score);
+            let g_rq = request_gauc_sums(&s.user, &s.request, &labels, &s.score);
             let (o, ncis_terms) = ncis_with_sums(&s.user, &labels, &s.pi, &s.pi_beta, &cfg.ope)
                 .map_err(|e| format!("{}: {e}", signal.name()))?;
             let logged = labels.iter().map(|&x| x as f64).sum::<f64>() / labels.len().max(1) as f64;
             let metrics = SignalMetrics {
                 gauc: (!g.is_empty()).then(|| g.value()),
-                gauc_within_request: request_gauc(&s.user, &s.request, &labels, &s.score).map(|g| g.value),
+                gauc_within_request: (!g_rq.is_empty()).then(|| g_rq.value()),
                 ncis: o.ncis,
                 ncis_ci: o.ncis_ci,
                 ess: o.ess,
@@ -381,6 +397,7 @@ pub fn metrics(
             };
             let sums = SignalSums {
                 gauc: g,
+                gauc_within_request: g_rq,
                 ncis: ncis_terms,
             };
             Ok((signal.name().to_string(), metrics, sums))

@@ -120,15 +120,17 @@ fn difference(d: &crate::Difference, digits: usize, mark: &str, blank: &str) -> 
 /// with their paired 95 % intervals over users (`*`: the interval excludes 0).
 pub fn comparison_text(a: &str, b: &str, c: &std::collections::BTreeMap<String, Comparison>) -> String {
     let mut s = format!(
-        "{a} − {b}, paired over users\n{:<10} {:>30} {:>36}\n",
-        "signal", "GAUC difference [95% CI]", "NCIS difference [95% CI]"
+        "{a} − {b}, paired over users\n{:<10} {:>30} {:>30} {:>36}\n",
+        "signal", "GAUC difference [95% CI]", "in-req. GAUC difference", "NCIS difference [95% CI]"
     );
+    let gauc = |d: Option<&crate::Difference>| d.map_or("-".into(), |d| difference(d, 4, "*", " "));
     for sig in Signal::ALL {
         let Some(x) = c.get(sig.name()) else { continue };
         s += &format!(
-            "{:<10} {:>30} {:>36}\n",
+            "{:<10} {:>30} {:>30} {:>36}\n",
             sig.name(),
-            x.gauc.as_ref().map_or("-".into(), |d| difference(d, 4, "*", " ")),
+            gauc(x.gauc.as_ref()),
+            gauc(x.gauc_within_request.as_ref()),
             difference(&x.ncis, 5, "*", " ")
         );
     }
@@ -147,7 +149,7 @@ pub fn paired_table(
 ) -> String {
     let mut s = format!(
         "### {focus} against each method on the same held-out impressions (paired bootstrap over users)\n\n\
-         | Method | WatchTime GAUC: {focus} − method [95 % CI] | WatchTime NCIS: {focus} − method [95 % CI] | figures {focus} leads / trails (of 14) |\n|---|---:|---:|---:|\n"
+         | Method | WatchTime GAUC: {focus} − method [95 % CI] | WatchTime GAUC within a request: {focus} − method | WatchTime NCIS: {focus} − method [95 % CI] | figures {focus} leads / trails (of 14: GAUC and NCIS) |\n|---|---:|---:|---:|---:|\n"
     );
     let diff = |d: &crate::Difference, digits: usize| difference(d, digits, " ✓", "");
     for r in order {
@@ -175,9 +177,11 @@ pub fn paired_table(
         }
         let wt = c.get(Signal::WatchTime.name());
         s += &format!(
-            "| {} | {} | {} | {leads} / {trails} |\n",
+            "| {} | {} | {} | {} | {leads} / {trails} |\n",
             r.method,
             wt.and_then(|x| x.gauc.as_ref()).map_or("–".into(), |d| diff(d, 4)),
+            wt.and_then(|x| x.gauc_within_request.as_ref())
+                .map_or("–".into(), |d| diff(d, 4)),
             wt.map_or("–".into(), |x| diff(&x.ncis, 2)),
         );
     }

@@ -131,6 +131,16 @@ pub fn gauc_sums(users: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
 /// offset in the score (fatigue, time of day) moves without changing any ranking. With one
 /// request per user the two are equal.
 pub fn request_gauc(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
+    let sums = request_gauc_sums(users, requests, labels, scores);
+    (!sums.is_empty()).then(|| Gauc {
+        value: sums.value(),
+        users: sums.len(),
+        impressions: sums.den.iter().sum::<f64>() as usize,
+    })
+}
+
+/// [`request_gauc`]'s per-user terms `(AUC_u·n_u, n_u)`, for paired comparisons.
+pub fn request_gauc_sums(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
     assert!(
         users.len() == requests.len() && requests.len() == labels.len() && labels.len() == scores.len(),
         "aligned slices"
@@ -138,7 +148,7 @@ pub fn request_gauc(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f
     let mut order: Vec<usize> = (0..users.len()).collect();
     order.sort_by_key(|&i| (users[i], requests[i]));
     let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| users[a] == users[b]).collect();
-    let terms: Vec<(f64, f64)> = groups
+    let terms: Vec<(u32, f64, f64)> = groups
         .par_iter()
         .filter_map(|idx| {
             let (good, pairs) = idx
@@ -149,15 +159,11 @@ pub fn request_gauc(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f
                     concordance(&l, &s)
                 })
                 .fold((0.0, 0u64), |(g, p), (g2, p2)| (g + g2, p + p2));
-            (pairs > 0).then(|| (good / pairs as f64 * idx.len() as f64, idx.len() as f64))
+            let n = idx.len() as f64;
+            (pairs > 0).then(|| (users[idx[0]], good / pairs as f64 * n, n))
         })
         .collect();
-    let den: f64 = terms.iter().map(|t| t.1).sum();
-    (!terms.is_empty()).then(|| Gauc {
-        value: terms.iter().map(|t| t.0).sum::<f64>() / den,
-        users: terms.len(),
-        impressions: den as usize,
-    })
+    UserSums::from_terms(terms)
 }
 
 #[cfg(test)]
