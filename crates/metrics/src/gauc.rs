@@ -93,33 +93,24 @@ pub struct Gauc {
 /// GAUC over impressions grouped by `users` (any order; one score and label each).
 /// `None` when no user has an ordered pair.
 pub fn gauc(users: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
-    let sums = gauc_sums(users, labels, scores);
-    (!sums.is_empty()).then(|| Gauc {
-        value: sums.value(),
-        users: sums.len(),
-        impressions: sums.den.iter().sum::<f64>() as usize,
-    })
+    Gauc::from_sums(&gauc_sums(users, labels, scores))
 }
 
 /// GAUC's per-user terms `(AUC_u·n_u, n_u)` over the users with an ordered pair, for
 /// paired comparisons ([`crate::paired`]).
 pub fn gauc_sums(users: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
-    assert!(
-        users.len() == labels.len() && labels.len() == scores.len(),
-        "aligned slices"
-    );
-    let mut order: Vec<usize> = (0..users.len()).collect();
-    order.sort_by_key(|&i| users[i]);
-    let groups: Vec<&[usize]> = order.chunk_by(|&a, &b| users[a] == users[b]).collect();
-    let terms: Vec<(u32, f64, f64)> = groups
-        .par_iter()
-        .filter_map(|idx| {
-            let l: Vec<f32> = idx.iter().map(|&i| labels[i]).collect();
-            let s: Vec<f32> = idx.iter().map(|&i| scores[i]).collect();
-            auc(&l, &s).map(|a| (users[idx[0]], a * idx.len() as f64, idx.len() as f64))
+    // All of a user's impressions as one request: every pair counts.
+    request_gauc_sums(users, users, labels, scores)
+}
+
+impl Gauc {
+    fn from_sums(sums: &UserSums) -> Option<Gauc> {
+        (!sums.is_empty()).then(|| Gauc {
+            value: sums.value(),
+            users: sums.len(),
+            impressions: sums.den.iter().sum::<f64>() as usize,
         })
-        .collect();
-    UserSums::from_terms(terms)
+    }
 }
 
 /// GAUC over the pairs a ranker actually decides: per user, the concordance over pairs of
@@ -131,12 +122,7 @@ pub fn gauc_sums(users: &[u32], labels: &[f32], scores: &[f32]) -> UserSums {
 /// offset in the score (fatigue, time of day) moves without changing any ranking. With one
 /// request per user the two are equal.
 pub fn request_gauc(users: &[u32], requests: &[u32], labels: &[f32], scores: &[f32]) -> Option<Gauc> {
-    let sums = request_gauc_sums(users, requests, labels, scores);
-    (!sums.is_empty()).then(|| Gauc {
-        value: sums.value(),
-        users: sums.len(),
-        impressions: sums.den.iter().sum::<f64>() as usize,
-    })
+    Gauc::from_sums(&request_gauc_sums(users, requests, labels, scores))
 }
 
 /// [`request_gauc`]'s per-user terms `(AUC_u·n_u, n_u)`, for paired comparisons.
@@ -240,17 +226,38 @@ mod tests {
 
     proptest! {
         #[test]
-        fn request_gauc_is_gauc_when_each_user_has_one_request(
-            data in proptest::collection::vec((0u32..5, 0u8..4, 0u8..6), 1..120)
+        fn request_gauc_equals_brute_force_over_pairs_within_requests(
+            data in proptest::collection::vec((0u32..4, 0u32..3, 0u8..4, 0u8..6), 1..120)
         ) {
+            // (`gauc` is `request_gauc` with one request per user; `equals_brute_force`
+            // checks that case, this one the split into requests.)
             let users: Vec<u32> = data.iter().map(|d| d.0).collect();
-            let labels: Vec<f32> = data.iter().map(|d| d.1 as f32).collect();
-            let scores: Vec<f32> = data.iter().map(|d| d.2 as f32).collect();
-            let one = request_gauc(&users, &users, &labels, &scores).map(|g| g.value);
-            let all = gauc(&users, &labels, &scores).map(|g| g.value);
-            prop_assert_eq!(one.is_some(), all.is_some());
-            if let (Some(a), Some(b)) = (one, all) {
-                prop_assert!((a - b).abs() < 1e-12);
+            let requests: Vec<u32> = data.iter().map(|d| d.1).collect();
+            let labels: Vec<f32> = data.iter().map(|d| d.2 as f32).collect();
+            let scores: Vec<f32> = data.iter().map(|d| d.3 as f32).collect();
+            let (mut num, mut den) = (0.0, 0usize);
+            for u in 0..4 {
+                let idx: Vec<usize> = (0..users.len()).filter(|&i| users[i] == u).collect();
+                let (mut good, mut pairs) = (0.0, 0u64);
+                for &i in &idx {
+                    for &j in &idx {
+                        if requests[i] == requests[j] && labels[i] > labels[j] {
+                            pairs += 1;
+                            good += if scores[i] > scores[j] { 1.0 } else if scores[i] == scores[j] { 0.5 } else { 0.0 };
+                        }
+                    }
+                }
+                if pairs > 0 {
+                    num += good / pairs as f64 * idx.len() as f64;
+                    den += idx.len();
+                }
+            }
+            match request_gauc(&users, &requests, &labels, &scores) {
+                None => prop_assert_eq!(den, 0),
+                Some(g) => {
+                    prop_assert!((g.value - num / den as f64).abs() < 1e-9);
+                    prop_assert_eq!(g.impressions, den);
+                }
             }
         }
 
