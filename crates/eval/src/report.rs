@@ -481,22 +481,23 @@ pub fn fidelity_table(f: &FidelityReport) -> String {
 /// The simulator-against-the-world table (sample selection bias).
 pub fn simulator_table(r: &crate::ssb::SsbReport) -> String {
     let mut s = format!(
-        "### Feedback simulator against the world ({} held-out requests, {} draws per item)\n\n| Signal | Pearson, shown | Pearson, never shown | RMSE, shown | RMSE, never shown | mean predicted / true, never shown |\n|---|---:|---:|---:|---:|---:|\n",
+        "### Feedback simulator against the world ({} held-out requests, {} draws per item)\n\n| Signal | Pearson, shown | Pearson, never shown | RMSE, shown | RMSE, never shown | never shown: mean predicted / label / true |\n|---|---:|---:|---:|---:|---:|\n",
         r.requests, r.samples
     );
     for x in &r.signals {
         s += &format!(
-            "| {} | {:.3} | {:.3} | {:.4} | {:.4} | {:.4} / {:.4} |\n",
+            "| {} | {:.3} | {:.3} | {:.4} | {:.4} | {:.4} / {:.4} / {:.4} |\n",
             x.signal,
             x.impressed.pearson,
             x.non_impressed.pearson,
             x.impressed.rmse,
             x.non_impressed.rmse,
             x.non_impressed.mean_predicted,
+            x.non_impressed.mean_label,
             x.non_impressed.mean_true
         );
     }
-    s += "\nValues on the simulator's scale: rates for the binary signals, min(play time / 60 s, 1) for WatchTime. The truth is the world's expected feedback for the user on that day at the start of a visit.\n";
+    s += "\nRates for the binary signals, seconds of play for WatchTime (the simulator predicts play time only up to its cap, `sim_watch_cap_s`). The label is what the agents train on for a non-impression sample: the two heads' mean discounted by their disagreement, `mean(r, r')·exp(λ·KL)` (eq. 6); where it sits above the truth, the discount has not removed the simulator's optimism about the items the logger never showed. The truth is the world's expected feedback for the user on that day at the start of a visit.\n";
     s
 }
 

@@ -24,6 +24,10 @@ pub struct Agreement {
     pub pearson: f64,
     pub rmse: f64,
     pub mean_predicted: f64,
+    /// Mean of the labels the agents train on (eq. 6: the heads' mean discounted by their
+    /// disagreement). Below `mean_predicted` by what the uncertainty discount takes off.
+    #[serde(default)]
+    pub mean_label: f64,
     pub mean_true: f64,
 }
 
@@ -43,7 +47,7 @@ pub struct SsbReport {
     pub signals: Vec<SignalAgreement>,
 }
 
-fn agreement(pred: &[f64], truth: &[f64]) -> Agreement {
+fn agreement(pred: &[f64], label: &[f64], truth: &[f64]) -> Agreement {
     let n = pred.len().max(1) as f64;
     let (mp, mt) = (pred.iter().sum::<f64>() / n, truth.iter().sum::<f64>() / n);
     let cov: f64 = pred.iter().zip(truth).map(|(p, t)| (p - mp) * (t - mt)).sum();
@@ -54,6 +58,7 @@ fn agreement(pred: &[f64], truth: &[f64]) -> Agreement {
         pearson: cov / (vp * vt).sqrt(),
         rmse: (pred.iter().zip(truth).map(|(p, t)| (p - t).powi(2)).sum::<f64>() / n).sqrt(),
         mean_predicted: mp,
+        mean_label: label.iter().sum::<f64>() / n,
         mean_true: mt,
     }
 }
@@ -87,13 +92,15 @@ pub fn simulator_vs_world(
         shown_lists.push(shown);
         other_lists.push(others);
     }
-    let (mut p_in, mut p_out) = (Vec::new(), Vec::new());
+    let (mut p_in, mut p_out, mut l_in, mut l_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for chunk in (0..idx.len()).collect::<Vec<_>>().chunks(256) {
         let st: Vec<_> = chunk.iter().map(|&x| states[x]).collect();
         let a: Vec<&[u32]> = chunk.iter().map(|&x| shown_lists[x].as_slice()).collect();
         let b: Vec<&[u32]> = chunk.iter().map(|&x| other_lists[x].as_slice()).collect();
         p_in.extend(sim.predict(&st, &a));
         p_out.extend(sim.predict(&st, &b));
+        l_in.extend(sim.simulated_labels(&st, &a));
+        l_out.extend(sim.simulated_labels(&st, &b));
     }
     // The truth: the user's state on the request's day, at the start of a visit.
     let mut truth = |x: usize, items: &[u32]| -> Vec<[f64; 7]> {
@@ -123,10 +130,12 @@ pub fn simulator_vs_world(
         .map(|(a, sig)| {
             let (pi, ti) = flat(&p_in, &t_in, a);
             let (po, to) = flat(&p_out, &t_out, a);
+            let (li, _) = flat(&l_in, &t_in, a);
+            let (lo, _) = flat(&l_out, &t_out, a);
             SignalAgreement {
                 signal: sig.name().to_string(),
-                impressed: agreement(&pi, &ti),
-                non_impressed: agreement(&po, &to),
+                impressed: agreement(&pi, &li, &ti),
+                non_impressed: agreement(&po, &lo, &to),
             }
         })
         .collect();

@@ -121,6 +121,12 @@ pub struct MmrfConfig {
     pub sim_lr: f64,
     /// λ of `r̃ = mean(r, r')·exp(λ·KL)`; negative shrinks labels the twin heads disagree on.
     pub sim_lambda: f64,
+    /// Play time (seconds) at which M's WatchTime target `min(play / cap, 1)` saturates.
+    /// The logged rewards M stands in for are not capped, so a low cap understates long
+    /// plays in every simulated label. Runs trained before this setting existed read as
+    /// 60 s, the cap they were trained with.
+    #[serde(default = "default_sim_watch_cap_s")]
+    pub sim_watch_cap_s: f64,
     /// Write a checkpoint every this many updates (0: never).
     pub checkpoint_every: usize,
     /// Which shown items of a session's last request lose the continuation value.
@@ -200,6 +206,7 @@ impl Default for MmrfConfig {
             sim_refit_every: 4,
             sim_lr: 2e-3,
             sim_lambda: -5.0,
+            sim_watch_cap_s: 60.0,
             checkpoint_every: 250,
             leave_credit: LeaveCredit::Request,
             objective: Objective::Agents,
@@ -253,6 +260,9 @@ impl MmrfConfig {
         }
         if !(self.watch_time_huber >= 0.0 && self.watch_time_huber.is_finite()) {
             return bad("watch_time_huber must be a finite, non-negative threshold (0: squared error)");
+        }
+        if !(self.sim_watch_cap_s > 0.0 && self.sim_watch_cap_s.is_finite()) {
+            return bad("sim_watch_cap_s must be a finite, positive number of seconds");
         }
         Ok(())
     }
@@ -1410,7 +1420,7 @@ pub const SIMULATOR_FILE: &str = "simulator.safetensors";
 pub const SIMULATOR_FIT_FILE: &str = "simulator_fit.json";
 
 /// How well M predicts held-out feedback: AUC for the binary signals, RMSE (seconds, of
-/// play time capped at 60 s as M's target is) for WatchTime.
+/// play time capped at `sim_watch_cap_s` as M's target is) for WatchTime.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimulatorFit {
     pub impressions: usize,
@@ -1421,8 +1431,17 @@ pub struct SimulatorFit {
     pub watch_time_rmse_baseline_s: f64,
 }
 
-/// Saturation of the simulator's watch-time target, as in the state's feedback vector.
-const SIM_WATCH_S: f32 = 60.0;
+fn default_sim_watch_cap_s() -> f64 {
+    60.0
+}
+
+/// M's targets for a logged impression: the state's feedback vector, except that play time
+/// saturates at `cap_s` seconds instead of the state's 60 s.
+fn simulator_target(imp: &mmrf_data::session::Impression, cap_s: f64) -> [f32; N_AGENTS] {
+    let mut y = crate::state::feedback_vector(imp);
+    y[N_AGENTS - 1] = (imp.play_time_ms as f64 / (1000.0 * cap_s)).min(1.0) as f32;
+    y
+}
 
 /// The feedback simulator M while training: the model, its optimizer and a no-grad copy
 /// for labelling.
@@ -1489,7 +1508,7 @@ impl Sim {
             for (k, &row) in tr.set.shown_rows(&tr.set.requests[i]).iter().take(width).enumerate() {
                 let imp = mmrf_data::session::Impression::from_log(log, row as usize);
                 y[(x * width + k) * N_AGENTS..(x * width + k + 1) * N_AGENTS]
-                    .copy_from_slice(&crate::state::feedback_vector(&imp));
+                    .copy_from_slice(&simulator_target(&imp, cfg.sim_watch_cap_s));
                 mask[x * width + k] = 1.0;
             }
         }
@@ -1539,7 +1558,7 @@ impl Sim {
                     .enumerate()
                 {
                     let imp = mmrf_data::session::Impression::from_log(log, row as usize);
-                    labels.push(crate::state::feedback_vector(&imp));
+                    labels.push(simulator_target(&imp, cfg.sim_watch_cap_s));
                     preds.push(std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]));
                 }
             }
@@ -1565,8 +1584,8 @@ impl Sim {
         SimulatorFit {
             impressions: labels.len(),
             auc,
-            watch_time_rmse_s: rmse * SIM_WATCH_S as f64,
-            watch_time_rmse_baseline_s: base * SIM_WATCH_S as f64,
+            watch_time_rmse_s: rmse * cfg.sim_watch_cap_s,
+            watch_time_rmse_baseline_s: base * cfg.sim_watch_cap_s,
         }
     }
 
@@ -1607,7 +1626,7 @@ impl Sim {
                         std::array::from_fn(|a| {
                             let p = v[(x * width + k) * N_AGENTS + a];
                             let raw = match Signal::ALL[a] {
-                                Signal::WatchTime => p * SIM_WATCH_S,
+                                Signal::WatchTime => p * cfg.sim_watch_cap_s as f32,
                                 Signal::Hate => -p,
                                 _ => p,
                             };
@@ -1625,6 +1644,8 @@ pub struct SimulatorScorer {
     model: FeedbackSimulator,
     fs: FeatureSpace,
     history: usize,
+    watch_cap_s: f32,
+    lambda: f64,
 }
 
 impl SimulatorScorer {
@@ -1647,23 +1668,46 @@ impl SimulatorScorer {
             model,
             fs,
             history: cfg.history,
+            watch_cap_s: cfg.sim_watch_cap_s as f32,
+            lambda: cfg.sim_lambda,
         })
     }
 
-    /// The main head's predictions `r` (click, like, follow, comment, hate, long_view,
-    /// `min(play / 60 s, 1)`) for `items[i]` in state `states[i]`.
+    /// The main head's predictions for `items[i]` in state `states[i]`: rates of click,
+    /// like, follow, comment, hate and long view, then play time in seconds (which M
+    /// cannot predict above its cap, `sim_watch_cap_s`).
     pub fn predict(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
+        self.run(states, items, false)
+    }
+
+    /// The labels the agents train on for non-impression samples (eq. 6): the two heads'
+    /// mean discounted by their disagreement, `mean(r, r')·exp(λ·KL)`, on the scale of
+    /// [`SimulatorScorer::predict`].
+    pub fn simulated_labels(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
+        self.run(states, items, true)
+    }
+
+    fn run(&self, states: &[RequestState<'_>], items: &[&[u32]], discounted: bool) -> Vec<Vec<[f32; N_AGENTS]>> {
         let device = mmrf_model::device::inference();
         let (batch, it) = simulator_inputs(&self.model, &self.fs, states, items, self.history, &device);
         let width = it.dims()[1];
-        let (r, _) = self.model.predict(self.model.context(batch), it);
-        let v: Vec<f32> = r.into_data().try_to_vec().unwrap_or_default();
+        let (r, r2) = self.model.predict(self.model.context(batch), it);
+        let out = if discounted {
+            simulated_reward(r, r2, self.lambda)
+        } else {
+            r
+        };
+        let v: Vec<f32> = out.into_data().try_to_vec().unwrap_or_default();
         items
             .iter()
             .enumerate()
             .map(|(x, its)| {
                 (0..its.len().min(width))
-                    .map(|k| std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]))
+                    .map(|k| {
+                        let mut r: [f32; N_AGENTS] = std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]);
+                        r[N_AGENTS - 1] *= self.watch_cap_s;
+                        r
+                    })
                     .collect()
             })
             .collect()
@@ -1860,5 +1904,38 @@ mod tests {
         );
         let last = values(regression_loss(err.swap_dims(0, 2), 2, 3.0));
         assert!((last[N_AGENTS + N_AGENTS - 1] - 15.0).abs() < 1e-5 && last[N_AGENTS] == 16.0);
+    }
+
+    #[test]
+    fn the_simulator_target_saturates_play_time_at_its_own_cap() {
+        let imp = mmrf_data::session::Impression {
+            video: 3,
+            click: true,
+            like: false,
+            follow: false,
+            comment: true,
+            hate: false,
+            long_view: true,
+            play_time_ms: 90_000,
+            duration_ms: 120_000,
+        };
+        let state = crate::state::feedback_vector(&imp);
+        // The state's feedback vector saturates at 60 s; M's target at its cap.
+        assert_eq!(state[N_AGENTS - 1], 1.0);
+        let y = simulator_target(&imp, 180.0);
+        assert_eq!(&y[..N_AGENTS - 1], &state[..N_AGENTS - 1]);
+        assert!((y[N_AGENTS - 1] - 0.5).abs() < 1e-6, "{y:?}");
+        assert_eq!(simulator_target(&imp, 60.0), state);
+        assert_eq!(simulator_target(&imp, 30.0)[N_AGENTS - 1], 1.0);
+    }
+
+    #[test]
+    fn runs_from_before_a_setting_existed_read_as_what_they_were_trained_with() {
+        let mut v = serde_json::to_value(MmrfConfig::default()).unwrap();
+        let m = v.as_object_mut().unwrap();
+        assert!(m.remove("watch_time_huber").is_some() && m.remove("sim_watch_cap_s").is_some());
+        let old: MmrfConfig = serde_json::from_value(v).unwrap();
+        assert_eq!(old.watch_time_huber, 0.0, "squared error");
+        assert_eq!(old.sim_watch_cap_s, 60.0);
     }
 }

@@ -137,6 +137,7 @@ fn bad_settings_are_refused() {
         ("gamma=2.0", "gamma"),
         ("augment=\"maybe\"", "augment"),
         ("watch_time_huber=-1.0", "watch_time_huber"),
+        ("sim_watch_cap_s=0.0", "sim_watch_cap_s"),
     ] {
         let err = match mmrf_train::train(Method::Mmrf, data, &tmp.path().join("bad"), &opts(1, &[set])) {
             Err(e) => e.to_string(),

@@ -419,8 +419,7 @@ impl WorldModel {
 
     /// The expected feedback of `item` for a user in `state`, by `samples` draws on copies
     /// of the state (which is left unchanged): click, like, follow, comment, hate,
-    /// long_view rates and the mean of `min(play time / 60 s, 1)`, the scale a feedback
-    /// model predicts on.
+    /// long_view rates and the mean play time in seconds.
     pub fn expected_feedback(&self, state: &UserState, item: u32, samples: usize, r: &mut impl Rng) -> [f64; 7] {
         let mut acc = [0f64; 7];
         for _ in 0..samples.max(1) {
@@ -433,7 +432,7 @@ impl WorldModel {
                 f.comment as u8 as f64,
                 f.hate as u8 as f64,
                 f.long_view as u8 as f64,
-                (f.play_time_ms as f64 / 60_000.0).min(1.0),
+                f.play_time_ms as f64 / 1000.0,
             ];
             acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
         }

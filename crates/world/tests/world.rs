@@ -251,3 +251,32 @@ fn default_world_rates_match_kuairand_1k() {
     assert!(report.logs["random"].rates["is_click"] < 0.7 * test.rates["is_click"]);
     assert_eq!(report.logs["standard_train"].date_range, Some((20220408, 20220421)));
 }
+
+/// The truth the simulator report compares with: the rates of the six binary signals and
+/// the play time in seconds, uncapped, of the same draws `respond` makes.
+#[test]
+fn expected_feedback_is_the_mean_of_responses_in_seconds() {
+    use rand::SeedableRng;
+    let (tmp, _) = small();
+    let world = World::load(tmp.path()).unwrap();
+    let m = &world.model;
+    let mut state = m.initial_state(4, 1);
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    m.start_session(&mut state, &mut r);
+    let (n, item) = (50, 11);
+    let got = m.expected_feedback(&state, item, n, &mut r.clone());
+    let mut want = [0f64; 7];
+    let mut rr = r.clone();
+    for _ in 0..n {
+        let (f, _) = m.respond(&mut state.clone(), item, &mut rr);
+        let x = [f.click, f.like, f.follow, f.comment, f.hate, f.long_view];
+        for (w, b) in want.iter_mut().zip(x) {
+            *w += b as u8 as f64 / n as f64;
+        }
+        want[6] += f.play_time_ms as f64 / 1000.0 / n as f64;
+    }
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-9, "{got:?} vs {want:?}");
+    }
+    assert!(got[6] > 1.0, "seconds, not a fraction of a minute: {}", got[6]);
+}
