@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use mmrf_data::session::Timelines;
 use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
-use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport};
+use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport, Known};
 use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
@@ -68,7 +68,12 @@ struct Results {
     /// The data's directory and whether it is a generated world.
     data_dir: std::path::PathBuf,
     online: Option<AbReport>,
+    /// NCIS against the truth for policies of known, different quality.
     fidelity: Option<FidelityReport>,
+    /// NCIS against the truth for the methods themselves, each the stochastic policy
+    /// Table 1 evaluates (`softmax(score/τ)` at its matched τ): does Table 1's NCIS order
+    /// them as the world does?
+    fidelity_methods: Option<FidelityReport>,
     /// MMRF's feedback simulator against the world on shown and never-shown items.
     simulator: Option<mmrf_eval::ssb::SsbReport>,
     seconds: std::collections::BTreeMap<String, f64>,
@@ -313,9 +318,47 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
         md3 += &format!("| {m} | {} |\n", cells.join(" | "));
         paired.insert(m.clone(), serde_json::json!({ "WatchTime": row }));
     }
+    // Whether NCIS orders the methods as the world does, seed by seed.
+    let mut fid = Vec::new();
+    let mut md4 = String::from(
+        "\n### NCIS across the methods against the truth, per seed (WatchTime; each method the stochastic policy Table 1 reads)\n\n| Seed | Spearman (BC π_β) | Spearman (true π_β) | highest NCIS (BC π_β) | highest true value |\n|---|---:|---:|---|---|\n",
+    );
+    for r in all.iter().filter(|r| r["fidelity_methods"].is_object()) {
+        let f = &r["fidelity_methods"];
+        let sig = f["signals"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["signal"] == "WatchTime"));
+        let rows: Vec<&serde_json::Value> = f["rows"]
+            .as_array()
+            .map(|v| v.iter().filter(|x| x["signal"] == "WatchTime").collect())
+            .unwrap_or_default();
+        let best = |key: &str| {
+            rows.iter()
+                .max_by(|a, b| {
+                    let (x, y) = (a[key].as_f64().unwrap_or(f64::NAN), b[key].as_f64().unwrap_or(f64::NAN));
+                    x.total_cmp(&y)
+                })
+                .and_then(|x| x["policy"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let num = |k: &str| sig.and_then(|x| x[k].as_f64()).unwrap_or(f64::NAN);
+        let (sb, st, bn, bt) = (
+            num("spearman_bc"),
+            num("spearman_true"),
+            best("ncis_bc"),
+            best("online"),
+        );
+        md4 += &format!("| {} | {sb:.3} | {st:.3} | {bn} | {bt} |\n", r["seed"]);
+        fid.push(serde_json::json!({
+            "seed": r["seed"], "spearman_bc": sb, "spearman_true": st,
+            "highest_ncis_bc": bn, "highest_true": bt,
+        }));
+    }
     let json = serde_json::json!({
         "methods": out,
         "paired": paired,
+        "fidelity_methods": fid,
         "seeds": seeds,
         "config": all[0]["config"],
         "world": all[0]["world"],
@@ -323,7 +366,7 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
     });
     Ok((
         serde_json::to_string_pretty(&json)?,
-        md + &md2 + if paired.is_empty() { "" } else { &md3 },
+        md + &md2 + if paired.is_empty() { "" } else { &md3 } + if fid.is_empty() { "" } else { &md4 },
     ))
 }
 
@@ -402,6 +445,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let mut methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
     methods.extend(trained.iter().map(|m| m.as_ref()));
     let mut offline = Vec::new();
+    // On a world, the same scores also with the true π_β, for the NCIS fidelity check.
+    let mut offline_true = Vec::new();
     for m in &methods {
         stage(&format!("evaluate {}", m.method()));
         let scored = score_split(
@@ -414,6 +459,10 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         )
         .map_err(anyhow::Error::msg)?;
         offline.push(metrics(m.method(), &ds, &scored, &offline_cfg).map_err(anyhow::Error::msg)?);
+        if world.is_some() {
+            let truth = scored.with_true_propensities(&ds).map_err(anyhow::Error::msg)?;
+            offline_true.push(metrics(m.method(), &ds, &truth, &offline_cfg).map_err(anyhow::Error::msg)?);
+        }
         overall.inc(1);
     }
     let paired = paired_against(FOCUS, &offline, &offline_cfg)?;
@@ -426,6 +475,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             &ds,
             &timelines,
             &methods,
+            &offline,
+            &offline_true,
             bc.as_ref(),
             &offline_cfg,
             quick,
@@ -441,9 +492,9 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             None
         }
     };
-    let (online, fid, simulator) = match checks {
-        Some((a, f, s)) => (Some(a), Some(f), s),
-        None => (None, None, None),
+    let (online, fid, fid_methods, simulator) = match checks {
+        Some(c) => (Some(c.online), Some(c.fidelity), Some(c.fidelity_methods), c.simulator),
+        None => (None, None, None, None),
     };
     overall.inc(1);
     overall.finish_and_clear();
@@ -467,6 +518,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         paired,
         online,
         fidelity: fid,
+        fidelity_methods: fid_methods,
         simulator,
         seconds,
     };
@@ -485,7 +537,17 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             md += "\n";
             md += &mmrf_eval::report::table2(o);
             md += "\n";
-            md += &mmrf_eval::report::fidelity_table(f);
+            md += &mmrf_eval::report::fidelity_table(
+                "NCIS fidelity: offline estimates against the true online per-impression value",
+                f,
+            );
+            if let Some(m) = &results.fidelity_methods {
+                md += "\n";
+                md += &mmrf_eval::report::fidelity_table(
+                    "NCIS fidelity across the methods: each method's Table-1 NCIS (BC π_β) against the true per-impression value of the same stochastic policy",
+                    m,
+                );
+            }
         }
         _ => {
             md += "\n*Online A/B, NCIS fidelity and the simulator check skipped: the data is not a generated world, so there is no ground truth to run policies in.*\n";
@@ -515,21 +577,36 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     Ok(serde_json::to_value(&results)?)
 }
 
+/// What only a world can tell.
+struct WorldChecks {
+    /// The online A/B test.
+    online: AbReport,
+    /// NCIS against the truth for reference policies of known, different quality.
+    fidelity: FidelityReport,
+    /// NCIS against the truth for every method at its Table-1 temperature.
+    fidelity_methods: FidelityReport,
+    /// MMRF's simulator against the truth.
+    simulator: Option<mmrf_eval::ssb::SsbReport>,
+}
+
 /// What only a world can tell: the online A/B test, NCIS against the truth, and the
-/// simulator against the truth.
+/// simulator against the truth. `table1[i]` is `methods[i]`'s offline report, `truth[i]`
+/// the same with the true π_β.
 #[allow(clippy::too_many_arguments)]
 fn world_checks(
     world: &mmrf_world::World,
     ds: &Dataset,
     timelines: &Timelines,
     methods: &[&dyn Ranker],
+    table1: &[OfflineReport],
+    truth: &[OfflineReport],
     bc: &dyn Ranker,
     offline_cfg: &OfflineConfig,
     quick: bool,
     seed: u64,
     out: &Path,
     seconds: &mut std::collections::BTreeMap<String, f64>,
-) -> Result<(AbReport, FidelityReport, Option<mmrf_eval::ssb::SsbReport>)> {
+) -> Result<WorldChecks> {
     // Online A/B: the logging policy is the control until LTR lands.
     let t = Instant::now();
     let ab_cfg = AbConfig {
@@ -565,23 +642,11 @@ fn world_checks(
         factor: 0.5,
     };
     let candidates = [
-        Candidate {
-            ranker: &log_ranker,
-            tau: tau_log,
-        },
-        Candidate {
-            ranker: &sharp,
-            tau: tau_log,
-        },
-        Candidate {
-            ranker: &flat,
-            tau: tau_log,
-        },
-        Candidate {
-            ranker: &UniformRanker,
-            tau: 1.0,
-        },
-        Candidate { ranker: bc, tau: 1.0 },
+        Candidate::new(&log_ranker, tau_log),
+        Candidate::new(&sharp, tau_log),
+        Candidate::new(&flat, tau_log),
+        Candidate::new(&UniformRanker, 1.0),
+        Candidate::new(bc, 1.0),
     ];
     // The truth over the held-out log's own period, so both sides see the same days.
     let test_days = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_LAST_DAY)
@@ -593,6 +658,19 @@ fn world_checks(
     };
     let fid =
         fidelity(ds, timelines, &world.model, &candidates, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
+    // The same check over the methods: close figures are where an estimator's error decides
+    // the order, so this says how far Table 1's NCIS ranking can be trusted.
+    let as_read: Vec<Candidate> = methods
+        .iter()
+        .zip(table1.iter().zip(truth))
+        .map(|(m, (bc, truth))| Candidate {
+            ranker: *m,
+            tau: bc.tau,
+            known: Some(Known { bc, truth }),
+        })
+        .collect();
+    let fid_methods =
+        fidelity(ds, timelines, &world.model, &as_read, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
     seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
     let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), ds) {
         Ok(sim) => Some(mmrf_eval::ssb::simulator_vs_world(
@@ -609,5 +687,10 @@ fn world_checks(
             None
         }
     };
-    Ok((online, fid, simulator))
+    Ok(WorldChecks {
+        online,
+        fidelity: fid,
+        fidelity_methods: fid_methods,
+        simulator,
+    })
 }

@@ -330,6 +330,32 @@ fn quick_benchmark_writes_every_report() {
         }
     }
     assert!(results["paired"]["mmrf"].is_null(), "no comparison of MMRF with itself");
+    // NCIS against the truth across the methods: every method, each at the temperature
+    // Table 1 read it at, with the very NCIS Table 1 reports.
+    let rows: Vec<&serde_json::Value> = results["fidelity_methods"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["signal"] == "WatchTime")
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r["policy"].as_str().unwrap()).collect::<Vec<_>>(),
+        METHODS
+    );
+    for (r, m) in rows.iter().zip(results["offline"].as_array().unwrap()) {
+        assert_eq!(r["tau"].as_f64(), m["tau"].as_f64(), "{}", m["method"]);
+        assert_eq!(
+            r["ncis_bc"].as_f64(),
+            m["signals"]["WatchTime"]["ncis"].as_f64(),
+            "{}",
+            m["method"]
+        );
+        assert!(r["online"].as_f64().unwrap() > 0.0);
+    }
+    let rho = results["fidelity_methods"]["signals"][6]["spearman_bc"]
+        .as_f64()
+        .unwrap();
+    assert!((-1.0..=1.0).contains(&rho), "{rho}");
     assert_eq!(results["seeds"], serde_json::json!([7]));
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
@@ -394,8 +420,21 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         .as_f64()
         .unwrap();
     assert!((rq - (per_seed_rq(3) + per_seed_rq(4)) / 2.0).abs() < 1e-9);
+    // Per seed: whether NCIS orders the methods as the world does.
+    let f = r["fidelity_methods"].as_array().unwrap();
+    assert_eq!(
+        f.iter().map(|x| x["seed"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    for (x, s) in f.iter().zip([3u64, 4]) {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
+        assert_eq!(x["spearman_bc"], v["fidelity_methods"]["signals"][6]["spearman_bc"]);
+        assert!(METHODS.contains(&x["highest_true"].as_str().unwrap()));
+    }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
+    assert!(md.contains("### NCIS across the methods against the truth, per seed"));
 }
 
 #[test]

@@ -12,12 +12,34 @@ use mmrf_train::{AsPolicy, Ranker};
 use mmrf_world::{run_policy, OnlineConfig, UserOutcome, WorldModel};
 use serde::{Deserialize, Serialize};
 
-use crate::offline::{metrics, score_split, Behaviour, OfflineConfig};
+use crate::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
 
 /// A policy to check: a ranker read at temperature `tau`.
 pub struct Candidate<'a> {
     pub ranker: &'a dyn Ranker,
     pub tau: f32,
+    /// Its offline reports at this `tau` where already computed (Table 1's), so the check
+    /// reuses them instead of scoring the split twice more.
+    pub known: Option<Known<'a>>,
+}
+
+/// A policy's offline reports on the test split at its temperature.
+#[derive(Clone, Copy)]
+pub struct Known<'a> {
+    /// With BC's π_β (Table 1's).
+    pub bc: &'a OfflineReport,
+    /// With the world's true π_β (the same scores, [`crate::offline::ScoredImpressions::with_true_propensities`]).
+    pub truth: &'a OfflineReport,
+}
+
+impl<'a> Candidate<'a> {
+    pub fn new(ranker: &'a dyn Ranker, tau: f32) -> Self {
+        Candidate {
+            ranker,
+            tau,
+            known: None,
+        }
+    }
 }
 
 /// One policy × signal.
@@ -115,18 +137,27 @@ pub fn fidelity(
             tau: Some(p.tau),
             ..*offline
         };
-        let truth = metrics(
-            p.ranker.method(),
-            data,
-            &score_split(data, timelines, LogSplit::Test, p.ranker, Behaviour::True, &cfg)?,
-            &cfg,
-        )?;
-        let est = metrics(
-            p.ranker.method(),
-            data,
-            &score_split(data, timelines, LogSplit::Test, p.ranker, Behaviour::Model(bc), &cfg)?,
-            &cfg,
-        )?;
+        let (truth, est) = match p.known {
+            Some(k) => {
+                for r in [k.bc, k.truth] {
+                    if r.tau != p.tau || r.method != p.ranker.method() {
+                        return Err(format!(
+                            "the report given for {} at τ = {} is {}'s at τ = {}",
+                            p.ranker.method(),
+                            p.tau,
+                            r.method,
+                            r.tau
+                        ));
+                    }
+                }
+                (k.truth.clone(), k.bc.clone())
+            }
+            None => {
+                let scored = score_split(data, timelines, LogSplit::Test, p.ranker, Behaviour::Model(bc), &cfg)?;
+                let truth = metrics(p.ranker.method(), data, &scored.with_true_propensities(data)?, &cfg)?;
+                (truth, metrics(p.ranker.method(), data, &scored, &cfg)?)
+            }
+        };
         let policy = AsPolicy {
             ranker: p.ranker,
             temperature: Some(p.tau),

@@ -81,6 +81,27 @@ impl ScoredImpressions {
     pub fn is_empty(&self) -> bool {
         self.row.is_empty()
     }
+
+    /// The same scores with the world's true logging propensities as π_β (what
+    /// `Behaviour::True` gives), for checking an estimate made with a fitted π_β.
+    pub fn with_true_propensities(&self, data: &Dataset) -> Result<ScoredImpressions, String> {
+        let split = self.split.ok_or("scores without a split have no logged propensities")?;
+        if data.propensities.is_none() {
+            return Err(format!(
+                "{}: no true propensities (mmrf_propensities.csv)",
+                data.dir.display()
+            ));
+        }
+        let pi_beta = self
+            .row
+            .iter()
+            .map(|&r| data.true_propensity(split, r as usize).unwrap_or(f32::NAN))
+            .collect();
+        Ok(ScoredImpressions {
+            pi_beta,
+            ..self.clone()
+        })
+    }
 }
 
 fn softmax_into(scores: &[f32], tau: f32, out: &mut Vec<f32>) {

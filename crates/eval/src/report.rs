@@ -446,9 +446,9 @@ Offline WatchTime (the paper: KuaiRand-1K, Table 1; ours: this data). Absolute v
 }
 
 /// The NCIS-fidelity table.
-pub fn fidelity_table(f: &FidelityReport) -> String {
-    let mut s = String::from(
-        "### NCIS fidelity: offline estimates against the true online per-impression value\n\n| Signal | Spearman (true π_β) | Spearman (BC π_β) | mean rel. error (true π_β) | mean rel. error (BC π_β) |\n|---|---:|---:|---:|---:|\n",
+pub fn fidelity_table(title: &str, f: &FidelityReport) -> String {
+    let mut s = format!(
+        "### {title}\n\n| Signal | Spearman (true π_β) | Spearman (BC π_β) | mean rel. error (true π_β) | mean rel. error (BC π_β) |\n|---|---:|---:|---:|---:|\n",
     );
     for x in &f.signals {
         s += &format!(

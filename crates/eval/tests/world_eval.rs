@@ -96,6 +96,10 @@ fn bc_against_itself_gives_the_logged_means_and_its_run_reloads() {
     )
     .unwrap();
     assert_eq!(s.score, s2.score);
+    // Swapping in the true propensities gives what scoring with them gives.
+    let t = s.with_true_propensities(&f.data).unwrap();
+    assert_eq!((&t.pi, &t.pi_beta, &t.row), (&s2.pi, &s2.pi_beta, &s2.row));
+    assert_ne!(t.pi_beta, s.pi_beta, "BC's π_β is an estimate");
 }
 
 #[test]
