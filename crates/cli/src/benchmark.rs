@@ -355,10 +355,43 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
             "highest_ncis_bc": bn, "highest_true": bt,
         }));
     }
+    // And per method over seeds: Table 1's NCIS beside the truth it estimates.
+    let mut fid_methods = serde_json::Map::new();
+    if !fid.is_empty() {
+        md4 += "\n| Method | WatchTime NCIS (BC π_β) | true per-impression WatchTime | NCIS − truth |\n|---|---:|---:|---:|\n";
+    }
+    for m in methods.iter().filter(|_| !fid.is_empty()) {
+        let per_seed = |key: &str| -> Vec<f64> {
+            all.iter()
+                .map(|r| {
+                    r["fidelity_methods"]["rows"]
+                        .as_array()
+                        .and_then(|v| {
+                            v.iter()
+                                .find(|x| x["signal"] == "WatchTime" && x["policy"] == m.as_str())
+                        })
+                        .and_then(|x| x[key].as_f64())
+                        .unwrap_or(f64::NAN)
+                })
+                .collect()
+        };
+        let (est, truth) = (per_seed("ncis_bc"), per_seed("online"));
+        let gap: Vec<f64> = est.iter().zip(&truth).map(|(e, t)| e - t).collect();
+        let fig = |v: &[f64]| {
+            let (mean, ci) = mean_ci(v);
+            serde_json::json!({"mean": mean, "ci": ci})
+        };
+        let (e, t, g) = (fig(&est), fig(&truth), fig(&gap));
+        md4 += &format!("| {m} | {} | {} | {} |\n", cell(&e, 2), cell(&t, 2), cell(&g, 2));
+        fid_methods.insert(
+            m.clone(),
+            serde_json::json!({"ncis_bc": e, "truth": t, "ncis_minus_truth": g}),
+        );
+    }
     let json = serde_json::json!({
         "methods": out,
         "paired": paired,
-        "fidelity_methods": fid,
+        "fidelity_methods": {"per_seed": fid, "watch_time": fid_methods},
         "seeds": seeds,
         "config": all[0]["config"],
         "world": all[0]["world"],

@@ -421,17 +421,28 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         .unwrap();
     assert!((rq - (per_seed_rq(3) + per_seed_rq(4)) / 2.0).abs() < 1e-9);
     // Per seed: whether NCIS orders the methods as the world does.
-    let f = r["fidelity_methods"].as_array().unwrap();
+    let f = r["fidelity_methods"]["per_seed"].as_array().unwrap();
     assert_eq!(
         f.iter().map(|x| x["seed"].as_u64().unwrap()).collect::<Vec<_>>(),
         [3, 4]
     );
+    let mut truth = Vec::new();
     for (x, s) in f.iter().zip([3u64, 4]) {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
         assert_eq!(x["spearman_bc"], v["fidelity_methods"]["signals"][6]["spearman_bc"]);
         assert!(METHODS.contains(&x["highest_true"].as_str().unwrap()));
+        let row = v["fidelity_methods"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["signal"] == "WatchTime" && x["policy"] == "mmrf")
+            .unwrap();
+        truth.push(row["online"].as_f64().unwrap());
     }
+    // Per method over seeds: the truth's mean is the mean of the per-seed truths.
+    let t = &r["fidelity_methods"]["watch_time"]["mmrf"]["truth"];
+    assert!((t["mean"].as_f64().unwrap() - (truth[0] + truth[1]) / 2.0).abs() < 1e-9);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
     assert!(md.contains("### NCIS across the methods against the truth, per seed"));
