@@ -682,13 +682,7 @@ fn world_checks(
         Candidate::new(bc, 1.0),
     ];
     // The truth over the held-out log's own period, so both sides see the same days.
-    let test_days = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_LAST_DAY)
-        - mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_FIRST_DAY)
-        + 1;
-    let fid_online = mmrf_world::OnlineConfig {
-        days: test_days as u32,
-        ..ab_cfg.online.clone()
-    };
+    let fid_online = mmrf_eval::fidelity::test_period(ab_cfg.online.seed);
     let fid =
         fidelity(ds, timelines, &world.model, &candidates, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
     // The same check over the methods: close figures are where an estimator's error decides

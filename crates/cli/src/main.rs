@@ -110,6 +110,11 @@ enum Command {
         /// difference of GAUC and NCIS with a paired bootstrap interval over users.
         #[arg(long, value_name = "RUN")]
         against: Vec<PathBuf>,
+        /// On a generated world: also run the policy NCIS evaluates (`softmax(score/τ)`) in
+        /// the world over the test period and give each signal's true per-impression value
+        /// beside NCIS with BC's and with the true π_β (test split, BC behaviour).
+        #[arg(long)]
+        truth: bool,
     },
     /// Serve a trained run over HTTP: POST /v1/rank, POST /v1/feedback, GET /healthz,
     /// GET /metrics. Stops cleanly on SIGTERM or Ctrl-C.
@@ -479,6 +484,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             dump_scores,
             against,
+            truth,
         } => {
             let split = match split.as_str() {
                 "test" => mmrf_data::LogSplit::Test,
@@ -535,10 +541,50 @@ fn run(cli: Cli) -> Result<()> {
                 text += &mmrf_eval::report::comparison_text(&run.display().to_string(), &name, &c);
                 comparisons.insert(name, serde_json::to_value(&c)?);
             }
+            let checked = match (truth, beh) {
+                (false, _) => None,
+                (true, mmrf_eval::offline::Behaviour::True) => {
+                    bail!("--truth checks NCIS with BC's pi_beta: pass --behaviour BC_RUN")
+                }
+                (true, mmrf_eval::offline::Behaviour::Model(bc)) => {
+                    anyhow::ensure!(
+                        split == mmrf_data::LogSplit::Test,
+                        "--truth checks the test split (the random split's exposures follow no policy)"
+                    );
+                    let world = mmrf_world::World::load(&data)
+                        .with_context(|| format!("--truth needs a generated world in {}", data.display()))?;
+                    let with_true = mmrf_eval::offline::metrics(
+                        &manifest.method,
+                        &ds,
+                        &scored.with_true_propensities(&ds).map_err(anyhow::Error::msg)?,
+                        &cfg,
+                    )
+                    .map_err(anyhow::Error::msg)?;
+                    let candidate = mmrf_eval::fidelity::Candidate {
+                        ranker: ranker.as_ref(),
+                        tau: report.tau,
+                        known: Some(mmrf_eval::fidelity::Known {
+                            bc: &report,
+                            truth: &with_true,
+                        }),
+                    };
+                    // The benchmark's online streams (seeded by the world's seed), so its
+                    // figures for the same run and world are these.
+                    let online = mmrf_eval::fidelity::test_period(world.file.config.seed);
+                    let f =
+                        mmrf_eval::fidelity::fidelity(&ds, &timelines, &world.model, &[candidate], bc, &cfg, &online)
+                            .map_err(anyhow::Error::msg)?;
+                    text += &mmrf_eval::report::truth_text(&f);
+                    Some(f)
+                }
+            };
             if json {
                 let mut v = serde_json::to_value(&report)?;
                 if !against.is_empty() {
                     v["against"] = serde_json::Value::Object(comparisons);
+                }
+                if let Some(f) = &checked {
+                    v["truth"] = serde_json::to_value(&f.rows)?;
                 }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {

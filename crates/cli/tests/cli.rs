@@ -203,6 +203,43 @@ fn train_then_eval_json_and_dump() {
         .arg(&dir)
         .output()
         .unwrap());
+    // `--truth`: the same policy run in the world, beside the very NCIS reported.
+    let out = ok(mmrf()
+        .args(["eval", "--json", "--truth", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["truth"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+    for r in rows {
+        let sig = r["signal"].as_str().unwrap();
+        assert_eq!(r["ncis_bc"], v["signals"][sig]["ncis"], "{sig}");
+        assert_eq!(r["tau"], v["tau"]);
+    }
+    let watch = rows.iter().find(|r| r["signal"] == "WatchTime").unwrap();
+    assert!(
+        watch["online"].as_f64().unwrap() > 1.0,
+        "seconds per impression: {watch}"
+    );
+    // It checks BC's π_β on the test split only, each refusal with its reason.
+    for (args, needle) in [
+        (&["--behaviour", "true", "--tau", "1"][..], "--behaviour BC_RUN"),
+        (&["--split", "random"][..], "test split"),
+    ] {
+        let out = mmrf()
+            .args(["eval", "--truth", "--run"])
+            .arg(&run)
+            .arg("--data")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{args:?}");
+    }
     // The online A/B of the run against the logging policy, paired.
     let out = ok(mmrf()
         .args(["ab", "--json", "--days", "2", "--data"])

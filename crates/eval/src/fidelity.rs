@@ -121,6 +121,20 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     cov / (va * vb).sqrt()
 }
 
+/// The online run a held-out estimate is checked against: the test split's own period
+/// (4_22–5_08, 17 days), so both sides see the same days, with online streams from `seed`.
+pub fn test_period(seed: u64) -> OnlineConfig {
+    let days = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_LAST_DAY)
+        - mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_FIRST_DAY)
+        + 1;
+    OnlineConfig {
+        start_day: mmrf_data::schema::TEST_FIRST_DAY,
+        days: days as u32,
+        seed,
+        users: None,
+    }
+}
+
 /// Check NCIS against the truth for `policies` on the held-out test split.
 pub fn fidelity(
     data: &Dataset,

@@ -478,6 +478,23 @@ pub fn fidelity_table(title: &str, f: &FidelityReport) -> String {
     s
 }
 
+/// One policy's true per-impression values beside its NCIS (`mmrf eval --truth`).
+pub fn truth_text(f: &FidelityReport) -> String {
+    let mut s = String::from("\nthe same policy run in the world over the test period (true per-impression value):\n");
+    for r in &f.rows {
+        s += &format!(
+            "  {:<9}  true {:>9.4}  NCIS (BC pi_beta) {:>9.4} ({:+.1}%)  NCIS (true pi_beta) {:>9.4} ({:+.1}%)\n",
+            r.signal,
+            r.online,
+            r.ncis_bc,
+            100.0 * (r.ncis_bc / r.online - 1.0),
+            r.ncis_true,
+            100.0 * (r.ncis_true / r.online - 1.0)
+        );
+    }
+    s
+}
+
 /// The simulator-against-the-world table (sample selection bias).
 pub fn simulator_table(r: &crate::ssb::SsbReport) -> String {
     let mut s = format!(
