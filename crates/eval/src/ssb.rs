@@ -97,10 +97,11 @@ pub fn simulator_vs_world(
         let st: Vec<_> = chunk.iter().map(|&x| states[x]).collect();
         let a: Vec<&[u32]> = chunk.iter().map(|&x| shown_lists[x].as_slice()).collect();
         let b: Vec<&[u32]> = chunk.iter().map(|&x| other_lists[x].as_slice()).collect();
-        p_in.extend(sim.predict(&st, &a));
-        p_out.extend(sim.predict(&st, &b));
-        l_in.extend(sim.simulated_labels(&st, &a));
-        l_out.extend(sim.simulated_labels(&st, &b));
+        let ((pa, la), (pb, lb)) = (sim.predict_and_label(&st, &a), sim.predict_and_label(&st, &b));
+        p_in.extend(pa);
+        p_out.extend(pb);
+        l_in.extend(la);
+        l_out.extend(lb);
     }
     // The truth: the user's state on the request's day, at the start of a visit.
     let mut truth = |x: usize, items: &[u32]| -> Vec<[f64; 7]> {

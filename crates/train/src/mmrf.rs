@@ -131,11 +131,11 @@ pub struct MmrfConfig {
     /// Play time (seconds) at which M's WatchTime target `min(play / cap, 1)` saturates.
     /// The logged rewards M stands in for are not capped, so a low cap understates long
     /// plays in every simulated label (world 7's training log: 4 % of plays pass 60 s, and
-    /// play beyond 60 s is 7.8 % of all watch time; beyond 180 s, 0.5 %). A cap of 180 s against 60 s, on worlds 7 / 8 / 9:
-    /// WatchTime NCIS +0.21 / +0.12 / +0.13 s, GAUC −0.0015 / −0.0009 / −0.0012, online lift
-    /// over LTR +0.6 / −0.5 / +0.5 points: the GAUC-against-mean trade again, not a gain, so
-    /// the default stays 60 s. Runs trained before this setting existed read as 60 s, the
-    /// cap they were trained with.
+    /// play beyond 60 s is 7.8 % of all watch time; beyond 180 s, 0.5 %). A cap of 180 s
+    /// against 60 s, on worlds 7 / 8 / 9: WatchTime NCIS +0.21 / +0.12 / +0.13 s, GAUC
+    /// −0.0015 / −0.0009 / −0.0012, online lift over LTR +0.6 / −0.5 / +0.5 points: the
+    /// GAUC-against-mean trade again, not a gain, so the default stays 60 s. Runs trained
+    /// before this setting existed read as 60 s, the cap they were trained with.
     #[serde(default = "default_sim_watch_cap_s")]
     pub sim_watch_cap_s: f64,
     /// Write a checkpoint every this many updates (0: never).
@@ -1684,44 +1684,39 @@ impl SimulatorScorer {
         })
     }
 
-    /// The main head's predictions for `items[i]` in state `states[i]`: rates of click,
-    /// like, follow, comment, hate and long view, then play time in seconds (which M
-    /// cannot predict above its cap, `sim_watch_cap_s`).
-    pub fn predict(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
-        self.run(states, items, false)
-    }
-
-    /// The labels the agents train on for non-impression samples (eq. 6): the two heads'
-    /// mean discounted by their disagreement, `mean(r, r')·exp(λ·KL)`, on the scale of
-    /// [`SimulatorScorer::predict`].
-    pub fn simulated_labels(&self, states: &[RequestState<'_>], items: &[&[u32]]) -> Vec<Vec<[f32; N_AGENTS]>> {
-        self.run(states, items, true)
-    }
-
-    fn run(&self, states: &[RequestState<'_>], items: &[&[u32]], discounted: bool) -> Vec<Vec<[f32; N_AGENTS]>> {
+    /// For `items[i]` in state `states[i]`: the main head's predictions (rates of click,
+    /// like, follow, comment, hate and long view, then play time in seconds, which M
+    /// cannot predict above its cap, `sim_watch_cap_s`) and, from the same forward pass,
+    /// the labels the agents train on for non-impression samples (eq. 6): the two heads'
+    /// mean discounted by their disagreement, `mean(r, r')·exp(λ·KL)`, on the same scale.
+    #[allow(clippy::type_complexity)]
+    pub fn predict_and_label(
+        &self,
+        states: &[RequestState<'_>],
+        items: &[&[u32]],
+    ) -> (Vec<Vec<[f32; N_AGENTS]>>, Vec<Vec<[f32; N_AGENTS]>>) {
         let device = mmrf_model::device::inference();
         let (batch, it) = simulator_inputs(&self.model, &self.fs, states, items, self.history, &device);
         let width = it.dims()[1];
         let (r, r2) = self.model.predict(self.model.context(batch), it);
-        let out = if discounted {
-            simulated_reward(r, r2, self.lambda)
-        } else {
-            r
+        let label = simulated_reward(r.clone(), r2, self.lambda);
+        let unpack = |t: Tensor<3>| -> Vec<Vec<[f32; N_AGENTS]>> {
+            let v: Vec<f32> = t.into_data().try_to_vec().unwrap_or_default();
+            items
+                .iter()
+                .enumerate()
+                .map(|(x, its)| {
+                    (0..its.len().min(width))
+                        .map(|k| {
+                            let mut r: [f32; N_AGENTS] = std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]);
+                            r[N_AGENTS - 1] *= self.watch_cap_s;
+                            r
+                        })
+                        .collect()
+                })
+                .collect()
         };
-        let v: Vec<f32> = out.into_data().try_to_vec().unwrap_or_default();
-        items
-            .iter()
-            .enumerate()
-            .map(|(x, its)| {
-                (0..its.len().min(width))
-                    .map(|k| {
-                        let mut r: [f32; N_AGENTS] = std::array::from_fn(|a| v[(x * width + k) * N_AGENTS + a]);
-                        r[N_AGENTS - 1] *= self.watch_cap_s;
-                        r
-                    })
-                    .collect()
-            })
-            .collect()
+        (unpack(r), unpack(label))
     }
 }
 
