@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use mmrf_data::session::Timelines;
 use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
-use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport, Known};
+use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport};
 use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
@@ -690,11 +690,7 @@ fn world_checks(
     let as_read: Vec<Candidate> = methods
         .iter()
         .zip(table1.iter().zip(truth))
-        .map(|(m, (bc, truth))| Candidate {
-            ranker: *m,
-            tau: bc.tau,
-            known: Some(Known { bc, truth }),
-        })
+        .map(|(m, (bc, truth))| Candidate::with_reports(*m, bc, truth))
         .collect();
     let fid_methods =
         fidelity(ds, timelines, &world.model, &as_read, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;

@@ -560,14 +560,7 @@ fn run(cli: Cli) -> Result<()> {
                         &cfg,
                     )
                     .map_err(anyhow::Error::msg)?;
-                    let candidate = mmrf_eval::fidelity::Candidate {
-                        ranker: ranker.as_ref(),
-                        tau: report.tau,
-                        known: Some(mmrf_eval::fidelity::Known {
-                            bc: &report,
-                            truth: &with_true,
-                        }),
-                    };
+                    let candidate = mmrf_eval::fidelity::Candidate::with_reports(ranker.as_ref(), &report, &with_true);
                     // The benchmark's online streams (seeded by the world's seed), so its
                     // figures for the same run and world are these.
                     let online = mmrf_eval::fidelity::test_period(world.file.config.seed);

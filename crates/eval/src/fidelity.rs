@@ -28,7 +28,8 @@ pub struct Candidate<'a> {
 pub struct Known<'a> {
     /// With BC's π_β (Table 1's).
     pub bc: &'a OfflineReport,
-    /// With the world's true π_β (the same scores, [`crate::offline::ScoredImpressions::with_true_propensities`]).
+    /// With the world's true π_β: the same scores,
+    /// [`crate::offline::ScoredImpressions::with_true_propensities`].
     pub truth: &'a OfflineReport,
 }
 
@@ -38,6 +39,16 @@ impl<'a> Candidate<'a> {
             ranker,
             tau,
             known: None,
+        }
+    }
+
+    /// A policy whose reports are already computed: read at their temperature, checked
+    /// with their NCIS.
+    pub fn with_reports(ranker: &'a dyn Ranker, bc: &'a OfflineReport, truth: &'a OfflineReport) -> Self {
+        Candidate {
+            ranker,
+            tau: bc.tau,
+            known: Some(Known { bc, truth }),
         }
     }
 }
