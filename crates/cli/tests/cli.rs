@@ -388,6 +388,7 @@ fn quick_benchmark_writes_every_report() {
             m["method"]
         );
         assert!(r["online"].as_f64().unwrap() > 0.0);
+        assert!(r["online_first"].as_f64().unwrap() > 0.0);
     }
     let rho = results["fidelity_methods"]["signals"][6]["spearman_bc"]
         .as_f64()
@@ -468,18 +469,28 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
         assert_eq!(x["spearman_bc"], v["fidelity_methods"]["signals"][6]["spearman_bc"]);
+        assert_eq!(
+            x["spearman_first_bc"],
+            v["fidelity_methods"]["signals"][6]["spearman_first_bc"]
+        );
         assert!(METHODS.contains(&x["highest_true"].as_str().unwrap()));
+        assert!(METHODS.contains(&x["highest_true_first"].as_str().unwrap()));
         let row = v["fidelity_methods"]["rows"]
             .as_array()
             .unwrap()
             .iter()
             .find(|x| x["signal"] == "WatchTime" && x["policy"] == "mmrf")
             .unwrap();
-        truth.push(row["online"].as_f64().unwrap());
+        truth.push([row["online"].as_f64().unwrap(), row["online_first"].as_f64().unwrap()]);
     }
-    // Per method over seeds: the truth's mean is the mean of the per-seed truths.
-    let t = &r["fidelity_methods"]["watch_time"]["mmrf"]["truth"];
-    assert!((t["mean"].as_f64().unwrap() - (truth[0] + truth[1]) / 2.0).abs() < 1e-9);
+    // Per method over seeds: each truth's mean is the mean of the per-seed truths.
+    for (i, key) in ["truth", "truth_first"].into_iter().enumerate() {
+        let t = &r["fidelity_methods"]["watch_time"]["mmrf"][key];
+        assert!(
+            (t["mean"].as_f64().unwrap() - (truth[0][i] + truth[1][i]) / 2.0).abs() < 1e-9,
+            "{key}"
+        );
+    }
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
     assert!(md.contains("### NCIS across the methods against the truth, per seed"));

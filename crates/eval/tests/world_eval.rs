@@ -147,6 +147,59 @@ fn ncis_with_true_propensities_covers_the_true_online_value() {
     }
 }
 
+/// For a sharp policy the K videos of a request are far from K draws of its softmax. NCIS,
+/// whose propensity is one draw's probability, leans toward the first draw's value (it
+/// would equal it if the logger's slate held each video with K times its one-draw
+/// probability, which the small world's 100 candidates do not quite give), and the value
+/// per shown video lies below its interval.
+#[test]
+fn ncis_leans_to_the_first_draw_of_a_sharp_policy() {
+    let f = fixture();
+    let tau = f.world.model.config.logging_temperature;
+    let logger = LoggingRanker(&f.world.model);
+    let policy = Scaled {
+        name: "sharp".into(),
+        inner: &logger,
+        factor: 3.0,
+    };
+    let cfg = OfflineConfig {
+        tau: Some(tau),
+        ..Default::default()
+    };
+    let s = score_split(&f.data, &f.timelines, LogSplit::Test, &policy, Behaviour::True, &cfg).unwrap();
+    let r = metrics("sharp", &f.data, &s, &cfg).unwrap();
+    let online = OnlineConfig {
+        days: 17,
+        ..Default::default()
+    };
+    let out = mmrf_world::run_policy(
+        &f.world.model,
+        &AsPolicy {
+            ranker: &policy,
+            temperature: Some(tau),
+        },
+        &online,
+    );
+    for sig in [Signal::WatchTime, Signal::Click, Signal::LongView] {
+        let (first, per_video) = (
+            mmrf_eval::fidelity::first_slot_value(&out, sig),
+            mmrf_eval::fidelity::online_value(&out, sig),
+        );
+        let m = &r.signals[sig.name()];
+        let name = sig.name();
+        assert!(
+            per_video < m.ncis_ci[0],
+            "{name}: per shown video {per_video} against NCIS {:?}",
+            m.ncis_ci
+        );
+        assert!(
+            (m.ncis - first).abs() < (m.ncis - per_video).abs(),
+            "{name}: NCIS {} nearer the value per shown video {per_video} than the first draw's {first}",
+            m.ncis
+        );
+    }
+}
+
 /// An independent reading of the dump: parse the CSV, recompute GAUC by brute-force pair
 /// counting and NCIS by its formula.
 #[test]

@@ -51,6 +51,26 @@ pub struct UserOutcome {
     pub long_view: u32,
     /// Per simulated day: (sessions, depth, watch time in seconds).
     pub per_day: Vec<(u32, u32, f64)>,
+    /// The first video of every request alone.
+    #[serde(default)]
+    pub first_slot: FirstSlot,
+}
+
+/// Totals over the first video of every request. For a stochastic policy that video is
+/// one draw from `softmax(score/τ)` (Gumbel-top-K's first pick), the distribution its
+/// per-impression propensity `π(j|s)` describes; the later videos of a request are drawn
+/// without replacement and so follow flatter distributions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct FirstSlot {
+    /// Requests with at least one video viewed.
+    pub views: u32,
+    pub watch_time_s: f64,
+    pub click: u32,
+    pub like: u32,
+    pub follow: u32,
+    pub comment: u32,
+    pub hate: u32,
+    pub long_view: u32,
 }
 
 /// Run `policy` for every selected user over `cfg.days` days.
@@ -106,6 +126,17 @@ fn run_user(model: &WorldModel, policy: &dyn Policy, cfg: &OnlineConfig, user: u
                 &mut rngs,
                 &mut scratch,
                 &mut |req| {
+                    if let Some(v) = req.viewed.first() {
+                        let (f, s) = (&v.feedback, &mut out.first_slot);
+                        s.views += 1;
+                        s.watch_time_s += f.play_time_ms as f64 / 1000.0;
+                        s.click += f.click as u32;
+                        s.like += f.like as u32;
+                        s.follow += f.follow as u32;
+                        s.comment += f.comment as u32;
+                        s.hate += f.hate as u32;
+                        s.long_view += f.long_view as u32;
+                    }
                     for v in req.viewed {
                         let f = &v.feedback;
                         today.1 += 1;

@@ -220,6 +220,43 @@ fn reload_and_online_interface() {
     assert!(err.to_string().contains("checksum"), "{err}");
 }
 
+/// The first-slot tally counts exactly the first video of every request: with one video
+/// per request it is every video; with K it is one per request.
+#[test]
+fn first_slot_is_the_first_video_of_each_request() {
+    let cfg = OnlineConfig {
+        days: 2,
+        users: Some((0..60).collect()),
+        ..OnlineConfig::default()
+    };
+    let one = WorldModel::new(WorldConfig {
+        k: 1,
+        ..WorldConfig::new(Scale::Small, 3)
+    });
+    for u in run_policy(&one, &LoggingPolicy { model: &one }, &cfg) {
+        let f = u.first_slot;
+        assert_eq!((f.views, f.click, f.like, f.hate), (u.depth, u.click, u.like, u.hate));
+        assert_eq!((f.follow, f.comment, f.long_view), (u.follow, u.comment, u.long_view));
+        assert!((f.watch_time_s - u.watch_time_s).abs() <= 1e-9 * u.watch_time_s.max(1.0));
+    }
+    let model = WorldModel::new(WorldConfig::new(Scale::Small, 3));
+    let out = run_policy(&model, &LoggingPolicy { model: &model }, &cfg);
+    let (views, depth) = out
+        .iter()
+        .fold((0, 0), |(v, d), u| (v + u.first_slot.views, d + u.depth));
+    assert!(out
+        .iter()
+        .all(|u| u.sessions <= u.first_slot.views && u.first_slot.views <= u.depth));
+    assert!(
+        3 * views < depth,
+        "K = 6 videos a request, most requests see several: {views} of {depth}"
+    );
+    // The logger's first draw is its most probable pick: better watched than the rest.
+    let first = out.iter().map(|u| u.first_slot.watch_time_s).sum::<f64>() / views as f64;
+    let all = out.iter().map(|u| u.watch_time_s).sum::<f64>() / depth as f64;
+    assert!(first > all, "first draw {first} s against {all} s per shown video");
+}
+
 /// The acceptance check of the default scale: rates near KuaiRand-1K's, ≥ 1 M rows.
 #[test]
 fn default_world_rates_match_kuairand_1k() {
