@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use mmrf_data::session::Timelines;
 use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
-use mmrf_eval::fidelity::{fidelity, Candidate, FidelityReport};
+use mmrf_eval::fidelity::{fidelity, paired_truths, Candidate, FidelityReport, TruthDifference};
 use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
@@ -74,6 +74,9 @@ struct Results {
     /// Table 1 evaluates (`softmax(score/τ)` at its matched τ): does Table 1's NCIS order
     /// them as the world does?
     fidelity_methods: Option<FidelityReport>,
+    /// MMRF against every other method by the true WatchTime of the same stochastic
+    /// policies (per shown video and of the first draw), paired over users.
+    fidelity_methods_paired: Vec<TruthDifference>,
     /// MMRF's feedback simulator against the world on shown and never-shown items.
     simulator: Option<mmrf_eval::ssb::SsbReport>,
     seconds: std::collections::BTreeMap<String, f64>,
@@ -191,6 +194,33 @@ pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, data: Option<&Path>
 }
 
 /// Mean and a 95 % t-interval of per-seed values.
+/// Per-seed paired differences (`{"value", "ci"}` each, Null where missing) summarised
+/// over seeds: the mean with its interval, and on how many seeds the difference's own
+/// interval lay above or below zero. Returns the JSON and the two Markdown cells.
+fn over_seeds(per_seed: &[&serde_json::Value], digits: usize) -> (serde_json::Value, String) {
+    let values: Vec<f64> = per_seed
+        .iter()
+        .map(|d| d["value"].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    let (mean, ci) = mean_ci(&values);
+    let count = |side: usize, sign: f64| {
+        per_seed
+            .iter()
+            .filter(|d| d["ci"][side].as_f64().is_some_and(|x| x * sign > 0.0))
+            .count()
+    };
+    let (leads, trails) = (count(0, 1.0), count(1, -1.0));
+    (
+        serde_json::json!({"mean": mean, "ci": ci, "seeds_leading": leads, "seeds_trailing": trails}),
+        format!(
+            "{mean:+.digits$} [{:+.digits$}, {:+.digits$}] | {leads} / {trails} of {}",
+            ci[0],
+            ci[1],
+            per_seed.len()
+        ),
+    )
+}
+
 fn mean_ci(v: &[f64]) -> (f64, [f64; 2]) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let n = v.len() as f64;
@@ -299,21 +329,11 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
         let mut cells = Vec::new();
         for metric in ["gauc", "gauc_within_request", "ncis"] {
             let path = ["paired", m, "WatchTime", metric];
-            let at = |r: &serde_json::Value| path.iter().fold(r, |v, k| &v[*k]).clone();
-            let (mean, ci) = mean_ci(&pick(&[&path[..], &["value"]].concat()));
-            let count = |side: usize, sign: f64| {
-                all.iter()
-                    .filter(|r| at(r)["ci"][side].as_f64().is_some_and(|x| x * sign > 0.0))
-                    .count()
-            };
-            let (leads, trails) = (count(0, 1.0), count(1, -1.0));
+            let per_seed: Vec<&serde_json::Value> = all.iter().map(|r| path.iter().fold(r, |v, k| &v[*k])).collect();
             let digits = if metric == "ncis" { 2 } else { 4 };
-            cells.push(format!("{mean:+.digits$} [{:+.digits$}, {:+.digits$}]", ci[0], ci[1]));
-            cells.push(format!("{leads} / {trails} of {}", all.len()));
-            row.insert(
-                metric.to_string(),
-                serde_json::json!({"mean": mean, "ci": ci, "seeds_leading": leads, "seeds_trailing": trails}),
-            );
+            let (summary, text) = over_seeds(&per_seed, digits);
+            cells.push(text);
+            row.insert(metric.to_string(), summary);
         }
         md3 += &format!("| {m} | {} |\n", cells.join(" | "));
         paired.insert(m.clone(), serde_json::json!({ "WatchTime": row }));
@@ -406,10 +426,39 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
                 "truth_first": tf, "ncis_minus_truth_first": gf}),
         );
     }
+    // And MMRF against each method by the truth, paired over users within each seed.
+    let mut truth_paired = serde_json::Map::new();
+    let any_paired = all
+        .iter()
+        .any(|r| r["fidelity_methods_paired"].as_array().is_some_and(|v| !v.is_empty()));
+    if any_paired {
+        md4 += &format!(
+            "\n{FOCUS} against each method by the truth, paired over users within each seed: mean difference [95 % CI over seeds]; seeds where {FOCUS} leads / trails (interval excluding 0)\n\n| Method | true first draw: {FOCUS} − method | seeds | true per shown video: {FOCUS} − method | seeds |\n|---|---:|---:|---:|---:|\n"
+        );
+    }
+    for m in methods.iter().filter(|m| any_paired && m.as_str() != FOCUS) {
+        let at = |r: &serde_json::Value, key: &str| -> serde_json::Value {
+            r["fidelity_methods_paired"]
+                .as_array()
+                .and_then(|v| v.iter().find(|x| x["policy"] == m.as_str()))
+                .map(|x| x[key].clone())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let mut row = serde_json::Map::new();
+        let mut cells = Vec::new();
+        for key in ["first_draw", "per_video"] {
+            let per_seed: Vec<serde_json::Value> = all.iter().map(|r| at(r, key)).collect();
+            let (summary, text) = over_seeds(&per_seed.iter().collect::<Vec<_>>(), 2);
+            cells.push(text);
+            row.insert(key.to_string(), summary);
+        }
+        md4 += &format!("| {m} | {} |\n", cells.join(" | "));
+        truth_paired.insert(m.clone(), serde_json::Value::Object(row));
+    }
     let json = serde_json::json!({
         "methods": out,
         "paired": paired,
-        "fidelity_methods": {"per_seed": fid, "watch_time": fid_methods},
+        "fidelity_methods": {"per_seed": fid, "watch_time": fid_methods, "paired_truth": truth_paired},
         "seeds": seeds,
         "config": all[0]["config"],
         "world": all[0]["world"],
@@ -543,9 +592,15 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             None
         }
     };
-    let (online, fid, fid_methods, simulator) = match checks {
-        Some(c) => (Some(c.online), Some(c.fidelity), Some(c.fidelity_methods), c.simulator),
-        None => (None, None, None, None),
+    let (online, fid, fid_methods, truth_paired, simulator) = match checks {
+        Some(c) => (
+            Some(c.online),
+            Some(c.fidelity),
+            Some(c.fidelity_methods),
+            c.truth_paired,
+            c.simulator,
+        ),
+        None => (None, None, None, Vec::new(), None),
     };
     overall.inc(1);
     overall.finish_and_clear();
@@ -570,6 +625,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         online,
         fidelity: fid,
         fidelity_methods: fid_methods,
+        fidelity_methods_paired: truth_paired,
         simulator,
         seconds,
     };
@@ -598,6 +654,10 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
                     "NCIS fidelity across the methods: each method's Table-1 NCIS (BC π_β) against the true per-impression value of the same stochastic policy",
                     m,
                 );
+            }
+            if !results.fidelity_methods_paired.is_empty() {
+                md += "\n";
+                md += &mmrf_eval::report::truth_paired_table(FOCUS, &results.fidelity_methods_paired);
             }
         }
         _ => {
@@ -636,6 +696,8 @@ struct WorldChecks {
     fidelity: FidelityReport,
     /// NCIS against the truth for every method at its Table-1 temperature.
     fidelity_methods: FidelityReport,
+    /// MMRF against every other method by their true WatchTime (empty without MMRF).
+    truth_paired: Vec<TruthDifference>,
     /// MMRF's simulator against the truth.
     simulator: Option<mmrf_eval::ssb::SsbReport>,
 }
@@ -712,6 +774,11 @@ fn world_checks(
         .collect();
     let fid_methods =
         fidelity(ds, timelines, &world.model, &as_read, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
+    let truth_paired = if fid_methods.outcomes.iter().any(|(name, _)| name == FOCUS) {
+        paired_truths(&fid_methods, FOCUS, offline_cfg.ope.bootstrap, seed).map_err(anyhow::Error::msg)?
+    } else {
+        Vec::new()
+    };
     seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
     let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), ds) {
         Ok(sim) => Some(mmrf_eval::ssb::simulator_vs_world(
@@ -732,6 +799,7 @@ fn world_checks(
         online,
         fidelity: fid,
         fidelity_methods: fid_methods,
+        truth_paired,
         simulator,
     })
 }

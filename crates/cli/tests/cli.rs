@@ -390,6 +390,17 @@ fn quick_benchmark_writes_every_report() {
         assert!(r["online"].as_f64().unwrap() > 0.0);
         assert!(r["online_first"].as_f64().unwrap() > 0.0);
     }
+    // MMRF against each method by the truth: exactly the differences of the rows' truths.
+    let truth_of = |m: &str, key: &str| rows.iter().find(|r| r["policy"] == m).unwrap()[key].as_f64().unwrap();
+    let paired = results["fidelity_methods_paired"].as_array().unwrap();
+    assert_eq!(paired.len(), METHODS.len() - 1);
+    for d in paired {
+        let m = d["policy"].as_str().unwrap();
+        for (key, row_key) in [("first_draw", "online_first"), ("per_video", "online")] {
+            let want = truth_of("mmrf", row_key) - truth_of(m, row_key);
+            assert!((d[key]["value"].as_f64().unwrap() - want).abs() < 1e-9, "{m} {key}");
+        }
+    }
     let rho = results["fidelity_methods"]["signals"][6]["spearman_bc"]
         .as_f64()
         .unwrap();
@@ -464,7 +475,7 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         f.iter().map(|x| x["seed"].as_u64().unwrap()).collect::<Vec<_>>(),
         [3, 4]
     );
-    let mut truth = Vec::new();
+    let (mut truth, mut paired_first) = (Vec::new(), Vec::new());
     for (x, s) in f.iter().zip([3u64, 4]) {
         let v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join(format!("seed-{s}/results.json"))).unwrap()).unwrap();
@@ -475,6 +486,16 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         );
         assert!(METHODS.contains(&x["highest_true"].as_str().unwrap()));
         assert!(METHODS.contains(&x["highest_true_first"].as_str().unwrap()));
+        paired_first.push(
+            v["fidelity_methods_paired"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["policy"] == "ltr")
+                .unwrap()["first_draw"]["value"]
+                .as_f64()
+                .unwrap(),
+        );
         let row = v["fidelity_methods"]["rows"]
             .as_array()
             .unwrap()
@@ -491,6 +512,9 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
             "{key}"
         );
     }
+    let p = &r["fidelity_methods"]["paired_truth"]["ltr"]["first_draw"];
+    assert!((p["mean"].as_f64().unwrap() - (paired_first[0] + paired_first[1]) / 2.0).abs() < 1e-9);
+    assert!(p["seeds_leading"].as_u64().unwrap() + p["seeds_trailing"].as_u64().unwrap() <= 2);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
     assert!(md.contains("### NCIS across the methods against the truth, per seed"));

@@ -21,6 +21,7 @@ use mmrf_world::{run_policy, OnlineConfig, UserOutcome, WorldModel};
 use serde::{Deserialize, Serialize};
 
 use crate::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
+use crate::{paired_difference, Difference, UserSums};
 
 /// A policy to check: a ranker read at temperature `tau`.
 pub struct Candidate<'a> {
@@ -103,6 +104,60 @@ pub struct SignalFidelity {
 pub struct FidelityReport {
     pub rows: Vec<FidelityRow>,
     pub signals: Vec<SignalFidelity>,
+    /// Each policy's online outcomes, by name in the order checked, for comparing the
+    /// truths of two policies ([`paired_truths`]); not written out.
+    #[serde(skip)]
+    pub outcomes: Vec<(String, Vec<UserOutcome>)>,
+}
+
+/// One policy's true WatchTime against another's, paired over users: every policy ran
+/// on the same users, visits and first candidates, so resampling users once for both
+/// cancels who happens to be simulated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthDifference {
+    /// The policy compared with (B in `A − B`).
+    pub policy: String,
+    /// Seconds per shown video, A − B.
+    pub per_video: Difference,
+    /// Seconds of the first draw, A − B.
+    pub first_draw: Difference,
+}
+
+/// `focus` against every other policy of `report` by the true WatchTime, per shown video
+/// and of the first draw, with paired bootstrap intervals over users (`draws` resamples).
+pub fn paired_truths(
+    report: &FidelityReport,
+    focus: &str,
+    draws: usize,
+    seed: u64,
+) -> Result<Vec<TruthDifference>, String> {
+    let sums = |out: &[UserOutcome]| {
+        let per_video = out.iter().map(|u| (u.user, u.watch_time_s, u.depth as f64));
+        let first = out
+            .iter()
+            .map(|u| (u.user, u.first_slot.watch_time_s, u.first_slot.views as f64));
+        (
+            UserSums::from_terms(per_video.collect()),
+            UserSums::from_terms(first.collect()),
+        )
+    };
+    let Some((_, a)) = report.outcomes.iter().find(|(name, _)| name == focus) else {
+        return Err(format!("no online outcomes of {focus} in the fidelity report"));
+    };
+    let (a_video, a_first) = sums(a);
+    report
+        .outcomes
+        .iter()
+        .filter(|(name, _)| name != focus)
+        .map(|(name, b)| {
+            let (b_video, b_first) = sums(b);
+            Ok(TruthDifference {
+                policy: name.clone(),
+                per_video: paired_difference(&a_video, &b_video, draws, seed)?,
+                first_draw: paired_difference(&a_first, &b_first, draws, seed)?,
+            })
+        })
+        .collect()
 }
 
 /// The true per-impression value of a signal from online outcomes.
@@ -212,6 +267,7 @@ pub fn fidelity(
     online: &OnlineConfig,
 ) -> Result<FidelityReport, String> {
     let mut rows = Vec::new();
+    let mut outcomes = Vec::new();
     for p in policies {
         let cfg = OfflineConfig {
             tau: Some(p.tau),
@@ -257,6 +313,7 @@ pub fn fidelity(
                 ncis_bc_ci: b.ncis_ci,
             });
         }
+        outcomes.push((p.ranker.method().to_string(), out));
     }
     let signals = Signal::ALL
         .iter()
@@ -279,12 +336,67 @@ pub fn fidelity(
             }
         })
         .collect();
-    Ok(FidelityReport { rows, signals })
+    Ok(FidelityReport {
+        rows,
+        signals,
+        outcomes,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcome(user: u32, first: (u32, f64), all: (u32, f64)) -> UserOutcome {
+        UserOutcome {
+            user,
+            depth: all.0,
+            watch_time_s: all.1,
+            first_slot: mmrf_world::FirstSlot {
+                views: first.0,
+                watch_time_s: first.1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn paired_truths_are_differences_of_the_truths() {
+        // B's first draws are 1 s shorter for every view; per shown video it is level.
+        let a: Vec<UserOutcome> = (0..50)
+            .map(|u| outcome(u, (3 + u % 4, 10.0 + u as f64), (12, 100.0 + u as f64)))
+            .collect();
+        let b: Vec<UserOutcome> = a
+            .iter()
+            .map(|x| {
+                outcome(
+                    x.user,
+                    (
+                        x.first_slot.views,
+                        x.first_slot.watch_time_s - x.first_slot.views as f64,
+                    ),
+                    (x.depth, x.watch_time_s),
+                )
+            })
+            .collect();
+        let report = FidelityReport {
+            rows: Vec::new(),
+            signals: Vec::new(),
+            outcomes: vec![("a".into(), a.clone()), ("b".into(), b.clone())],
+        };
+        let d = paired_truths(&report, "a", 200, 1).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].policy, "b");
+        let want = first_slot_value(&a, Signal::WatchTime) - first_slot_value(&b, Signal::WatchTime);
+        assert!((d[0].first_draw.value - want).abs() < 1e-12 && (want - 1.0).abs() < 1e-12);
+        // Every resample sees the same 1 s gap: the paired interval is that point.
+        assert!(d[0].first_draw.ci.iter().all(|x| (x - 1.0).abs() < 1e-9));
+        assert_eq!(d[0].per_video.value, 0.0);
+        assert!(paired_truths(&report, "c", 10, 1)
+            .unwrap_err()
+            .contains("no online outcomes of c"));
+    }
 
     #[test]
     fn spearman_by_hand() {
