@@ -83,6 +83,8 @@ pub fn ncis_with_sums(
         return Err(format!("impression {i}: reward {} is not finite", rewards[i]));
     }
     let (mut sw, mut sw2, mut s_ratio, mut s_ratio_r) = (0f64, 0f64, 0f64, 0f64);
+    // NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`.
+    let mut terms = Vec::with_capacity(n);
     for i in 0..n {
         let ratio = pi[i] as f64 / pi_beta[i] as f64;
         let w = ratio.min(cfg.cap);
@@ -90,8 +92,9 @@ pub fn ncis_with_sums(
         sw2 += w * w;
         s_ratio += ratio;
         s_ratio_r += ratio * rewards[i] as f64;
+        terms.push((users[i], w * rewards[i] as f64, w));
     }
-    let per_user = ncis_sums(users, rewards, pi, pi_beta, cfg.cap);
+    let per_user = UserSums::from_terms(terms);
     let ncis = per_user.value();
     let boots = per_user.bootstrap(cfg.bootstrap, cfg.seed);
     let value = |num: f64, den: f64| if den > 0.0 { num / den } else { 0.0 };
@@ -105,18 +108,6 @@ pub fn ncis_with_sums(
         impressions: n,
     };
     Ok((estimate, per_user))
-}
-
-/// NCIS's per-user terms `(Σ w·r, Σ w)`, `w = min(cap, π/π_β)`, of inputs already checked.
-fn ncis_sums(users: &[u32], rewards: &[f32], pi: &[f32], pi_beta: &[f32], cap: f64) -> UserSums {
-    UserSums::from_terms(
-        (0..rewards.len())
-            .map(|i| {
-                let w = (pi[i] as f64 / pi_beta[i] as f64).min(cap);
-                (users[i], w * rewards[i] as f64, w)
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]
