@@ -7,12 +7,13 @@
 //! (does NCIS order them right?) and the mean relative error (is it on the right scale?).
 //!
 //! Two truths, because a request shows K videos. NCIS weighs an impression by
-//! `π(j|s)/π_β(j|s)` with `π(j|s) = softmax(score/τ)_j`, the probability of one draw; it
-//! estimates the value of the video a single draw picks (`online_first`: the first video
-//! of each request, which Gumbel-top-K draws exactly from that softmax). The K videos a
-//! request shows are drawn without replacement, so the later ones come from ever flatter
-//! distributions and the value per shown video (`online`) is lower for a sharp policy.
-//! Both are reported; the first is what the estimator is built to recover.
+//! `π(j|s)/π_β(j|s)` with `π(j|s) = softmax(score/τ)_j`, the probability of one draw, so
+//! what it estimates is near the value of the video a single draw picks (`online_first`:
+//! the first video of each request, which Gumbel-top-K draws exactly from that softmax);
+//! exactly that where the logger's slates hold each video K times as often as one draw of
+//! π_β picks it (a flat logger over many candidates). The K videos a request shows are
+//! drawn without replacement, so the later ones come from ever flatter distributions and
+//! the value per shown video (`online`) is lower for a sharp policy. Both are reported.
 
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
