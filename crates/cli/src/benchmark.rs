@@ -193,7 +193,6 @@ pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, data: Option<&Path>
     Ok(())
 }
 
-/// Mean and a 95 % t-interval of per-seed values.
 /// Per-seed paired differences (`{"value", "ci"}` each, Null where missing) summarised
 /// over seeds: the mean with its interval, and on how many seeds the difference's own
 /// interval lay above or below zero. Returns the JSON and the two Markdown cells.
@@ -221,6 +220,7 @@ fn over_seeds(per_seed: &[&serde_json::Value], digits: usize) -> (serde_json::Va
     )
 }
 
+/// Mean and a 95 % t-interval of per-seed values.
 fn mean_ci(v: &[f64]) -> (f64, [f64; 2]) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let n = v.len() as f64;

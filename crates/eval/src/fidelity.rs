@@ -69,7 +69,7 @@ pub struct FidelityRow {
     pub policy: String,
     pub tau: f32,
     pub signal: String,
-    /// The true online per-impression value.
+    /// The true online value per shown video (all K videos of every request).
     pub online: f64,
     /// The true value of the first video of a request alone: one draw from the policy's
     /// softmax, the distribution its propensities describe ([`first_slot_value`]).

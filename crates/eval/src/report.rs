@@ -500,7 +500,8 @@ pub fn truth_paired_table(focus: &str, d: &[crate::fidelity::TruthDifference]) -
     s
 }
 
-/// One policy's true per-impression values beside its NCIS (`mmrf eval --truth`).
+/// One policy's true values (per shown video and of the first draw) beside its NCIS
+/// (`mmrf eval --truth`).
 pub fn truth_text(f: &FidelityReport) -> String {
     let mut s = String::from(
         "\nthe same policy run in the world over the test period: the true value per shown video and of the first draw (the first video of each request, one draw from the policy's softmax: what NCIS estimates); NCIS's error against the first draw\n",
