@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_eval::abtest::{ab_test, compare, AbConfig};
-use mmrf_eval::offline::{metrics, propensity_error, score_split, write_dump, Behaviour, OfflineConfig};
+use mmrf_eval::offline::{metrics, propensity_error, score_split, write_dump, Behaviour, OfflineConfig, OfflineReport};
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Progress, Ranker, Scaled, TrainOptions};
-use mmrf_world::{generate, LoggingPolicy, OnlineConfig, Policy, World, WorldConfig, WorldModel};
+use mmrf_world::{generate, LoggingPolicy, OnlineConfig, Policy, UserOutcome, World, WorldConfig, WorldModel};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -102,6 +102,30 @@ fn bc_against_itself_gives_the_logged_means_and_its_run_reloads() {
     assert_ne!(t.pi_beta, s.pi_beta, "BC's π_β is an estimate");
 }
 
+/// `policy` read at `tau`: its NCIS with the true π_β on the test split, and the same
+/// stochastic policy run online over the test period (17 days), the truth.
+fn estimate_and_truth(f: &Fixture, policy: &dyn Ranker, tau: f32) -> (OfflineReport, Vec<UserOutcome>) {
+    let cfg = OfflineConfig {
+        tau: Some(tau),
+        ..Default::default()
+    };
+    let s = score_split(&f.data, &f.timelines, LogSplit::Test, policy, Behaviour::True, &cfg).unwrap();
+    let r = metrics(policy.method(), &f.data, &s, &cfg).unwrap();
+    let online = OnlineConfig {
+        days: 17,
+        ..Default::default()
+    };
+    let out = mmrf_world::run_policy(
+        &f.world.model,
+        &AsPolicy {
+            ranker: policy,
+            temperature: Some(tau),
+        },
+        &online,
+    );
+    (r, out)
+}
+
 #[test]
 fn ncis_with_true_propensities_covers_the_true_online_value() {
     let f = fixture();
@@ -113,25 +137,7 @@ fn ncis_with_true_propensities_covers_the_true_online_value() {
         inner: &logger,
         factor: 1.1,
     };
-    let cfg = OfflineConfig {
-        tau: Some(tau),
-        ..Default::default()
-    };
-    let s = score_split(&f.data, &f.timelines, LogSplit::Test, &policy, Behaviour::True, &cfg).unwrap();
-    let r = metrics("sharper", &f.data, &s, &cfg).unwrap();
-    // The truth: the same stochastic policy run online over the test period (17 days).
-    let online = OnlineConfig {
-        days: 17,
-        ..Default::default()
-    };
-    let out = mmrf_world::run_policy(
-        &f.world.model,
-        &AsPolicy {
-            ranker: &policy,
-            temperature: Some(tau),
-        },
-        &online,
-    );
+    let (r, out) = estimate_and_truth(f, &policy, tau);
     for sig in [Signal::WatchTime, Signal::Click, Signal::LongView] {
         let truth = mmrf_eval::fidelity::online_value(&out, sig);
         let m = &r.signals[sig.name()];
@@ -149,9 +155,9 @@ fn ncis_with_true_propensities_covers_the_true_online_value() {
 
 /// For a sharp policy the K videos of a request are far from K draws of its softmax. NCIS,
 /// whose propensity is one draw's probability, leans toward the first draw's value (it
-/// would equal it if the logger's slate held each video with K times its one-draw
-/// probability, which the small world's 100 candidates do not quite give), and the value
-/// per shown video lies below its interval.
+/// would equal it if the logger's slates held each video K times as often as one draw
+/// picks it, which the logger's own favourites, the very videos a sharpened logger
+/// prefers, do not quite do), and the value per shown video lies below its interval.
 #[test]
 fn ncis_leans_to_the_first_draw_of_a_sharp_policy() {
     let f = fixture();
@@ -162,24 +168,7 @@ fn ncis_leans_to_the_first_draw_of_a_sharp_policy() {
         inner: &logger,
         factor: 3.0,
     };
-    let cfg = OfflineConfig {
-        tau: Some(tau),
-        ..Default::default()
-    };
-    let s = score_split(&f.data, &f.timelines, LogSplit::Test, &policy, Behaviour::True, &cfg).unwrap();
-    let r = metrics("sharp", &f.data, &s, &cfg).unwrap();
-    let online = OnlineConfig {
-        days: 17,
-        ..Default::default()
-    };
-    let out = mmrf_world::run_policy(
-        &f.world.model,
-        &AsPolicy {
-            ranker: &policy,
-            temperature: Some(tau),
-        },
-        &online,
-    );
+    let (r, out) = estimate_and_truth(f, &policy, tau);
     for sig in [Signal::WatchTime, Signal::Click, Signal::LongView] {
         let (first, per_video) = (
             mmrf_eval::fidelity::first_slot_value(&out, sig),
