@@ -17,12 +17,12 @@ pub const METRICS: [&str; 6] = ["watch_time", "depth", "follow", "comment", "lik
 
 fn metric(u: &UserOutcome, m: usize) -> f64 {
     match m {
-        0 => u.watch_time_s,
-        1 => u.depth as f64,
-        2 => u.follow as f64,
-        3 => u.comment as f64,
-        4 => u.like as f64,
-        _ => u.hate as f64,
+        0 => u.viewed.watch_time_s,
+        1 => u.viewed.views as f64,
+        2 => u.viewed.follow as f64,
+        3 => u.viewed.comment as f64,
+        4 => u.viewed.like as f64,
+        _ => u.viewed.hate as f64,
     }
 }
 
@@ -199,8 +199,11 @@ mod tests {
     fn user(sessions: u32, wt: f64) -> UserOutcome {
         UserOutcome {
             sessions,
-            watch_time_s: wt,
-            depth: sessions * 3,
+            viewed: mmrf_world::Tally {
+                views: sessions * 3,
+                watch_time_s: wt,
+                ..Default::default()
+            },
             per_day: vec![(sessions, sessions * 3, wt)],
             ..Default::default()
         }

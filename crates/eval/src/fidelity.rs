@@ -18,7 +18,7 @@
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_train::{AsPolicy, Ranker};
-use mmrf_world::{run_policy, OnlineConfig, UserOutcome, WorldModel};
+use mmrf_world::{run_policy, OnlineConfig, Tally, UserOutcome, WorldModel};
 use serde::{Deserialize, Serialize};
 
 use crate::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
@@ -132,15 +132,16 @@ pub fn paired_truths(
     draws: usize,
     seed: u64,
 ) -> Result<Vec<TruthDifference>, String> {
+    // Per user: (seconds of play, views), per shown video and of the first draw.
     let sums = |out: &[UserOutcome]| {
-        let per_video = out.iter().map(|u| (u.user, u.watch_time_s, u.depth as f64));
-        let first = out
-            .iter()
-            .map(|u| (u.user, u.first_slot.watch_time_s, u.first_slot.views as f64));
-        (
-            UserSums::from_terms(per_video.collect()),
-            UserSums::from_terms(first.collect()),
-        )
+        let of = |tally: fn(&UserOutcome) -> &Tally| {
+            UserSums::from_terms(
+                out.iter()
+                    .map(|u| (u.user, tally(u).watch_time_s, tally(u).views as f64))
+                    .collect(),
+            )
+        };
+        (of(|u| &u.viewed), of(|u| &u.first_slot))
     };
     let Some((_, a)) = report.outcomes.iter().find(|(name, _)| name == focus) else {
         return Err(format!("no online outcomes of {focus} in the fidelity report"));
@@ -161,45 +162,22 @@ pub fn paired_truths(
         .collect()
 }
 
-/// The true per-impression value of a signal from online outcomes.
+/// The true value of a signal per shown video from online outcomes.
 pub fn online_value(out: &[UserOutcome], signal: Signal) -> f64 {
-    let depth: f64 = out.iter().map(|u| u.depth as f64).sum();
-    let total: f64 = out
-        .iter()
-        .map(|u| match signal {
-            Signal::Click => u.click as f64,
-            Signal::Like => u.like as f64,
-            Signal::Follow => u.follow as f64,
-            Signal::Comment => u.comment as f64,
-            Signal::Hate => u.hate as f64,
-            Signal::LongView => u.long_view as f64,
-            Signal::WatchTime => u.watch_time_s,
-        })
-        .sum();
-    total / depth.max(1.0)
+    per_view(out.iter().map(|u| &u.viewed), signal)
 }
 
 /// The true per-view value of a signal over the first video of each request: for a
 /// stochastic policy, one draw from `softmax(score/τ)`, whose probability is the `π(j|s)`
 /// NCIS weighs by.
 pub fn first_slot_value(out: &[UserOutcome], signal: Signal) -> f64 {
-    let views: f64 = out.iter().map(|u| u.first_slot.views as f64).sum();
-    let total: f64 = out
-        .iter()
-        .map(|u| {
-            let f = &u.first_slot;
-            match signal {
-                Signal::Click => f.click as f64,
-                Signal::Like => f.like as f64,
-                Signal::Follow => f.follow as f64,
-                Signal::Comment => f.comment as f64,
-                Signal::Hate => f.hate as f64,
-                Signal::LongView => f.long_view as f64,
-                Signal::WatchTime => f.watch_time_s,
-            }
-        })
-        .sum();
-    total / views.max(1.0)
+    per_view(out.iter().map(|u| &u.first_slot), signal)
+}
+
+/// A signal's total over all users' tallies per view (0 without views).
+fn per_view<'a>(tallies: impl Iterator<Item = &'a Tally>, signal: Signal) -> f64 {
+    let (total, views) = tallies.fold((0.0, 0.0), |(t, v), x| (t + x.total(signal), v + x.views as f64));
+    total / f64::max(views, 1.0)
 }
 
 /// Mean of `|estimate − truth| / truth` over policies.
@@ -349,15 +327,15 @@ mod tests {
     use super::*;
 
     fn outcome(user: u32, first: (u32, f64), all: (u32, f64)) -> UserOutcome {
+        let tally = |(views, watch_time_s): (u32, f64)| Tally {
+            views,
+            watch_time_s,
+            ..Default::default()
+        };
         UserOutcome {
             user,
-            depth: all.0,
-            watch_time_s: all.1,
-            first_slot: mmrf_world::FirstSlot {
-                views: first.0,
-                watch_time_s: first.1,
-                ..Default::default()
-            },
+            viewed: tally(all),
+            first_slot: tally(first),
             ..Default::default()
         }
     }
@@ -377,7 +355,7 @@ mod tests {
                         x.first_slot.views,
                         x.first_slot.watch_time_s - x.first_slot.views as f64,
                     ),
-                    (x.depth, x.watch_time_s),
+                    (x.viewed.views, x.viewed.watch_time_s),
                 )
             })
             .collect();

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub use config::{Scale, WorldConfig};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
-pub use online::{run_policy, FirstSlot, OnlineConfig, UserOutcome};
+pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
 pub use policy::{LoggingPolicy, Policy, RandomPolicy};
 
 /// The world's own parameter file inside a generated directory.

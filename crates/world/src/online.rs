@@ -7,7 +7,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{rng, Stream, WorldModel};
+use mmrf_data::Signal;
+
+use crate::model::{rng, Feedback, Stream, WorldModel};
 use crate::policy::Policy;
 use crate::sim::{day_visits, simulate_session, Chooser, Scratch, UserRngs};
 
@@ -39,8 +41,21 @@ impl Default for OnlineConfig {
 pub struct UserOutcome {
     pub user: u32,
     pub sessions: u32,
-    /// Videos viewed.
-    pub depth: u32,
+    /// Every video viewed (`views` is the depth).
+    pub viewed: Tally,
+    /// The first video of every request alone. For a stochastic policy that video is one
+    /// draw from `softmax(score/τ)` (Gumbel-top-K's first pick), the distribution its
+    /// per-impression propensity `π(j|s)` describes; the later videos of a request are
+    /// drawn without replacement and so follow flatter distributions.
+    pub first_slot: Tally,
+    /// Per simulated day: (sessions, depth, watch time in seconds).
+    pub per_day: Vec<(u32, u32, f64)>,
+}
+
+/// Counts and play time over a set of viewed videos.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub views: u32,
     pub watch_time_s: f64,
     pub click: u32,
     pub like: u32,
@@ -49,28 +64,34 @@ pub struct UserOutcome {
     pub forward: u32,
     pub hate: u32,
     pub long_view: u32,
-    /// Per simulated day: (sessions, depth, watch time in seconds).
-    pub per_day: Vec<(u32, u32, f64)>,
-    /// The first video of every request alone.
-    #[serde(default)]
-    pub first_slot: FirstSlot,
 }
 
-/// Totals over the first video of every request. For a stochastic policy that video is
-/// one draw from `softmax(score/τ)` (Gumbel-top-K's first pick), the distribution its
-/// per-impression propensity `π(j|s)` describes; the later videos of a request are drawn
-/// without replacement and so follow flatter distributions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct FirstSlot {
-    /// Requests with at least one video viewed.
-    pub views: u32,
-    pub watch_time_s: f64,
-    pub click: u32,
-    pub like: u32,
-    pub follow: u32,
-    pub comment: u32,
-    pub hate: u32,
-    pub long_view: u32,
+impl Tally {
+    /// Count one viewed video.
+    pub fn add(&mut self, f: &Feedback) {
+        self.views += 1;
+        self.watch_time_s += f.play_time_ms as f64 / 1000.0;
+        self.click += f.click as u32;
+        self.like += f.like as u32;
+        self.follow += f.follow as u32;
+        self.comment += f.comment as u32;
+        self.forward += f.forward as u32;
+        self.hate += f.hate as u32;
+        self.long_view += f.long_view as u32;
+    }
+
+    /// The total of a signal over the videos (seconds of play for WatchTime).
+    pub fn total(&self, signal: Signal) -> f64 {
+        match signal {
+            Signal::Click => self.click as f64,
+            Signal::Like => self.like as f64,
+            Signal::Follow => self.follow as f64,
+            Signal::Comment => self.comment as f64,
+            Signal::Hate => self.hate as f64,
+            Signal::LongView => self.long_view as f64,
+            Signal::WatchTime => self.watch_time_s,
+        }
+    }
 }
 
 /// Run `policy` for every selected user over `cfg.days` days.
@@ -127,34 +148,17 @@ fn run_user(model: &WorldModel, policy: &dyn Policy, cfg: &OnlineConfig, user: u
                 &mut scratch,
                 &mut |req| {
                     if let Some(v) = req.viewed.first() {
-                        let (f, s) = (&v.feedback, &mut out.first_slot);
-                        s.views += 1;
-                        s.watch_time_s += f.play_time_ms as f64 / 1000.0;
-                        s.click += f.click as u32;
-                        s.like += f.like as u32;
-                        s.follow += f.follow as u32;
-                        s.comment += f.comment as u32;
-                        s.hate += f.hate as u32;
-                        s.long_view += f.long_view as u32;
+                        out.first_slot.add(&v.feedback);
                     }
                     for v in req.viewed {
-                        let f = &v.feedback;
+                        out.viewed.add(&v.feedback);
                         today.1 += 1;
-                        today.2 += f.play_time_ms as f64 / 1000.0;
-                        out.click += f.click as u32;
-                        out.like += f.like as u32;
-                        out.follow += f.follow as u32;
-                        out.comment += f.comment as u32;
-                        out.forward += f.forward as u32;
-                        out.hate += f.hate as u32;
-                        out.long_view += f.long_view as u32;
+                        today.2 += v.feedback.play_time_ms as f64 / 1000.0;
                     }
                 },
             );
         }
         out.sessions += today.0;
-        out.depth += today.1;
-        out.watch_time_s += today.2;
         out.per_day.push(today);
     }
     out

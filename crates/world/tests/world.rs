@@ -197,7 +197,7 @@ fn reload_and_online_interface() {
     assert_eq!(a, b, "same policy, same seed: identical arms");
     let random = run_policy(&world.model, &RandomPolicy, &cfg);
     let per_session = |o: &[mmrf_world::UserOutcome]| {
-        o.iter().map(|u| u.watch_time_s).sum::<f64>() / o.iter().map(|u| u.sessions).sum::<u32>() as f64
+        o.iter().map(|u| u.viewed.watch_time_s).sum::<f64>() / o.iter().map(|u| u.sessions).sum::<u32>() as f64
     };
     assert_eq!(
         a.iter().map(|u| u.sessions).collect::<Vec<_>>(),
@@ -234,26 +234,24 @@ fn first_slot_is_the_first_video_of_each_request() {
         ..WorldConfig::new(Scale::Small, 3)
     });
     for u in run_policy(&one, &LoggingPolicy { model: &one }, &cfg) {
-        let f = u.first_slot;
-        assert_eq!((f.views, f.click, f.like, f.hate), (u.depth, u.click, u.like, u.hate));
-        assert_eq!((f.follow, f.comment, f.long_view), (u.follow, u.comment, u.long_view));
-        assert!((f.watch_time_s - u.watch_time_s).abs() <= 1e-9 * u.watch_time_s.max(1.0));
+        assert_eq!(u.first_slot, u.viewed);
+        assert_eq!(u.viewed.views, u.per_day.iter().map(|d| d.1).sum::<u32>());
     }
     let model = WorldModel::new(WorldConfig::new(Scale::Small, 3));
     let out = run_policy(&model, &LoggingPolicy { model: &model }, &cfg);
     let (views, depth) = out
         .iter()
-        .fold((0, 0), |(v, d), u| (v + u.first_slot.views, d + u.depth));
+        .fold((0, 0), |(v, d), u| (v + u.first_slot.views, d + u.viewed.views));
     assert!(out
         .iter()
-        .all(|u| u.sessions <= u.first_slot.views && u.first_slot.views <= u.depth));
+        .all(|u| u.sessions <= u.first_slot.views && u.first_slot.views <= u.viewed.views));
     assert!(
         3 * views < depth,
         "K = 6 videos a request, most requests see several: {views} of {depth}"
     );
     // The logger's first draw is its most probable pick: better watched than the rest.
     let first = out.iter().map(|u| u.first_slot.watch_time_s).sum::<f64>() / views as f64;
-    let all = out.iter().map(|u| u.watch_time_s).sum::<f64>() / depth as f64;
+    let all = out.iter().map(|u| u.viewed.watch_time_s).sum::<f64>() / depth as f64;
     assert!(first > all, "first draw {first} s against {all} s per shown video");
 }
 
