@@ -113,8 +113,8 @@ enum Command {
         /// On a generated world: also run the policy NCIS evaluates (`softmax(score/τ)`) in
         /// the world over the test period and give each signal's true value per shown video
         /// and of the first draw (the first video of each request: one draw from the
-        /// softmax, what NCIS estimates) beside NCIS with BC's and with the true π_β (test
-        /// split, BC behaviour).
+        /// softmax, which NCIS's propensities describe) beside NCIS with BC's and with the
+        /// true π_β, and uncapped SNIPS (test split, BC behaviour).
         #[arg(long)]
         truth: bool,
     },

@@ -389,6 +389,12 @@ fn quick_benchmark_writes_every_report() {
         );
         assert!(r["online"].as_f64().unwrap() > 0.0);
         assert!(r["online_first"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            r["snips_bc"].as_f64(),
+            m["signals"]["WatchTime"]["snips"].as_f64(),
+            "{}",
+            m["method"]
+        );
     }
     // MMRF against each method by the truth: exactly the differences of the rows' truths.
     let truth_of = |m: &str, key: &str| rows.iter().find(|r| r["policy"] == m).unwrap()[key].as_f64().unwrap();

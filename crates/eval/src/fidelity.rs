@@ -13,7 +13,10 @@
 //! exactly that where the logger's slates hold each video K times as often as one draw of
 //! π_β picks it (a flat logger over many candidates). The K videos a request shows are
 //! drawn without replacement, so the later ones come from ever flatter distributions and
-//! the value per shown video (`online`) is lower for a sharp policy. Both are reported.
+//! the value per shown video (`online`) is lower for a sharp policy. Both are reported,
+//! and beside NCIS its uncapped form (SNIPS): the cap `c` clips the ratios of the videos a
+//! sharp policy wants and the logger rarely showed, which moves the estimate between the
+//! two truths.
 
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
@@ -79,6 +82,12 @@ pub struct FidelityRow {
     pub ncis_true_ci: [f64; 2],
     pub ncis_bc: f64,
     pub ncis_bc_ci: [f64; 2],
+    /// The same estimates with the ratios uncapped (SNIPS): beside NCIS, how much the cap
+    /// moves the figure.
+    #[serde(default)]
+    pub snips_true: f64,
+    #[serde(default)]
+    pub snips_bc: f64,
 }
 
 /// Agreement of the estimates with the truth for one signal, across policies.
@@ -90,7 +99,7 @@ pub struct SignalFidelity {
     pub spearman_bc: f64,
     pub mean_rel_error_true: f64,
     pub mean_rel_error_bc: f64,
-    /// Against the value of one draw (`online_first`), what NCIS estimates.
+    /// Against the value of one draw (`online_first`), which NCIS's propensities describe.
     #[serde(default)]
     pub spearman_first_true: f64,
     #[serde(default)]
@@ -290,6 +299,8 @@ pub fn fidelity(
                 ncis_true_ci: t.ncis_ci,
                 ncis_bc: b.ncis,
                 ncis_bc_ci: b.ncis_ci,
+                snips_true: t.snips,
+                snips_bc: b.snips,
             });
         }
         outcomes.push((p.ranker.method().to_string(), out));

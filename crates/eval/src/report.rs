@@ -464,10 +464,10 @@ pub fn fidelity_table(title: &str, f: &FidelityReport) -> String {
             100.0 * x.mean_rel_error_first_bc
         );
     }
-    s += "\n| Policy | τ | WatchTime per shown video | first draw | NCIS (true π_β) | NCIS (BC π_β) |\n|---|---:|---:|---:|---:|---:|\n";
+    s += "\n| Policy | τ | WatchTime per shown video | first draw | NCIS (true π_β) | NCIS (BC π_β) | SNIPS, uncapped (true π_β / BC π_β) |\n|---|---:|---:|---:|---:|---:|---:|\n";
     for r in f.rows.iter().filter(|r| r.signal == "WatchTime") {
         s += &format!(
-            "| {} | {} | {:.3} | {:.3} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] |\n",
+            "| {} | {} | {:.3} | {:.3} | {:.3} [{:.3}, {:.3}] | {:.3} [{:.3}, {:.3}] | {:.3} / {:.3} |\n",
             r.policy,
             r.tau,
             r.online,
@@ -477,7 +477,9 @@ pub fn fidelity_table(title: &str, f: &FidelityReport) -> String {
             r.ncis_true_ci[1],
             r.ncis_bc,
             r.ncis_bc_ci[0],
-            r.ncis_bc_ci[1]
+            r.ncis_bc_ci[1],
+            r.snips_true,
+            r.snips_bc
         );
     }
     s
@@ -504,18 +506,19 @@ pub fn truth_paired_table(focus: &str, d: &[crate::fidelity::TruthDifference]) -
 /// (`mmrf eval --truth`).
 pub fn truth_text(f: &FidelityReport) -> String {
     let mut s = String::from(
-        "\nthe same policy run in the world over the test period: the true value per shown video and of the first draw (the first video of each request, one draw from the policy's softmax: what NCIS estimates); NCIS's error against the first draw\n",
+        "\nthe same policy run in the world over the test period: the true value per shown video and of the first draw (the first video of each request, one draw from the policy's softmax, which NCIS's propensities describe); NCIS's error against the first draw, and the estimate with the ratios uncapped\n",
     );
     for r in &f.rows {
         s += &format!(
-            "  {:<9}  per shown video {:>9.4}  first draw {:>9.4}  NCIS (BC pi_beta) {:>9.4} ({:+.1}%)  NCIS (true pi_beta) {:>9.4} ({:+.1}%)\n",
+            "  {:<9}  per shown video {:>9.4}  first draw {:>9.4}  NCIS (BC pi_beta) {:>9.4} ({:+.1}%)  NCIS (true pi_beta) {:>9.4} ({:+.1}%)  uncapped SNIPS (true pi_beta) {:>9.4}\n",
             r.signal,
             r.online,
             r.online_first,
             r.ncis_bc,
             100.0 * (r.ncis_bc / r.online_first - 1.0),
             r.ncis_true,
-            100.0 * (r.ncis_true / r.online_first - 1.0)
+            100.0 * (r.ncis_true / r.online_first - 1.0),
+            r.snips_true
         );
     }
     s
