@@ -6,17 +6,16 @@
 //! true propensities. Reported per signal: Spearman's rank correlation across the policies
 //! (does NCIS order them right?) and the mean relative error (is it on the right scale?).
 //!
-//! Two truths, because a request shows K videos. NCIS weighs an impression by
-//! `π(j|s)/π_β(j|s)` with `π(j|s) = softmax(score/τ)_j`, the probability of one draw, so
-//! what it estimates is near the value of the video a single draw picks (`online_first`:
-//! the first video of each request, which Gumbel-top-K draws exactly from that softmax);
-//! exactly that where the logger's slates hold each video K times as often as one draw of
-//! π_β picks it (a flat logger over many candidates). The K videos a request shows are
-//! drawn without replacement, so the later ones come from ever flatter distributions and
-//! the value per shown video (`online`) is lower for a sharp policy. Both are reported,
-//! and beside NCIS its uncapped form (SNIPS): the cap `c` clips the ratios of the videos a
-//! sharp policy wants and the logger rarely showed, which moves the estimate between the
-//! two truths.
+//! Two truths, because a request shows K videos. The first video of a request is one draw
+//! from the policy's `softmax(score/τ)` (Gumbel-top-K's first pick); the later ones are
+//! drawn without replacement from what is left, so for a sharp policy the value per shown
+//! video (`online`) is well below the first draw's (`online_first`). NCIS weighs an
+//! impression by `π(j|s)/π_β(j|s)` with one draw's probabilities; uncapped, that would
+//! estimate the first draw's value if the logger's slates held each video K times as often
+//! as one draw picks it (a flat logger). With a sharper logger, and with the cap `c`
+//! clipping the ratios of the videos a sharp policy wants and the logger rarely showed,
+//! the estimate lands between the two truths, so each row also gives the uncapped
+//! estimate (SNIPS) to show how far the cap moves it.
 
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
