@@ -12,7 +12,8 @@
 //!   `e^i = Σ_{j≠i} α_ij ReLU(W_o h^j)`, `α_ij ∝ exp(h^j·W_kᵀW_q h^i)` per head, with
 //!   `W_q, W_k, W_o` shared by all agents (eq. 1) — or, for the MMRF-CO ablation, a shared
 //!   projection of the concatenated other embeddings; auxiliary actors `a^k = f_k(h^k, e^k)`
-//!   (eq. 2) batched over agents; the main actor `a^N = f_N(h^N, e^N, a^1..a^{N-1})` (eq. 3).
+//!   (eq. 2) batched over agents; the main actor `a^N = f_N(h^N, e, a^1..a^{N-1})` (eq. 3),
+//!   which reads every agent's view `e = [e^1..e^N]`, not only its own.
 //!   Actions are unit vectors; a candidate's score is `⟨a^N, e_j⟩`.
 //! - [`Critics`]: `Q_i(s, a^i)` for all agents at once, plus per-agent reward heads
 //!   `r̂_ij = ⟨u_i(s), e_j⟩` that predict each shown item's feedback (a representation loss
@@ -220,6 +221,17 @@ pub struct SharedAttention {
     w_o: Linear,
 }
 
+/// Width of the main actor's input `[h^N, e, a^1..a^{N-1}]`: with communication `e` is every
+/// agent's view `[e^1..e^N]` (eq. 3); without it, the one (zero) view of the main agent.
+fn main_input(cfg: &MmrfNetConfig) -> usize {
+    let views = if cfg.collaboration == Collaboration::None {
+        1
+    } else {
+        N_AGENTS
+    };
+    cfg.agent * (1 + views) + (N_AGENTS - 1) * cfg.dim
+}
+
 /// The N agents: state embeddings, collaboration, actors.
 #[derive(Module, Debug)]
 pub struct Agents {
@@ -252,7 +264,7 @@ impl Agents {
                 .then(|| LinearConfig::new((n - 1) * h, h).init(device)),
             aux_hidden: BatchedLinear::new(n - 1, 2 * h, cfg.hidden, device),
             aux_out: BatchedLinear::new(n - 1, cfg.hidden, d, device),
-            main_hidden: LinearConfig::new(2 * h + (n - 1) * d, cfg.hidden).init(device),
+            main_hidden: LinearConfig::new(main_input(cfg), cfg.hidden).init(device),
             main_out: LinearConfig::new(cfg.hidden, d).init(device),
             heads: cfg.heads.max(1),
             agent: h,
@@ -302,22 +314,28 @@ impl Agents {
     /// auxiliary actors through their actions (α_θ of eq. 4; 1 = all of it).
     pub fn actions(&self, h: Tensor<3>, e: Tensor<3>, main_grad: f64) -> Tensor<3> {
         let [b, n, hd] = h.dims();
-        let he = Tensor::cat(vec![h.clone(), e.clone()], 2); // [B, N, 2H]
-        let aux_in = he.clone().slice([0..b, 0..n - 1, 0..2 * hd]).swap_dims(0, 1); // [N-1, B, 2H]
+        let aux_in = Tensor::cat(vec![h.clone(), e.clone()], 2) // [B, N, 2H]
+            .slice([0..b, 0..n - 1, 0..2 * hd])
+            .swap_dims(0, 1); // [N-1, B, 2H]
         let aux = unit(self.aux_out.forward(relu(self.aux_hidden.forward(aux_in)))); // [N-1, B, D]
         let d = aux.dims()[2];
-        let aux_flat = if self.talks {
+        let h_main = h.slice([0..b, n - 1..n, 0..hd]).reshape([b, hd]);
+        let main_in = if self.talks {
             let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
-            aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d])
+            // Eq. 3: every agent's view e = [e^1..e^N] and the auxiliary actions.
+            Tensor::cat(
+                vec![
+                    h_main,
+                    e.reshape([b, n * hd]),
+                    aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d]),
+                ],
+                1,
+            )
         } else {
-            // Without communication the main actor's auxiliary inputs are zero: the same
-            // network shape, and nothing of the other actors reaches it.
-            Tensor::zeros([b, (n - 1) * d], &aux.device())
+            // Without communication the main actor's view and auxiliary inputs are zero: the
+            // same network shape, and nothing of the other actors reaches it.
+            Tensor::cat(vec![h_main, Tensor::zeros([b, hd + (n - 1) * d], &aux.device())], 1)
         };
-        let main_in = Tensor::cat(
-            vec![he.slice([0..b, n - 1..n, 0..2 * hd]).reshape([b, 2 * hd]), aux_flat],
-            1,
-        );
         let main = unit(self.main_out.forward(relu(self.main_hidden.forward(main_in)))).reshape([1, b, d]);
         Tensor::cat(vec![aux, main], 0)
     }
@@ -519,6 +537,47 @@ mod tests {
                 x.iter().zip(&y).any(|(p, q)| (p - q).abs() > 1e-6),
                 "agent 1 ignored agent 0"
             );
+        }
+    }
+
+    #[test]
+    fn the_main_actor_reads_every_agents_view() {
+        // Eq. 3: a^N = f_N(h^N, e, a^{1..N-1}) with e = [e^1..e^N], not only e^N. With the
+        // main actor's weights on the auxiliary actions zeroed, an auxiliary agent's view
+        // can reach the main action only as part of e.
+        for (collaboration, reads) in [
+            (Collaboration::Attention, true),
+            (Collaboration::Concat, true),
+            (Collaboration::None, false),
+        ] {
+            let (mut cfg, device) = tiny();
+            cfg.collaboration = collaboration;
+            let mut agents = Agents::new(&cfg, &device);
+            let w = agents.main_hidden.weight.val();
+            let [rows, cols] = w.dims();
+            let aux_rows = (N_AGENTS - 1) * cfg.dim;
+            let w = w.slice_assign(
+                [rows - aux_rows..rows, 0..cols],
+                Tensor::zeros([aux_rows, cols], &device),
+            );
+            agents.main_hidden.weight = Param::from_tensor(w);
+            let s = Tensor::<2>::random([3, cfg.state], Distribution::Normal(0.0, 1.0), &device);
+            let h = agents.embeddings(s);
+            let e = Tensor::<3>::random([3, N_AGENTS, cfg.agent], Distribution::Normal(0.0, 1.0), &device);
+            let main = |e: Tensor<3>| -> Vec<f32> {
+                let a = agents.actions(h.clone(), e, 1.0);
+                a.slice([N_AGENTS - 1..N_AGENTS, 0..3, 0..cfg.dim])
+                    .into_data()
+                    .try_to_vec()
+                    .unwrap()
+            };
+            let bumped = e.clone().slice_assign(
+                [0..3, 0..1, 0..cfg.agent],
+                Tensor::ones([3, 1, cfg.agent], &device) * 2.0,
+            );
+            let (before, after) = (main(e), main(bumped));
+            let moved = before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-5);
+            assert_eq!(moved, reads, "{collaboration:?}: the first agent's view");
         }
     }
 
