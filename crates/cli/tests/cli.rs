@@ -316,6 +316,22 @@ fn quick_benchmark_writes_every_report() {
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
             assert!(m["signals"][sig]["ncis"].is_number(), "{} {sig}", m["method"]);
         }
+        // The actor-critic methods report how closely their ranking actor follows the
+        // WatchTime critic on the held-out requests; MMRF's main actor ascends that critic
+        // alone, so even the quick run puts it near the critic's best action (an actor
+        // unrelated to it would give cosines near 0 in 32 dimensions).
+        let a = &m["critic_alignment"];
+        match m["method"].as_str().unwrap() {
+            "bc" | "wide-deep" | "deepfm" | "ltr" => assert!(a.is_null(), "{m}"),
+            name => {
+                assert!(a["requests"].as_u64().unwrap() > 0, "{name}");
+                let (mean, p01) = (a["mean"].as_f64().unwrap(), a["p01"].as_f64().unwrap());
+                assert!((-1.0..=1.0 + 1e-4).contains(&mean) && p01 <= mean, "{name}: {a}");
+                if name.starts_with("mmrf") {
+                    assert!(mean > 0.9, "{name}: {a}");
+                }
+            }
+        }
     }
     let arms: Vec<&str> = results["online"]["arms"]
         .as_array()

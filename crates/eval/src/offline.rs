@@ -57,6 +57,9 @@ impl Default for OfflineConfig {
     }
 }
 
+/// [`ScoredImpressions::alignment`] is read on every this-many-th batch of 256 requests.
+const ALIGNMENT_EVERY: usize = 8;
+
 /// One row per held-out impression (the `--dump-scores` rows).
 #[derive(Debug, Clone, Default)]
 pub struct ScoredImpressions {
@@ -71,6 +74,10 @@ pub struct ScoredImpressions {
     pub score: Vec<f32>,
     pub pi: Vec<f32>,
     pub pi_beta: Vec<f32>,
+    /// For actor-critic methods, one per request of a fixed eighth of the held-out ones
+    /// (every 8th batch of 256): the cosine of the ranking actor's action to the WatchTime
+    /// critic's best action ([`Ranker::critic_alignment`]); empty for other methods.
+    pub alignment: Vec<f32>,
 }
 
 impl ScoredImpressions {
@@ -220,7 +227,8 @@ pub fn score_split(
     let set = data.requests(split, &Default::default());
     let log = data.log(split);
     type Row = (u32, u32, u32, u32, f32, f32, f32);
-    let chunks: Vec<Result<Vec<Row>, String>> = (0..set.requests.len())
+    type Chunk = (Vec<Row>, Option<Vec<f32>>);
+    let chunks: Vec<Result<Chunk, String>> = (0..set.requests.len())
         .into_par_iter()
         .chunks(256)
         .map(|idx| {
@@ -240,6 +248,11 @@ pub fn score_split(
             let cand_refs: Vec<&[u32]> = cands.iter().map(|c| c.as_slice()).collect();
             let mut scores = vec![Vec::new(); idx.len()];
             ranker.score_batch(&states, &cand_refs, &mut scores);
+            // A fixed eighth of the requests: the cosine is a diagnostic, and on every
+            // request it would add a third to an actor-critic method's evaluation.
+            let alignment = (idx[0] / 256 % ALIGNMENT_EVERY == 0)
+                .then(|| ranker.critic_alignment(&states))
+                .flatten();
             let mut behaviour_scores = vec![Vec::new(); idx.len()];
             if let Behaviour::Model(b) = behaviour {
                 b.score_batch(&states, &cand_refs, &mut behaviour_scores);
@@ -273,7 +286,7 @@ pub fn score_split(
                     out.push((row, r.user, video, i as u32, scores[j], pi[j], pb));
                 }
             }
-            Ok(out)
+            Ok((out, alignment))
         })
         .collect();
     let mut s = ScoredImpressions {
@@ -282,7 +295,9 @@ pub fn score_split(
         ..Default::default()
     };
     for chunk in chunks {
-        for (row, user, video, req, score, p, pb) in chunk? {
+        let (rows, alignment) = chunk?;
+        s.alignment.extend(alignment.unwrap_or_default());
+        for (row, user, video, req, score, p, pb) in rows {
             s.row.push(row);
             s.user.push(user);
             s.video.push(video);
@@ -324,10 +339,39 @@ pub struct OfflineReport {
     pub cap: f64,
     /// Keyed by the signal's name: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
     pub signals: BTreeMap<String, SignalMetrics>,
+    /// Actor-critic methods: how closely the ranking actor follows the WatchTime critic on
+    /// the held-out requests (a fixed eighth of them). `None` for other methods (and in reports written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic_alignment: Option<Alignment>,
     /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between
     /// methods ([`compare`]); not written out.
     #[serde(skip)]
     pub per_user: BTreeMap<String, SignalSums>,
+}
+
+/// The cosine of an actor's action to a critic's best action over held-out requests.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Alignment {
+    pub requests: usize,
+    pub mean: f64,
+    /// The 1st percentile: the requests where the actor strays furthest.
+    pub p01: f64,
+}
+
+impl Alignment {
+    /// `None` for no values (a method without a critic).
+    pub fn of(values: &[f32]) -> Option<Alignment> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = values.iter().map(|&x| x as f64).collect();
+        v.sort_by(f64::total_cmp);
+        Some(Alignment {
+            requests: v.len(),
+            mean: v.iter().sum::<f64>() / v.len() as f64,
+            p01: v[(v.len() - 1) / 100],
+        })
+    }
 }
 
 /// The per-user terms of one signal's GAUC and NCIS.
@@ -437,6 +481,7 @@ pub fn metrics(
         tau: s.tau,
         cap: cfg.ope.cap,
         signals,
+        critic_alignment: Alignment::of(&s.alignment),
         per_user,
     })
 }
@@ -520,4 +565,23 @@ pub fn propensity_error(data: &Dataset, s: &ScoredImpressions) -> Option<Propens
         log_correlation: cov / (ve * vt).sqrt(),
         mean_true: truth.iter().sum::<f64>() / n as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_summarises_the_cosines() {
+        assert_eq!(Alignment::of(&[]), None, "a method without a critic");
+        // 200 cosines: two strays at -0.5 and 0.1, the rest 1; the 1st percentile is the
+        // second lowest (index 1 of 200), whatever the input order.
+        let mut v = vec![1.0f32; 198];
+        v.insert(57, 0.1);
+        v.push(-0.5);
+        let a = Alignment::of(&v).unwrap();
+        assert_eq!(a.requests, 200);
+        assert!((a.mean - (198.0 + 0.1 - 0.5) / 200.0).abs() < 1e-7, "{a:?}");
+        assert!((a.p01 - 0.1).abs() < 1e-7, "{a:?}");
+    }
 }

@@ -1813,6 +1813,18 @@ impl Ranker for MmrfRanker {
         }
     }
 
+    /// The cosine of the main action to `W_N(s)/|W_N(s)|`, its critic's best unit action
+    /// (the critic is linear in the action). Training logs it on its own batches
+    /// (`main_actor_alignment`); this reads it on any states, held-out or online.
+    fn critic_alignment(&self, states: &[RequestState<'_>]) -> Option<Vec<f32>> {
+        let s = self.encode(states);
+        let a = self.net.agents.main_action(s.clone());
+        let w = self.net.critics.action_gradients(s);
+        let [n, b, d] = w.dims();
+        let best = mmrf_model::mmrf::unit(w.slice([n - 1..n, 0..b, 0..d]).reshape([b, d]));
+        (a * best).sum_dim(1).reshape([b]).into_data().try_to_vec().ok()
+    }
+
     /// Every agent's action scored against the candidates (the last agent's scores are
     /// the ranking scores).
     fn agent_scores(&self, state: &RequestState<'_>, candidates: &[u32]) -> Option<Vec<Vec<f32>>> {

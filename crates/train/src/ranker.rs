@@ -26,6 +26,15 @@ pub trait Ranker: Send + Sync {
     fn agent_scores(&self, _state: &RequestState<'_>, _candidates: &[u32]) -> Option<Vec<Vec<f32>>> {
         None
     }
+
+    /// For actor-critic methods, per state the cosine of the ranking actor's action to the
+    /// WatchTime critic's best action: whether the actor ranks by what that critic values
+    /// on these states (MMRF's main actor ascends it alone; Pareto's and TSCAC's trade it
+    /// against the other signals, so theirs stays below 1 by design). `None` for methods
+    /// without a critic.
+    fn critic_alignment(&self, _states: &[RequestState<'_>]) -> Option<Vec<f32>> {
+        None
+    }
 }
 
 /// A [`Ranker`] as a policy of the world's online interface: top-K by score when
