@@ -340,7 +340,8 @@ pub struct OfflineReport {
     /// Keyed by the signal's name: Click, Like, Follow, Comment, Hate, LongView, WatchTime.
     pub signals: BTreeMap<String, SignalMetrics>,
     /// Actor-critic methods: how closely the ranking actor follows the WatchTime critic on
-    /// the held-out requests (a fixed eighth of them). `None` for other methods (and in reports written before it).
+    /// the held-out requests (a fixed eighth of them). `None` for other methods (and in
+    /// reports written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critic_alignment: Option<Alignment>,
     /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between

@@ -34,7 +34,7 @@ pub fn offline_text(r: &OfflineReport) -> String {
     s += "(in-req.: GAUC over pairs within one request only, the order top-K ranking decides)\n";
     if let Some(a) = r.critic_alignment {
         s += &format!(
-            "the ranking actor against the WatchTime critic's best action on the {} held-out requests: mean cosine {:.4}, 1st percentile {:.4}\n",
+            "the ranking actor against the WatchTime critic's best action on {} held-out requests (a fixed eighth): mean cosine {:.4}, 1st percentile {:.4}\n",
             a.requests, a.mean, a.p01
         );
     }
