@@ -432,6 +432,29 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
+    // Beside the GAUCs, the actor-critic cosine: a number for MMRF (the one in
+    // results.json), a dash for a method without a critic.
+    let split: Vec<&str> = md
+        .split("### WatchTime GAUC: all of a user's pairs")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .take_while(|l| !l.starts_with("###"))
+        .collect();
+    let row = |m: &str| {
+        let r = split.iter().find(|l| l.starts_with(&format!("| {m} |"))).unwrap();
+        r.trim_end_matches(" |").rsplit("| ").next().unwrap().to_string()
+    };
+    let mmrf_cos = results["offline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "mmrf")
+        .unwrap()["critic_alignment"]["mean"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(row("mmrf"), format!("{mmrf_cos:.4}"));
+    assert_eq!(row("ltr"), "–");
     // The paper's own figures beside ours.
     assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.

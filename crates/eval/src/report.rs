@@ -43,12 +43,13 @@ pub fn offline_text(r: &OfflineReport) -> String {
 
 /// WatchTime GAUC split by which pairs it counts: all of a user's pairs (Table 1's), and
 /// only those within one request, the order a top-K ranker decides. The best of each
-/// column is bold, the second marked `*`.
+/// column is bold, the second marked `*`. Beside them, for the actor-critic methods, how
+/// closely the ranking actor follows the WatchTime critic ([`OfflineReport::critic_alignment`]).
 pub fn gauc_split_table(offline: &[OfflineReport]) -> String {
     let mut s = String::from(
         "### WatchTime GAUC: all of a user's pairs, and pairs within one request\n\n\
-Table 1's GAUC also compares impressions from different requests of a user, which no ranking decision does: a score offset that follows the state (fatigue, time of day) moves it without changing any top-K. The second column counts only pairs shown in the same request.\n\n\
-| Method | GAUC, all pairs | GAUC, within a request |\n|---|---:|---:|\n",
+Table 1's GAUC also compares impressions from different requests of a user, which no ranking decision does: a score offset that follows the state (fatigue, time of day) moves it without changing any top-K. The second column counts only pairs shown in the same request. The third, for the actor-critic methods: the mean cosine of the ranking actor's action to the WatchTime critic's best action on the held-out requests (a fixed eighth of them); near 1, the method ranks by what that critic values, whatever feeds its actor.\n\n\
+| Method | GAUC, all pairs | GAUC, within a request | actor · WatchTime critic (cosine) |\n|---|---:|---:|---:|\n",
     );
     let wt = |r: &OfflineReport| r.signals.get("WatchTime").copied();
     let all: Vec<Option<f64>> = offline.iter().map(|r| wt(r).and_then(|m| m.gauc)).collect();
@@ -58,11 +59,13 @@ Table 1's GAUC also compares impressions from different requests of a user, whic
         .collect();
     let (ma, mw) = (marks(&all, false), marks(&within, false));
     for (i, r) in offline.iter().enumerate() {
+        let cosine = r.critic_alignment.map_or("–".to_string(), |a| format!("{:.4}", a.mean));
         s += &format!(
-            "| {} | {} | {} |\n",
+            "| {} | {} | {} | {} |\n",
             r.method,
             cell(all[i], ma[i], 4),
-            cell(within[i], mw[i], 4)
+            cell(within[i], mw[i], 4),
+            cosine
         );
     }
     s
