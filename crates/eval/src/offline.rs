@@ -57,7 +57,10 @@ impl Default for OfflineConfig {
     }
 }
 
-/// [`ScoredImpressions::alignment`] is read on every this-many-th batch of 256 requests.
+/// Held-out requests are scored in batches of this many (one forward pass each).
+const SCORE_BATCH: usize = 256;
+
+/// [`ScoredImpressions::alignment`] is read on every this-many-th batch of requests.
 const ALIGNMENT_EVERY: usize = 8;
 
 /// One row per held-out impression (the `--dump-scores` rows).
@@ -230,7 +233,7 @@ pub fn score_split(
     type Chunk = (Vec<Row>, Option<Vec<f32>>);
     let chunks: Vec<Result<Chunk, String>> = (0..set.requests.len())
         .into_par_iter()
-        .chunks(256)
+        .chunks(SCORE_BATCH)
         .map(|idx| {
             let (mut pi, mut pib) = (Vec::new(), Vec::new());
             let cands: Vec<Vec<u32>> = idx
@@ -250,7 +253,7 @@ pub fn score_split(
             ranker.score_batch(&states, &cand_refs, &mut scores);
             // A fixed eighth of the requests: the cosine is a diagnostic, and on every
             // request it would add a third to an actor-critic method's evaluation.
-            let alignment = (idx[0] / 256 % ALIGNMENT_EVERY == 0)
+            let alignment = (idx[0] / SCORE_BATCH % ALIGNMENT_EVERY == 0)
                 .then(|| ranker.critic_alignment(&states))
                 .flatten();
             let mut behaviour_scores = vec![Vec::new(); idx.len()];
