@@ -75,4 +75,11 @@ pub mod device {
         inference().seed(seed);
         guard
     }
+
+    /// Hold burn's generator without seeding it, for building a module whose initial
+    /// values are overwritten at once (loading saved weights): its draws must not land
+    /// inside another thread's seeded run.
+    pub fn held() -> MutexGuard<'static, ()> {
+        SEEDED.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

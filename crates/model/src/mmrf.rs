@@ -466,7 +466,9 @@ impl MmrfNet {
 mod tests {
     use super::*;
 
-    fn tiny() -> (MmrfNetConfig, Device) {
+    /// A small network's settings and a device, with burn's generator seeded and held so
+    /// that tests running side by side do not draw from each other's stream.
+    fn tiny() -> (MmrfNetConfig, Device, std::sync::MutexGuard<'static, ()>) {
         let cfg = MmrfNetConfig {
             dim: 4,
             state: 6,
@@ -476,12 +478,13 @@ mod tests {
             collaboration: Collaboration::Attention,
             critic_signal: false,
         };
-        (cfg, Device::flex())
+        let guard = crate::device::seeded(5);
+        (cfg, Device::flex(), guard)
     }
 
     #[test]
     fn batched_linear_is_n_independent_layers() {
-        let (_, device) = tiny();
+        let (_, device, _seeded) = tiny();
         let l = BatchedLinear::new(3, 2, 4, &device);
         let x = Tensor::<3>::random([3, 5, 2], Distribution::Normal(0.0, 1.0), &device);
         let y: Vec<f32> = l.forward(x.clone()).into_data().try_to_vec().unwrap();
@@ -503,7 +506,7 @@ mod tests {
 
     #[test]
     fn attention_reads_only_the_other_agents() {
-        let (cfg, device) = tiny();
+        let (cfg, device, _seeded) = tiny();
         let agents = Agents::new(&cfg, &device);
         // Agents 1..N identical: whatever its attention weights, agent 0's view is their
         // common value, so it cannot depend on agent 0's own embedding (j ≠ i).
@@ -550,7 +553,7 @@ mod tests {
             (Collaboration::Concat, true),
             (Collaboration::None, false),
         ] {
-            let (mut cfg, device) = tiny();
+            let (mut cfg, device, _seeded) = tiny();
             cfg.collaboration = collaboration;
             let mut agents = Agents::new(&cfg, &device);
             let w = agents.main_hidden.weight.val();
@@ -584,7 +587,7 @@ mod tests {
     #[test]
     fn actions_are_unit_vectors_for_every_agent() {
         for collaboration in [Collaboration::Attention, Collaboration::Concat, Collaboration::None] {
-            let (mut cfg, device) = tiny();
+            let (mut cfg, device, _seeded) = tiny();
             cfg.collaboration = collaboration;
             let agents = Agents::new(&cfg, &device);
             let s = Tensor::<2>::random([3, cfg.state], Distribution::Normal(0.0, 1.0), &device);

@@ -248,6 +248,8 @@ mod tests {
     #[test]
     fn fm_term_is_the_sum_over_field_pairs() {
         // ½[(Σv)² − Σv²] summed over the dimensions equals Σ_{f<g} ⟨v_f, v_g⟩.
+        // burn's generator is process-wide: seed it and hold it while drawing.
+        let _seeded = crate::device::seeded(3);
         let device = Device::flex();
         let fields: Vec<Tensor<2>> = (0..4)
             .map(|_| Tensor::random([3, 5], Distribution::Normal(0.0, 1.0), &device))
@@ -276,6 +278,8 @@ mod tests {
 
     #[test]
     fn each_interaction_computes_only_its_own_terms() {
+        // burn's generator is process-wide: seed it and hold it while drawing.
+        let _seeded = crate::device::seeded(3);
         let device = Device::flex();
         let shape = FeatureShape {
             n_users: 4,

@@ -118,8 +118,10 @@ pub fn train(
 pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<TwoTowerRanker, TrainError> {
     let cfg: BcConfig = manifest.config()?;
     let device = mmrf_model::device::inference();
-    let model = BehaviourModel::new(&fs.shape(), &cfg.net, &device);
-    let model = run::load_weights(model, &dir.join(run::WEIGHTS_FILE))?;
+    let model = run::load_module(
+        || BehaviourModel::new(&fs.shape(), &cfg.net, &device),
+        &dir.join(run::WEIGHTS_FILE),
+    )?;
     Ok(export(&model, fs))
 }
 

@@ -1673,8 +1673,10 @@ impl SimulatorScorer {
                 dir.display()
             )));
         }
-        let model = FeedbackSimulator::new(&fs.shape(), &cfg.sim, &mmrf_model::device::inference());
-        let model = run::load_weights(model, &path)?;
+        let model = run::load_module(
+            || FeedbackSimulator::new(&fs.shape(), &cfg.sim, &mmrf_model::device::inference()),
+            &path,
+        )?;
         Ok(SimulatorScorer {
             model,
             fs,
@@ -1724,8 +1726,10 @@ impl SimulatorScorer {
 pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<MmrfRanker, TrainError> {
     let cfg: MmrfConfig = manifest.config()?;
     let device = mmrf_model::device::inference();
-    let net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
-    let net = run::load_weights(net, &dir.join(run::WEIGHTS_FILE))?;
+    let net = run::load_module(
+        || MmrfNet::new(&fs.shape(), &cfg.net, &device),
+        &dir.join(run::WEIGHTS_FILE),
+    )?;
     Ok(MmrfRanker::new(&manifest.method, net, fs.clone(), cfg.history))
 }
 

@@ -104,6 +104,17 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError
     mmrf_data::write_atomic(path, &bytes).map_err(|e| TrainError::io(path, e))
 }
 
+/// Build a module and load weights saved by [`save_weights`] into it. `build`'s initial
+/// draws from burn's process-wide generator are made holding it, so that they cannot land
+/// inside a seeded training run in another thread and change its numbers.
+pub fn load_module<M: Module>(build: impl FnOnce() -> M, path: &Path) -> Result<M, TrainError> {
+    let module = {
+        let _held = mmrf_model::device::held();
+        build()
+    };
+    load_weights(module, path)
+}
+
 /// Load weights saved by [`save_weights`] into `module` (every tensor must match).
 pub fn load_weights<M: Module>(mut module: M, path: &Path) -> Result<M, TrainError> {
     let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;

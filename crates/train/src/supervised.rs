@@ -263,8 +263,10 @@ pub fn train(
 /// Load a supervised run.
 pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<SupervisedRanker, TrainError> {
     let cfg: SupervisedConfig = manifest.config()?;
-    let net = SupervisedNet::new(&fs.shape(), &cfg.net, &mmrf_model::device::inference());
-    let net = run::load_weights(net, &dir.join(run::WEIGHTS_FILE))?;
+    let net = run::load_module(
+        || SupervisedNet::new(&fs.shape(), &cfg.net, &mmrf_model::device::inference()),
+        &dir.join(run::WEIGHTS_FILE),
+    )?;
     Ok(SupervisedRanker::new(&manifest.method, net, fs.clone(), cfg.history))
 }
 

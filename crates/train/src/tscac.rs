@@ -71,6 +71,8 @@ mod tests {
 
     #[test]
     fn stage_one_moves_only_the_auxiliary_actions_and_stage_two_only_the_main_one() {
+        // burn's generator is process-wide: seed it and hold it while drawing.
+        let _seeded = mmrf_model::device::seeded(3);
         let device = Device::flex().autodiff();
         let grads_of = |stage: u8| -> (f32, f32) {
             let a = Tensor::<3>::random([N_AGENTS, 3, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device)
