@@ -193,7 +193,8 @@ mod tests {
         (x.clone() * seed_tensor).sum() + x.powi_scalar(2).sum() * 0.1
     }
 
-    fn assert_ok(name: &str, r: GradCheck) {
+    fn assert_ok(seed: u64, name: &str, r: GradCheck) {
+        let name = format!("{name} (seed {seed})");
         assert!(r.checked > 10, "{name}: {r:?}");
         assert_eq!(r.no_grad, 0, "{name}: a parameter got no gradient: {r:?}");
         // Kinks are measured again over smaller steps and one-sided; a cluster of them
@@ -235,7 +236,7 @@ mod tests {
                 0.03,
                 2e-3,
             );
-            assert_ok("bc", r);
+            assert_ok(seed, "bc", r);
         }
     }
 
@@ -248,6 +249,7 @@ mod tests {
             let v = videos(&device);
             let w = Tensor::<2>::random([3, 4], Distribution::Normal(0.0, 1.0), &device);
             assert_ok(
+                seed,
                 "items",
                 check(
                     &items,
@@ -272,6 +274,7 @@ mod tests {
             };
             let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
             assert_ok(
+                seed,
                 "state",
                 check(
                     &state,
@@ -306,7 +309,7 @@ mod tests {
                     0.03,
                     2e-3,
                 );
-                assert_ok(&format!("agents {collaboration:?}"), r);
+                assert_ok(seed, &format!("agents {collaboration:?}"), r);
             }
             // Plain critics, and MASSA's critics with the signal network.
             for signal in [false, true] {
@@ -329,7 +332,7 @@ mod tests {
                     0.03,
                     2e-3,
                 );
-                assert_ok(&format!("critics (signal: {signal})"), r);
+                assert_ok(seed, &format!("critics (signal: {signal})"), r);
             }
         }
     }
