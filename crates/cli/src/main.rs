@@ -117,6 +117,11 @@ enum Command {
         /// true π_β, and uncapped SNIPS (test split, BC behaviour).
         #[arg(long)]
         truth: bool,
+        /// Score by the run's feedback simulator instead of its policy (full MMRF runs):
+        /// each candidate's predicted play time, from the model that labels the
+        /// non-impression samples. Reported as METHOD-simulator.
+        #[arg(long)]
+        simulator: bool,
     },
     /// Serve a trained run over HTTP: POST /v1/rank, POST /v1/feedback, GET /healthz,
     /// GET /metrics. Stops cleanly on SIGTERM or Ctrl-C.
@@ -487,6 +492,7 @@ fn run(cli: Cli) -> Result<()> {
             dump_scores,
             against,
             truth,
+            simulator,
         } => {
             let split = match split.as_str() {
                 "test" => mmrf_data::LogSplit::Test,
@@ -495,6 +501,12 @@ fn run(cli: Cli) -> Result<()> {
             };
             let (ds, _) = Dataset::open(&data)?;
             let (manifest, ranker) = mmrf_train::load(&run, &ds)?;
+            let ranker: Box<dyn mmrf_train::Ranker> = if simulator {
+                Box::new(mmrf_train::mmrf::SimulatorScorer::load(&run, &ds)?)
+            } else {
+                ranker
+            };
+            let method = ranker.method().to_string();
             let beh_run;
             let beh = match behaviour.as_deref() {
                 Some("true") => mmrf_eval::offline::Behaviour::True,
@@ -524,8 +536,7 @@ fn run(cli: Cli) -> Result<()> {
             let timelines = mmrf_data::session::Timelines::build(&ds);
             let scored = mmrf_eval::offline::score_split(&ds, &timelines, split, ranker.as_ref(), beh, &cfg)
                 .map_err(anyhow::Error::msg)?;
-            let report =
-                mmrf_eval::offline::metrics(&manifest.method, &ds, &scored, &cfg).map_err(anyhow::Error::msg)?;
+            let report = mmrf_eval::offline::metrics(&method, &ds, &scored, &cfg).map_err(anyhow::Error::msg)?;
             if let Some(path) = dump_scores {
                 mmrf_eval::offline::write_dump(&path, &ds, &scored)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -556,7 +567,7 @@ fn run(cli: Cli) -> Result<()> {
                     let world = mmrf_world::World::load(&data)
                         .with_context(|| format!("--truth needs a generated world in {}", data.display()))?;
                     let with_true = mmrf_eval::offline::metrics(
-                        &manifest.method,
+                        &method,
                         &ds,
                         &scored.with_true_propensities(&ds).map_err(anyhow::Error::msg)?,
                         &cfg,

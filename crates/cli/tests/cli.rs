@@ -455,6 +455,40 @@ fn quick_benchmark_writes_every_report() {
         .unwrap();
     assert_eq!(row("mmrf"), format!("{mmrf_cos:.4}"));
     assert_eq!(row("ltr"), "–");
+    // `eval --simulator` ranks by the MMRF run's feedback simulator: a model fitted to
+    // play time orders held-out impressions better than chance, and not as the policy does.
+    let eval_simulator = |run: &str| {
+        mmrf()
+            .args(["eval", "--json", "--simulator", "--run"])
+            .arg(out.join("runs").join(run))
+            .arg("--data")
+            .arg(out.join("world"))
+            .arg("--behaviour")
+            .arg(out.join("runs/bc"))
+            .output()
+            .unwrap()
+    };
+    let sim = eval_simulator("mmrf");
+    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
+    assert_eq!(sim["method"], "mmrf-simulator");
+    assert!(sim["critic_alignment"].is_null());
+    let policy_gauc = results["offline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "mmrf")
+        .unwrap()["signals"]["WatchTime"]["gauc"]
+        .as_f64()
+        .unwrap();
+    let sim_gauc = sim["signals"]["WatchTime"]["gauc"].as_f64().unwrap();
+    assert!(
+        sim_gauc > 0.5 && sim_gauc <= 1.0 && sim_gauc != policy_gauc,
+        "{sim_gauc} {policy_gauc}"
+    );
+    let none = eval_simulator("mmrf-da");
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("has no feedback simulator"));
     // The paper's own figures beside ours.
     assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.

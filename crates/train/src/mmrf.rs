@@ -1651,7 +1651,12 @@ impl Sim {
 }
 
 /// A trained run's feedback simulator, for checking what it predicts (full MMRF runs).
+///
+/// As a [`Ranker`] it scores a candidate by M's predicted play time: how well the model
+/// that labels the non-impression samples orders videos by WatchTime itself
+/// (`mmrf eval --simulator`).
 pub struct SimulatorScorer {
+    method: String,
     model: FeedbackSimulator,
     fs: FeatureSpace,
     history: usize,
@@ -1663,21 +1668,23 @@ impl SimulatorScorer {
     /// The simulator of the run in `dir` (an error when the run has none).
     pub fn load(dir: &Path, data: &Dataset) -> Result<SimulatorScorer, TrainError> {
         let manifest = Manifest::read(dir)?;
-        let fs = FeatureSpace::from_dataset(data);
-        manifest.check_shape(&fs.shape())?;
-        let cfg: MmrfConfig = manifest.config()?;
         let path = dir.join(SIMULATOR_FILE);
         if !path.exists() {
             return Err(TrainError::Run(format!(
-                "{}: this run has no feedback simulator",
-                dir.display()
+                "{}: this {} run has no feedback simulator (MMRF and MMRF-CO runs have one)",
+                dir.display(),
+                manifest.method
             )));
         }
+        let fs = FeatureSpace::from_dataset(data);
+        manifest.check_shape(&fs.shape())?;
+        let cfg: MmrfConfig = manifest.config()?;
         let model = run::load_module(
             || FeedbackSimulator::new(&fs.shape(), &cfg.sim, &mmrf_model::device::inference()),
             &path,
         )?;
         Ok(SimulatorScorer {
+            method: format!("{}-simulator", manifest.method),
             model,
             fs,
             history: cfg.history,
@@ -1719,6 +1726,26 @@ impl SimulatorScorer {
                 .collect()
         };
         (unpack(r), unpack(label))
+    }
+}
+
+impl Ranker for SimulatorScorer {
+    fn method(&self) -> &str {
+        &self.method
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        let mut out = vec![Vec::new()];
+        self.score_batch(std::slice::from_ref(state), &[candidates], &mut out);
+        scores.copy_from_slice(&out[0]);
+    }
+
+    fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
+        let (predicted, _) = self.predict_and_label(states, candidates);
+        for (out, items) in scores.iter_mut().zip(predicted) {
+            out.clear();
+            out.extend(items.iter().map(|r| r[N_AGENTS - 1]));
+        }
     }
 }
 
