@@ -1735,9 +1735,7 @@ impl Ranker for SimulatorScorer {
     }
 
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
-        let mut out = vec![Vec::new()];
-        self.score_batch(std::slice::from_ref(state), &[candidates], &mut out);
-        scores.copy_from_slice(&out[0]);
+        crate::ranker::score_one(self, state, candidates, scores)
     }
 
     fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {

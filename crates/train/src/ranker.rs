@@ -37,6 +37,13 @@ pub trait Ranker: Send + Sync {
     }
 }
 
+/// [`Ranker::score`] for a ranker whose batched pass is its real one: a batch of one.
+pub(crate) fn score_one(ranker: &dyn Ranker, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+    let mut out = vec![Vec::new()];
+    ranker.score_batch(std::slice::from_ref(state), &[candidates], &mut out);
+    scores.copy_from_slice(&out[0]);
+}
+
 /// A [`Ranker`] as a policy of the world's online interface: top-K by score when
 /// `temperature` is `None` (deployment), else K drawn from `softmax(score/τ)` (the
 /// stochastic policy whose propensities off-policy estimates use).
