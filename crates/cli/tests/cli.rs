@@ -445,14 +445,13 @@ fn quick_benchmark_writes_every_report() {
         let r = split.iter().find(|l| l.starts_with(&format!("| {m} |"))).unwrap();
         r.trim_end_matches(" |").rsplit("| ").next().unwrap().to_string()
     };
-    let mmrf_cos = results["offline"]
+    let mmrf_offline = results["offline"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["method"] == "mmrf")
-        .unwrap()["critic_alignment"]["mean"]
-        .as_f64()
         .unwrap();
+    let mmrf_cos = mmrf_offline["critic_alignment"]["mean"].as_f64().unwrap();
     assert_eq!(row("mmrf"), format!("{mmrf_cos:.4}"));
     assert_eq!(row("ltr"), "–");
     // `eval --simulator` ranks by the MMRF run's feedback simulator: a model fitted to
@@ -473,14 +472,7 @@ fn quick_benchmark_writes_every_report() {
     let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
     assert_eq!(sim["method"], "mmrf-simulator");
     assert!(sim["critic_alignment"].is_null());
-    let policy_gauc = results["offline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["method"] == "mmrf")
-        .unwrap()["signals"]["WatchTime"]["gauc"]
-        .as_f64()
-        .unwrap();
+    let policy_gauc = mmrf_offline["signals"]["WatchTime"]["gauc"].as_f64().unwrap();
     let sim_gauc = sim["signals"]["WatchTime"]["gauc"].as_f64().unwrap();
     assert!(
         sim_gauc > 0.5 && sim_gauc <= 1.0 && sim_gauc != policy_gauc,
