@@ -117,7 +117,7 @@ enum Command {
         /// true π_β, and uncapped SNIPS (test split, BC behaviour).
         #[arg(long)]
         truth: bool,
-        /// Score by the run's feedback simulator instead of its policy (full MMRF runs):
+        /// Score by the run's feedback simulator instead of its policy (MMRF, MMRF-CO runs):
         /// each candidate's predicted play time, from the model that labels the
         /// non-impression samples. Reported as METHOD-simulator.
         #[arg(long)]

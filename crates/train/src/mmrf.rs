@@ -1650,7 +1650,7 @@ impl Sim {
     }
 }
 
-/// A trained run's feedback simulator, for checking what it predicts (full MMRF runs).
+/// A trained run's feedback simulator, for checking what it predicts (MMRF and MMRF-CO runs).
 ///
 /// As a [`Ranker`] it scores a candidate by M's predicted play time: how well the model
 /// that labels the non-impression samples orders videos by WatchTime itself
