@@ -500,11 +500,14 @@ fn run(cli: Cli) -> Result<()> {
                 other => bail!("--split {other}: expected test or random"),
             };
             let (ds, _) = Dataset::open(&data)?;
-            let (manifest, ranker) = mmrf_train::load(&run, &ds)?;
-            let ranker: Box<dyn mmrf_train::Ranker> = if simulator {
-                Box::new(mmrf_train::mmrf::SimulatorScorer::load(&run, &ds)?)
+            // With --simulator only the run's simulator is loaded, not its policy.
+            let (manifest, ranker): (_, Box<dyn mmrf_train::Ranker>) = if simulator {
+                (
+                    mmrf_train::run::Manifest::read(&run)?,
+                    Box::new(mmrf_train::mmrf::SimulatorScorer::load(&run, &ds)?),
+                )
             } else {
-                ranker
+                mmrf_train::load(&run, &ds)?
             };
             let method = ranker.method().to_string();
             let beh_run;
