@@ -254,7 +254,7 @@ pub fn score_split(
             // A fixed eighth of the requests: the cosine is a diagnostic, and on every
             // request it would add a third to an actor-critic method's evaluation.
             let alignment = (idx[0] / SCORE_BATCH % ALIGNMENT_EVERY == 0)
-                .then(|| ranker.critic_alignment(&states))
+                .then(|| ranker.critic_alignment(&states, &cand_refs))
                 .flatten();
             let mut behaviour_scores = vec![Vec::new(); idx.len()];
             if let Behaviour::Model(b) = behaviour {

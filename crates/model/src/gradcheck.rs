@@ -171,6 +171,7 @@ mod tests {
             hidden: 5,
             collaboration,
             critic_signal: false,
+            candidates: 0,
         }
     }
 
@@ -271,11 +272,50 @@ mod tests {
                 hour: ints(vec![3, 20], &device),
                 tab: ints(vec![1, 4], &device),
                 position: Tensor::from_floats([[0.0], [0.7]], &device),
+                candidates: Tensor::zeros([2, 1, 4], &device),
+                candidate_mask: Tensor::zeros([2, 1], &device),
             };
             let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
             assert_ok(
                 seed,
                 "state",
+                check(
+                    &state,
+                    |m| readout(m.forward(batch.clone()), w.clone()),
+                    5,
+                    1e-3,
+                    0.03,
+                    2e-3,
+                ),
+            );
+        }
+    }
+
+    #[test]
+    fn state_encoder_reading_candidates_gradients() {
+        for seed in SEEDS {
+            let (_g, device) = setup(seed);
+            let c = MmrfNetConfig {
+                candidates: 2,
+                ..cfg(Collaboration::Attention)
+            };
+            let state = StateEncoder::new(&shape(), &c, &device);
+            let batch = StateBatch {
+                users: ints(vec![1, 2], &device),
+                user_features: Tensor::random([2, 2], Distribution::Normal(0.0, 1.0), &device),
+                history: Tensor::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device),
+                feedback: Tensor::random([2, 3, 7], Distribution::Default, &device),
+                mask: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], &device),
+                hour: ints(vec![3, 20], &device),
+                tab: ints(vec![1, 4], &device),
+                position: Tensor::from_floats([[0.0], [0.7]], &device),
+                candidates: Tensor::random([2, 2, 4], Distribution::Normal(0.0, 1.0), &device),
+                candidate_mask: Tensor::from_floats([[1.0, 1.0], [1.0, 0.0]], &device),
+            };
+            let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
+            assert_ok(
+                seed,
+                "state with candidates",
                 check(
                     &state,
                     |m| readout(m.forward(batch.clone()), w.clone()),

@@ -6,8 +6,9 @@
 //!
 //! - [`ItemEncoder`]: video id, author, first tag and features → a unit vector `e_j ∈ R^D`.
 //! - [`StateEncoder`]: user id and profile, the last L impressions (item embedding and
-//!   feedback vector, masked mean after a layer) and the request context (hour, tab,
-//!   position) → `s ∈ R^S`.
+//!   feedback vector, masked mean after a layer), the request context (hour, tab,
+//!   position) and, when `candidates` asks for them, a subset of the request's candidates
+//!   (masked mean after a layer) → `s ∈ R^S`.
 //! - [`Agents`]: `h^i = ReLU(W_i s)` for all agents at once (one matmul); collaboration
 //!   `e^i = Σ_{j≠i} α_ij ReLU(W_o h^j)`, `α_ij ∝ exp(h^j·W_kᵀW_q h^i)` per head, with
 //!   `W_q, W_k, W_o` shared by all agents (eq. 1) — or, for the MMRF-CO ablation, a shared
@@ -71,6 +72,13 @@ pub struct MmrfNetConfig {
     /// MASSA's signal network in the critics (see [`Critics`]).
     #[serde(default)]
     pub critic_signal: bool,
+    /// Candidates of the request read into the state: an evenly spaced subset of this many
+    /// (`DESIGN.md` §3's "candidate item features"), pooled like the history. 0 (the
+    /// default): none. On worlds 7–12 reading 32 moved MMRF's figures only within
+    /// retraining's spread and cost 21 % more training time (README); on logs whose
+    /// candidate sets say more about the moment than the user's history does, it may not.
+    #[serde(default)]
+    pub candidates: usize,
 }
 
 impl Default for MmrfNetConfig {
@@ -83,6 +91,7 @@ impl Default for MmrfNetConfig {
             hidden: 64,
             collaboration: Collaboration::Attention,
             critic_signal: false,
+            candidates: 0,
         }
     }
 }
@@ -168,6 +177,10 @@ pub struct StateBatch {
     pub tab: Tensor<1, Int>,
     /// `[B, 1]` `ln(1 + position in session)`.
     pub position: Tensor<2>,
+    /// `[B, M, D]` embeddings of a subset of the request's candidates (zero padding).
+    pub candidates: Tensor<3>,
+    /// `[B, M]` 1 for a real candidate, 0 for padding.
+    pub candidate_mask: Tensor<2>,
 }
 
 /// Request state → `s ∈ R^S`.
@@ -179,6 +192,7 @@ pub struct StateEncoder {
     hour: Embedding,
     tab: Embedding,
     position: Linear,
+    candidates: Option<Linear>,
     out: Linear,
 }
 
@@ -192,6 +206,7 @@ impl StateEncoder {
             hour: embedding(24, s, device),
             tab: embedding(N_TABS, s, device),
             position: LinearConfig::new(1, s).init(device),
+            candidates: (cfg.candidates > 0).then(|| LinearConfig::new(cfg.dim, s).init(device)),
             out: LinearConfig::new(s, s).init(device),
         }
     }
@@ -203,6 +218,16 @@ impl StateEncoder {
         let mask = x.mask.reshape([b, l, 1]);
         let count = mask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
         let pooled = (per_item * mask).sum_dim(1).reshape([b, s_dim]) / count;
+        let pooled = match &self.candidates {
+            Some(layer) => {
+                let m = x.candidates.dims()[1];
+                let per_cand = relu(linear_rows(layer, x.candidates));
+                let cmask = x.candidate_mask.reshape([b, m, 1]);
+                let ccount = cmask.clone().sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+                pooled + (per_cand * cmask).sum_dim(1).reshape([b, s_dim]) / ccount
+            }
+            None => pooled,
+        };
         let h = lookup(&self.user_id, x.users)
             + self.user_features.forward(x.user_features)
             + pooled
@@ -477,6 +502,7 @@ mod tests {
             hidden: 5,
             collaboration: Collaboration::Attention,
             critic_signal: false,
+            candidates: 0,
         };
         let guard = crate::device::seeded(5);
         (cfg, Device::flex(), guard)
@@ -582,6 +608,60 @@ mod tests {
             let moved = before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-5);
             assert_eq!(moved, reads, "{collaboration:?}: the first agent's view");
         }
+    }
+
+    #[test]
+    fn the_state_reads_the_real_candidates_only_when_asked() {
+        let (mut cfg, device, _seeded) = tiny();
+        let shape = FeatureShape {
+            n_users: 3,
+            user_dim: 2,
+            n_videos: 5,
+            video_dim: 2,
+            n_authors: 2,
+            n_tags: 2,
+        };
+        let ints = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [2]), &device);
+        let batch = |candidates: Tensor<3>, mask: Tensor<2>| StateBatch {
+            users: ints(vec![0, 1]),
+            user_features: Tensor::zeros([2, 2], &device),
+            history: Tensor::zeros([2, 3, cfg.dim], &device),
+            feedback: Tensor::zeros([2, 3, FEEDBACK_DIM], &device),
+            mask: Tensor::ones([2, 3], &device),
+            hour: ints(vec![3, 20]),
+            tab: ints(vec![1, 4]),
+            position: Tensor::zeros([2, 1], &device),
+            candidates,
+            candidate_mask: mask,
+        };
+        let pool = Tensor::<3>::random([2, 2, cfg.dim], Distribution::Normal(0.0, 1.0), &device);
+        let other = pool.clone().slice_assign(
+            [0..2, 1..2, 0..cfg.dim],
+            Tensor::random([2, 1, cfg.dim], Distribution::Normal(0.0, 1.0), &device),
+        );
+        let first_only = Tensor::<2>::from_floats([[1.0, 0.0], [1.0, 0.0]], &device);
+        let both = Tensor::<2>::ones([2, 2], &device);
+        let state = |enc: &StateEncoder, c: Tensor<3>, m: Tensor<2>| -> Vec<f32> {
+            enc.forward(batch(c, m)).into_data().try_to_vec().unwrap()
+        };
+        let differ = |a: &[f32], b: &[f32]| a.iter().zip(b).any(|(x, y)| (x - y).abs() > 1e-6);
+        cfg.candidates = 2;
+        let reads = StateEncoder::new(&shape, &cfg, &device);
+        // The second candidate counts when it is real, and not when it is padding.
+        assert!(differ(
+            &state(&reads, pool.clone(), both.clone()),
+            &state(&reads, other.clone(), both.clone())
+        ));
+        assert!(!differ(
+            &state(&reads, pool.clone(), first_only.clone()),
+            &state(&reads, other.clone(), first_only)
+        ));
+        cfg.candidates = 0;
+        let ignores = StateEncoder::new(&shape, &cfg, &device);
+        assert!(!differ(
+            &state(&ignores, pool, both.clone()),
+            &state(&ignores, other, both)
+        ));
     }
 
     #[test]

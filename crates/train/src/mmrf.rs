@@ -582,7 +582,12 @@ fn next_values(
     let (b, d) = (n_in.len, cfg.net.dim);
     let mut slot: std::collections::HashMap<u32, i64> = std::collections::HashMap::with_capacity(4096);
     let mut tv: Vec<u32> = Vec::new();
-    for &v in n_in.videos.iter().chain(next_shown.iter().flatten()) {
+    for &v in n_in
+        .videos
+        .iter()
+        .chain(&n_in.candidate_videos)
+        .chain(next_shown.iter().flatten())
+    {
         if v != PAD {
             slot.entry(v).or_insert_with(|| {
                 tv.push(v);
@@ -1003,21 +1008,31 @@ impl<'a> Trainer<'a> {
                 _ => None,
             };
             // States now and next (the next state of a session's last request is unused).
-            let mut s_in = StateInputs::new(cfg.history);
-            let mut n_in = StateInputs::new(cfg.history);
+            let mut s_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
+            let mut n_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
             let mut done = Vec::with_capacity(b);
+            let mut cbuf: Vec<u32> = Vec::new();
             for row in &rows {
                 let i = row.request;
                 s_in.push(fs, &timelines.state(&tr.set, log, i, cfg.history));
-                match tr.next[i] {
+                if cfg.net.candidates > 0 {
+                    tr.set.candidates(i, log, &mut cbuf);
+                    s_in.push_candidates(&cbuf);
+                }
+                let next = match tr.next[i] {
                     Some(j) => {
-                        n_in.push(fs, &timelines.state(&tr.set, log, j as usize, cfg.history));
                         done.push(0.0f32);
+                        j as usize
                     }
                     None => {
-                        n_in.push(fs, &timelines.state(&tr.set, log, i, cfg.history));
                         done.push(1.0f32);
+                        i
                     }
+                };
+                n_in.push(fs, &timelines.state(&tr.set, log, next, cfg.history));
+                if cfg.net.candidates > 0 {
+                    tr.set.candidates(next, log, &mut cbuf);
+                    n_in.push_candidates(&cbuf);
                 }
             }
             // Unique videos of the online side: shown items and the current states' histories.
@@ -1032,6 +1047,7 @@ impl<'a> Trainer<'a> {
                 row.items.iter().for_each(|&v| add(v, slot, &mut videos));
             }
             s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+            s_in.candidate_videos.iter().for_each(|&v| add(v, slot, &mut videos));
             let m = videos.len();
             // The next request's logged slate (for `bootstrap = "logged"`).
             let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
@@ -1213,7 +1229,13 @@ impl<'a> Trainer<'a> {
         Manifest::new(&method, seed, data, fs.shape(), train_seconds, &cfg).write(&out)?;
         // A finished run needs no checkpoint.
         let _ = std::fs::remove_dir_all(out.join(CHECKPOINT_DIR));
-        Ok(MmrfRanker::new(&method, valid, fs.clone(), cfg.history))
+        Ok(MmrfRanker::new(
+            &method,
+            valid,
+            fs.clone(),
+            cfg.history,
+            cfg.net.candidates,
+        ))
     }
 }
 
@@ -1755,7 +1777,13 @@ pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<MmrfRa
         || MmrfNet::new(&fs.shape(), &cfg.net, &device),
         &dir.join(run::WEIGHTS_FILE),
     )?;
-    Ok(MmrfRanker::new(&manifest.method, net, fs.clone(), cfg.history))
+    Ok(MmrfRanker::new(
+        &manifest.method,
+        net,
+        fs.clone(),
+        cfg.history,
+        cfg.net.candidates,
+    ))
 }
 
 /// A trained MMRF as a [`Ranker`]: the main (WatchTime) agent's action for the state,
@@ -1768,11 +1796,12 @@ pub struct MmrfRanker {
     items: Vec<f32>,
     fs: FeatureSpace,
     history: usize,
+    candidates: usize,
     dim: usize,
 }
 
 impl MmrfRanker {
-    pub fn new(method: &str, net: MmrfNet, fs: FeatureSpace, history: usize) -> Self {
+    pub fn new(method: &str, net: MmrfNet, fs: FeatureSpace, history: usize, candidates: usize) -> Self {
         let device = mmrf_model::device::inference();
         let items = item_table(&net, &fs);
         let n = fs.n_videos();
@@ -1787,24 +1816,28 @@ impl MmrfRanker {
             items,
             fs,
             history,
+            candidates,
             dim,
         }
     }
 
-    fn encode(&self, states: &[RequestState<'_>]) -> Tensor<2> {
+    /// States `[B, S]`; `candidates[i]` are state `i`'s (read when the network reads them).
+    fn encode(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Tensor<2> {
+        assert_eq!(states.len(), candidates.len(), "one candidate list per state");
         let device = mmrf_model::device::inference();
-        let mut inputs = StateInputs::new(self.history);
-        for s in states {
+        let mut inputs = StateInputs::with_candidates(self.history, self.candidates);
+        for (s, c) in states.iter().zip(candidates) {
             inputs.push(&self.fs, s);
+            inputs.push_candidates(c);
         }
         let n = self.fs.n_videos() as i64;
         let batch = inputs.to_batch(self.fs.users.dim, self.table.clone(), |v| v as i64, n, &device);
         self.net.state.forward(batch)
     }
 
-    /// The main agent's actions `[B × D]` for states.
-    pub fn actions(&self, states: &[RequestState<'_>]) -> Vec<f32> {
-        let s = self.encode(states);
+    /// The main agent's actions `[B × D]` for states and their candidates.
+    pub fn actions(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Vec<f32> {
+        let s = self.encode(states, candidates);
         self.net
             .agents
             .main_action(s)
@@ -1829,12 +1862,12 @@ impl Ranker for MmrfRanker {
     }
 
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
-        let a = self.actions(std::slice::from_ref(state));
+        let a = self.actions(std::slice::from_ref(state), &[candidates]);
         self.dot(&a, candidates, scores);
     }
 
     fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
-        let a = self.actions(states);
+        let a = self.actions(states, candidates);
         let d = self.dim;
         for (i, (cands, out)) in candidates.iter().zip(scores.iter_mut()).enumerate() {
             out.resize(cands.len(), 0.0);
@@ -1845,8 +1878,8 @@ impl Ranker for MmrfRanker {
     /// The cosine of the main action to `W_N(s)/|W_N(s)|`, its critic's best unit action
     /// (the critic is linear in the action). Training logs it on its own batches
     /// (`main_actor_alignment`); this reads it on any states, held-out or online.
-    fn critic_alignment(&self, states: &[RequestState<'_>]) -> Option<Vec<f32>> {
-        let s = self.encode(states);
+    fn critic_alignment(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Option<Vec<f32>> {
+        let s = self.encode(states, candidates);
         let a = self.net.agents.main_action(s.clone());
         let w = self.net.critics.action_gradients(s);
         let [n, b, d] = w.dims();
@@ -1857,7 +1890,7 @@ impl Ranker for MmrfRanker {
     /// Every agent's action scored against the candidates (the last agent's scores are
     /// the ranking scores).
     fn agent_scores(&self, state: &RequestState<'_>, candidates: &[u32]) -> Option<Vec<Vec<f32>>> {
-        let s = self.encode(std::slice::from_ref(state));
+        let s = self.encode(std::slice::from_ref(state), &[candidates]);
         let h = self.net.agents.embeddings(s);
         let e = self.net.agents.collaborate(h.clone());
         let a: Vec<f32> = self.net.agents.actions(h, e, 1.0).into_data().try_to_vec().ok()?; // [N, 1, D]

@@ -31,8 +31,9 @@ pub trait Ranker: Send + Sync {
     /// WatchTime critic's best action: whether the actor ranks by what that critic values
     /// on these states (MMRF's main actor ascends it alone; Pareto's and TSCAC's trade it
     /// against the other signals, so theirs stays below 1 by design). `None` for methods
-    /// without a critic.
-    fn critic_alignment(&self, _states: &[RequestState<'_>]) -> Option<Vec<f32>> {
+    /// without a critic. `candidates[i]` are state `i`'s candidates, as in
+    /// [`Ranker::score_batch`] (a state may read them).
+    fn critic_alignment(&self, _states: &[RequestState<'_>], _candidates: &[&[u32]]) -> Option<Vec<f32>> {
         None
     }
 }

@@ -1,5 +1,6 @@
 //! Request states as network inputs: the user, the last L impressions with their feedback,
-//! and the context. Shared by training and scoring, so a state means the same thing in both.
+//! the context and, for networks that read them, a subset of the request's candidates.
+//! Shared by training and scoring, so a state means the same thing in both.
 
 use burn::prelude::*;
 use mmrf_data::session::{Impression, RequestState};
@@ -36,6 +37,9 @@ pub struct StateInputs {
     pub hour: Vec<i64>,
     pub tab: Vec<i64>,
     pub position: Vec<f32>,
+    /// Candidates read per state (0: none), and theirs, `PAD` where a request has fewer.
+    pub candidates: usize,
+    pub candidate_videos: Vec<u32>,
 }
 
 pub const PAD: u32 = u32::MAX;
@@ -45,6 +49,34 @@ impl StateInputs {
         StateInputs {
             history,
             ..Default::default()
+        }
+    }
+
+    /// States that also read `candidates` of each request's candidates.
+    pub fn with_candidates(history: usize, candidates: usize) -> Self {
+        StateInputs {
+            history,
+            candidates,
+            ..Default::default()
+        }
+    }
+
+    /// The candidates of the state pushed last: an evenly spaced subset of `cands` (all of
+    /// them when there are fewer), so every caller reads the same ones for a request.
+    pub fn push_candidates(&mut self, cands: &[u32]) {
+        let m = self.candidates;
+        if m == 0 {
+            return;
+        }
+        let n = cands.len();
+        for i in 0..m {
+            if n >= m {
+                self.candidate_videos.push(cands[i * n / m]);
+            } else if i < n {
+                self.candidate_videos.push(cands[i]);
+            } else {
+                self.candidate_videos.push(PAD);
+            }
         }
     }
 
@@ -94,6 +126,7 @@ impl StateInputs {
                 .collect()
         };
         let history = table
+            .clone()
             .select(0, Tensor::from_data(TensorData::new(idx, [b * l]), device))
             .reshape([b, l, d]);
         let (feedback, mask) = if self.history == 0 {
@@ -102,6 +135,19 @@ impl StateInputs {
             (self.feedback.clone(), self.mask.clone())
         };
         let ud = user_dim.max(1);
+        let cm = self.candidates.max(1);
+        let (cidx, cmask): (Vec<i64>, Vec<f32>) = if self.candidates == 0 {
+            (vec![pad_row; b], vec![0.0; b])
+        } else {
+            assert_eq!(self.candidate_videos.len(), b * cm, "every state's candidates pushed");
+            self.candidate_videos
+                .iter()
+                .map(|&v| if v == PAD { (pad_row, 0.0) } else { (row_of(v), 1.0) })
+                .unzip()
+        };
+        let candidates = table
+            .select(0, Tensor::from_data(TensorData::new(cidx, [b * cm]), device))
+            .reshape([b, cm, d]);
         StateBatch {
             users: Tensor::from_data(TensorData::new(self.users.clone(), [b]), device),
             user_features: Tensor::from_data(TensorData::new(self.user_features.clone(), [b, ud]), device),
@@ -111,6 +157,55 @@ impl StateInputs {
             hour: Tensor::from_data(TensorData::new(self.hour.clone(), [b]), device),
             tab: Tensor::from_data(TensorData::new(self.tab.clone(), [b]), device),
             position: Tensor::from_data(TensorData::new(self.position.clone(), [b, 1]), device),
+            candidates,
+            candidate_mask: Tensor::from_data(TensorData::new(cmask, [b, cm]), device),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_reads_an_evenly_spaced_subset_of_its_candidates() {
+        let mut s = StateInputs::with_candidates(4, 4);
+        let pool: Vec<u32> = (100..110).collect();
+        s.push_candidates(&pool);
+        // Spread over the whole list, so a list ordered by retrieval channel (interest
+        // first, then popularity) is read from both channels.
+        assert_eq!(s.candidate_videos, vec![100, 102, 105, 107]);
+        s.push_candidates(&[7, 8]);
+        assert_eq!(&s.candidate_videos[4..], &[7, 8, PAD, PAD]);
+        let mut none = StateInputs::new(4);
+        none.push_candidates(&pool);
+        assert!(none.candidate_videos.is_empty());
+    }
+
+    #[test]
+    fn padded_candidates_are_masked_out_of_the_batch() {
+        let fs_user_dim = 0;
+        let device = Device::flex();
+        let mut s = StateInputs::with_candidates(2, 3);
+        // Two states by hand (no history): user, context; then their candidates.
+        for (user, pool) in [(0i64, vec![1u32, 2, 0]), (1, vec![2])] {
+            s.len += 1;
+            s.users.push(user);
+            s.user_features.push(0.0);
+            s.videos.extend([PAD, PAD]);
+            s.feedback.extend([0.0; 2 * FEEDBACK_DIM]);
+            s.mask.extend([0.0, 0.0]);
+            s.hour.push(3);
+            s.tab.push(1);
+            s.position.push(0.0);
+            s.push_candidates(&pool);
+        }
+        // Row v of the table is video v's embedding (v, 10 v); row 3 is padding.
+        let table = Tensor::<2>::from_floats([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [0.0, 0.0]], &device);
+        let b = s.to_batch(fs_user_dim, table, |v| v as i64, 3, &device);
+        let c: Vec<f32> = b.candidates.into_data().try_to_vec().unwrap();
+        assert_eq!(c, vec![1.0, 10.0, 2.0, 20.0, 0.0, 0.0, 2.0, 20.0, 0.0, 0.0, 0.0, 0.0]);
+        let m: Vec<f32> = b.candidate_mask.into_data().try_to_vec().unwrap();
+        assert_eq!(m, vec![1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
     }
 }

@@ -75,6 +75,42 @@ fn same_seed_same_model_other_seed_other_model() {
 }
 
 #[test]
+fn a_state_that_reads_the_candidates_ranks_by_them() {
+    let (tmp, data) = small();
+    let dir = tmp.path().join("cands");
+    let r = mmrf_train::train(Method::Mmrf, data, &dir, &opts(5, &["net.candidates=16"])).unwrap();
+    let tl = Timelines::build(data);
+    let set: RequestSet = data.requests(LogSplit::Test, &Default::default());
+    let log = data.log(LogSplit::Test);
+    let mut cands = Vec::new();
+    set.candidates(0, log, &mut cands);
+    let state = tl.state(&set, log, 0, 8);
+    let score = |pool: &[u32]| {
+        let mut s = vec![0.0; pool.len()];
+        r.score(&state, pool, &mut s);
+        s
+    };
+    // The same two videos, offered among the request's candidates or alone: a state that
+    // reads the candidates scores them differently; one that did not could not.
+    let (all, pair) = (score(&cands), score(&cands[..2]));
+    assert!(all.iter().all(|x| x.is_finite()));
+    assert!(
+        (all[0] - pair[0]).abs() + (all[1] - pair[1]).abs() > 1e-6,
+        "the candidates did not reach the state: {:?} against {:?}",
+        &all[..2],
+        pair
+    );
+    // The setting is kept in the run and the reloaded ranker reads the same way.
+    assert!(std::fs::read_to_string(dir.join("run.toml"))
+        .unwrap()
+        .contains("candidates = 16"));
+    let (_, loaded) = mmrf_train::load(&dir, data).unwrap();
+    let mut again = vec![0.0; 2];
+    loaded.score(&state, &cands[..2], &mut again);
+    assert_eq!(again, pair);
+}
+
+#[test]
 fn every_ablation_trains_and_scores() {
     let (tmp, data) = small();
     // Every actor-critic method but MMRF itself (tested above).
