@@ -20,7 +20,12 @@
 //! candidates the logger did not show are picked by a random action (top-K of
 //! `⟨a_rand, e_j⟩`) and added as extra transitions. Their reward is the feedback
 //! simulator's label in full MMRF, a constant negative reward in MMRF-NS, and there are
-//! none in MMRF-DA. MMRF-CO swaps attention for concatenation.
+//! none in MMRF-DA. MMRF-CO swaps attention for concatenation. A sample's next state is its
+//! logged request's next one (and ends where that session ends), not Algorithm 1's
+//! `s_t ∪ Ĩ_k`, a history extended by the simulated items and their simulated feedback:
+//! the log says how the session went on after the shown items, nothing says how it would
+//! have after the others, and the next state's value is one number shared by the sample's
+//! K items, so it moves their level, not their order (which is what ranks).
 
 use std::path::Path;
 use std::time::Instant;
