@@ -24,8 +24,10 @@
 //! logged request's next one (and ends where that session ends), not Algorithm 1's
 //! `s_t ∪ Ĩ_k`, a history extended by the simulated items and their simulated feedback:
 //! the log says how the session went on after the shown items, nothing says how it would
-//! have after the others, and the next state's value is one number shared by the sample's
-//! K items, so it moves their level, not their order (which is what ranks).
+//! have after the others. So a sample's items get the same continuation as the shown
+//! items of their request, and differ from them (and among themselves) by their labels
+//! alone; the next state's value, one number for all K, would move their level against the
+//! shown items, never their order among themselves.
 
 use std::path::Path;
 use std::time::Instant;
