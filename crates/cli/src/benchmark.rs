@@ -671,7 +671,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     md += "\n";
     md += &mmrf_eval::report::paper_reference(&results.offline, results.online.as_ref());
     mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
-    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref()) {
+    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref(), FOCUS) {
         eprintln!("warning: plots skipped: {e}");
     }
     for m in &results.offline {

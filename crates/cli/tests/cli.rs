@@ -485,7 +485,7 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("The paper's numbers beside ours") && md.contains("| mmrf |") && md.contains("0.6833"));
     // The terminal shows the same tables.
     assert!(String::from_utf8_lossy(&run.stdout).contains("### Table 1"));
-    for png in ["offline_ncis.png", "online_lift.png"] {
+    for png in ["offline_ncis.png", "offline_gauc.png", "online_lift.png"] {
         let p = out.join(png);
         // Plots need a TrueType font; where the machine has none they are skipped with a warning.
         if p.exists() {

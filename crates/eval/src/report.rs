@@ -572,8 +572,20 @@ fn font() -> Option<Vec<u8>> {
     paths.iter().find_map(|p| std::fs::read(p).ok())
 }
 
-/// PNG plots: `offline_ncis.png` (per-signal NCIS bars with their CIs, one panel per
-/// signal) and `online_lift.png` (WatchTime lift per day against the control, with CIs).
+/// Which of the plots' palette colours a method gets, the same in every plot: the first
+/// (a strong red) is `focus`'s alone, the others follow the methods' order.
+fn colour_index(names: &[String], focus: &str, method: &str) -> usize {
+    if method == focus {
+        return 0;
+    }
+    let mut others = names.iter().filter(|n| n.as_str() != focus);
+    1 + others.position(|n| n == method).unwrap_or(names.len())
+}
+
+/// PNG plots: `offline_ncis.png` and `offline_gauc.png` (Table 1 as bars: one panel per
+/// signal, one bar per method, NCIS with its CI) and `online_lift.png` (the paper's
+/// Figure 2: WatchTime lift per day against the control for every learned method's arm).
+/// `focus` (MMRF) is drawn with a black outline and a thick line with its 95 % band.
 ///
 /// Labels need a TrueType font (`MMRF_FONT` or a system DejaVu/Liberation/Arial); without
 /// one the plots are skipped with an error saying so.
@@ -581,6 +593,7 @@ pub fn plots(
     dir: &Path,
     offline: &[OfflineReport],
     online: Option<&AbReport>,
+    focus: &str,
 ) -> Result<Vec<std::path::PathBuf>, String> {
     use plotters::prelude::*;
     let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
@@ -588,81 +601,152 @@ pub fn plots(
     // Registering twice is harmless; the first registration wins.
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
     let err = |e: &dyn std::fmt::Display| e.to_string();
+    let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
+    let colour = |method: &str| Palette99::pick(colour_index(&names, focus, method));
     let mut written = Vec::new();
 
-    let path = dir.join("offline_ncis.png");
-    {
-        let root = BitMapBackend::new(&path, (1600, 900)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let panels = root.split_evenly((2, 4));
-        for (panel, sig) in panels.iter().zip(Signal::ALL) {
-            let vals: Vec<(f64, [f64; 2])> = offline
-                .iter()
-                .map(|r| {
-                    r.signals
-                        .get(sig.name())
-                        .map_or((0.0, [0.0, 0.0]), |m| (m.ncis, m.ncis_ci))
-                })
-                .collect();
-            let hi = vals.iter().map(|v| v.1[1].max(v.0)).fold(0.0, f64::max).max(1e-9) * 1.15;
-            let n = offline.len().max(1);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(format!("{} NCIS", sig.name()), ("sans-serif", 22))
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(60)
-                .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..hi)
-                .map_err(|e| err(&e))?;
-            let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .x_labels(n)
-                .x_label_formatter(&|x| names.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
-                .draw()
-                .map_err(|e| err(&e))?;
-            for (i, (v, ci)) in vals.iter().enumerate() {
-                let x0 = i as f64 - 0.35;
-                let x1 = i as f64 + 0.35;
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [(x0, 0.0), (x1, *v)],
-                        Palette99::pick(i).filled(),
-                    )))
+    // Table 1: which figure of a signal, and whether its axis starts at zero (NCIS, a
+    // mean) or closes in on the values (GAUC, whose differences are in the third digit).
+    type Figure = fn(&crate::offline::SignalMetrics) -> Option<(f64, Option<[f64; 2]>)>;
+    let tables: [(&str, &str, Figure, bool); 2] = [
+        ("offline_ncis.png", "NCIS", |m| Some((m.ncis, Some(m.ncis_ci))), true),
+        ("offline_gauc.png", "GAUC", |m| m.gauc.map(|g| (g, None)), false),
+    ];
+    for (file, metric, figure, from_zero) in tables {
+        let path = dir.join(file);
+        {
+            let root = BitMapBackend::new(&path, (1600, 1000)).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(&e))?;
+            let panels = root.split_evenly((2, 4));
+            for (panel, sig) in panels.iter().zip(Signal::ALL) {
+                let vals: Vec<Option<(f64, Option<[f64; 2]>)>> = offline
+                    .iter()
+                    .map(|r| r.signals.get(sig.name()).and_then(figure).filter(|v| v.0.is_finite()))
+                    .collect();
+                let ends = vals.iter().flatten().flat_map(|(v, ci)| {
+                    let [lo, hi] = ci.unwrap_or([*v, *v]);
+                    [*v, lo, hi]
+                });
+                let (min, max) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+                if !min.is_finite() {
+                    continue;
+                }
+                let (lo, hi) = if from_zero {
+                    (0.0, max.max(1e-9) * 1.15)
+                } else {
+                    let pad = (max - min).max(0.01) * 0.25;
+                    (min - pad, max + pad)
+                };
+                let n = offline.len().max(1);
+                let arrow = if sig.higher_is_better() { "↑" } else { "↓" };
+                let mut chart = ChartBuilder::on(panel)
+                    .caption(format!("{}{arrow} {metric}", sig.name()), ("sans-serif", 22))
+                    .margin(10)
+                    .x_label_area_size(30)
+                    .y_label_area_size(60)
+                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
                     .map_err(|e| err(&e))?;
-                let xm = i as f64;
                 chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(xm, ci[0]), (xm, ci[1])],
-                        BLACK.stroke_width(2),
-                    )))
+                    .configure_mesh()
+                    .disable_x_mesh()
+                    .x_labels(n)
+                    .light_line_style(WHITE)
+                    .x_label_style(("sans-serif", 14))
+                    .x_label_formatter(&|x| {
+                        // Bars are numbered; the last panel names them (the names do not
+                        // fit under bars this narrow).
+                        let i = x.round();
+                        if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= names.len() {
+                            return String::new();
+                        }
+                        format!("{}", i as usize + 1)
+                    })
+                    .draw()
                     .map_err(|e| err(&e))?;
+                for (i, v) in vals.iter().enumerate() {
+                    let Some((v, ci)) = v else { continue };
+                    let (x0, x1) = (i as f64 - 0.35, i as f64 + 0.35);
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x0, lo), (x1, *v)],
+                            colour(&names[i]).filled(),
+                        )))
+                        .map_err(|e| err(&e))?;
+                    if names[i] == focus {
+                        chart
+                            .draw_series(std::iter::once(Rectangle::new(
+                                [(x0, lo), (x1, *v)],
+                                BLACK.stroke_width(3),
+                            )))
+                            .map_err(|e| err(&e))?;
+                    }
+                    if let Some([a, b]) = ci {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                vec![(i as f64, *a), (i as f64, *b)],
+                                BLACK.stroke_width(2),
+                            )))
+                            .map_err(|e| err(&e))?;
+                    }
+                }
             }
+            // The key, in the panel the seven signals leave free.
+            if let Some(key) = panels.get(Signal::ALL.len()) {
+                let row = 34;
+                for (i, name) in names.iter().enumerate() {
+                    let y = 40 + row * i as i32;
+                    let swatch = Rectangle::new([(30, y), (56, y + 22)], colour(name).filled());
+                    key.draw(&swatch).map_err(|e| err(&e))?;
+                    if name == focus {
+                        key.draw(&Rectangle::new([(30, y), (56, y + 22)], BLACK.stroke_width(3)))
+                            .map_err(|e| err(&e))?;
+                    }
+                    key.draw(&Text::new(
+                        format!("{}  {name}", i + 1),
+                        (68, y + 2),
+                        ("sans-serif", 20),
+                    ))
+                    .map_err(|e| err(&e))?;
+                }
+            }
+            root.present().map_err(|e| err(&e))?;
         }
-        root.present().map_err(|e| err(&e))?;
+        written.push(path);
     }
-    written.push(path);
 
     let Some(online) = online else {
         return Ok(written);
     };
     let path = dir.join("online_lift.png");
     {
-        let root = BitMapBackend::new(&path, (900, 600)).into_drawing_area();
+        let root = BitMapBackend::new(&path, (1000, 650)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let arms: Vec<_> = online.arms.iter().filter(|a| a.name != online.control).collect();
+        // The learned methods' arms (those with an offline report); the reference arms
+        // (the logging policy, random exposure) are in Table 2 and would only stretch the
+        // axis. The focus is drawn last, on top.
+        let mut arms: Vec<_> = online
+            .arms
+            .iter()
+            .filter(|a| a.name != online.control && names.contains(&a.name))
+            .collect();
+        arms.sort_by_key(|a| a.name == focus);
+        let pct = |e: &crate::abtest::Estimate| [100.0 * e.ci[0], 100.0 * e.mean, 100.0 * e.ci[1]];
         let all: Vec<f64> = arms
             .iter()
-            .flat_map(|a| a.lift_per_day.iter().flat_map(|e| [e.ci[0], e.ci[1], e.mean]))
+            .flat_map(|a| {
+                let band = a.name == focus;
+                a.lift_per_day
+                    .iter()
+                    .flat_map(move |e| if band { pct(e).to_vec() } else { vec![pct(e)[1]] })
+            })
             .filter(|x| x.is_finite())
-            .map(|x| 100.0 * x)
             .collect();
         let lo = all.iter().copied().fold(0.0, f64::min) - 1.0;
         let hi = all.iter().copied().fold(0.0, f64::max) + 1.0;
         let days = online.days.max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("WatchTime lift per day vs {}", online.control),
+                format!("Session WatchTime lift per day against {} (%)", online.control),
                 ("sans-serif", 24),
             )
             .margin(15)
@@ -672,35 +756,62 @@ pub fn plots(
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
+            .light_line_style(WHITE)
             .x_desc("day")
             .y_desc("lift (%)")
+            .x_labels(online.days.max(1) as usize)
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, a) in arms.iter().enumerate() {
-            let color = Palette99::pick(i);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.5, 0.0), (days + 0.5, 0.0)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(|e| err(&e))?;
+        for a in &arms {
+            let c = colour(&a.name);
+            let day = |d: usize| d as f64 + 1.0;
+            let is_focus = a.name == focus;
+            if is_focus {
+                // Its 95 % band (paired bootstrap over users, per day).
+                let mut band: Vec<(f64, f64)> = a
+                    .lift_per_day
+                    .iter()
+                    .enumerate()
+                    .map(|(d, e)| (day(d), pct(e)[2]))
+                    .collect();
+                band.extend(
+                    a.lift_per_day
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(d, e)| (day(d), pct(e)[0])),
+                );
+                chart
+                    .draw_series(std::iter::once(Polygon::new(band, c.mix(0.2).filled())))
+                    .map_err(|e| err(&e))?;
+            }
+            let width = if is_focus { 4 } else { 2 };
             let pts: Vec<(f64, f64)> = a
                 .lift_per_day
                 .iter()
                 .enumerate()
-                .map(|(d, e)| (d as f64 + 1.0, 100.0 * e.mean))
+                .map(|(d, e)| (day(d), pct(e)[1]))
                 .collect();
             chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .draw_series(LineSeries::new(pts, c.stroke_width(width)))
                 .map_err(|e| err(&e))?
-                .label(a.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], Palette99::pick(i).stroke_width(2)));
-            for (d, e) in a.lift_per_day.iter().enumerate() {
-                let x = d as f64 + 1.0 + 0.03 * i as f64;
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(x, 100.0 * e.ci[0]), (x, 100.0 * e.ci[1])],
-                        color.stroke_width(1),
-                    )))
-                    .map_err(|e| err(&e))?;
-            }
+                .label(if is_focus {
+                    format!("{} (95 % band)", a.name)
+                } else {
+                    a.name.clone()
+                })
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(width)));
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -770,4 +881,19 @@ pub fn learning_curve(run_dir: &Path) -> Result<std::path::PathBuf, String> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_focus_alone_gets_the_first_colour_and_every_method_its_own() {
+        let names: Vec<String> = ["bc", "tscac", "mmrf", "ltr"].iter().map(|s| s.to_string()).collect();
+        let idx: Vec<usize> = names.iter().map(|n| colour_index(&names, "mmrf", n)).collect();
+        assert_eq!(idx, vec![1, 2, 0, 3]);
+        // Without the focus among them, nobody takes its colour.
+        let idx: Vec<usize> = names.iter().map(|n| colour_index(&names, "pareto", n)).collect();
+        assert_eq!(idx, vec![1, 2, 3, 4]);
+    }
 }
