@@ -743,6 +743,8 @@ pub fn plots(
             .collect();
         let lo = all.iter().copied().fold(0.0, f64::min) - 1.0;
         let hi = all.iter().copied().fold(0.0, f64::max) + 1.0;
+        // Headroom for the key, so that it covers no line.
+        let hi = hi + 0.45 * (hi - lo);
         let days = online.days.max(1) as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption(
