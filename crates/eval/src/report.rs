@@ -875,19 +875,60 @@ pub fn learning_curve(run_dir: &Path) -> Result<std::path::PathBuf, String> {
                 .y_label_area_size(55)
                 .build_cartesian_2d(x0..x1, lo - pad..hi + pad)
                 .map_err(|e| err(&e))?;
-            chart.configure_mesh().x_desc("step").draw().map_err(|e| err(&e))?;
             chart
-                .draw_series(LineSeries::new(pts.iter().copied(), Palette99::pick(i).stroke_width(2)))
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc("step")
+                .draw()
                 .map_err(|e| err(&e))?;
+            // Each point is one batch's loss, so the raw line is mostly batch-to-batch noise:
+            // it is drawn faint, its moving mean over nine logged points bold.
+            let colour = Palette99::pick(i);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), colour.mix(0.35).stroke_width(1)))
+                .map_err(|e| err(&e))?;
+            if pts.len() >= 9 {
+                chart
+                    .draw_series(LineSeries::new(moving_mean(pts, 4), colour.stroke_width(3)))
+                    .map_err(|e| err(&e))?;
+            }
         }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(path)
 }
 
+/// The centred moving mean of `(x, y)` points over `2·half + 1` of them (fewer at the ends).
+fn moving_mean(pts: &[(f64, f64)], half: usize) -> Vec<(f64, f64)> {
+    (0..pts.len())
+        .map(|i| {
+            let w = &pts[i.saturating_sub(half)..(i + half + 1).min(pts.len())];
+            (pts[i].0, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_moving_mean_keeps_a_line_and_smooths_alternation() {
+        let line: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, 2.0 * i as f64 + 1.0)).collect();
+        let m = moving_mean(&line, 4);
+        assert_eq!(m.len(), line.len());
+        // A straight line is its own centred mean wherever the window is whole.
+        for i in 4..16 {
+            assert!((m[i].1 - line[i].1).abs() < 1e-9, "{i}: {:?}", m[i]);
+        }
+        // At the ends the window is cut: the first point averages itself and four after.
+        assert!((m[0].1 - 5.0).abs() < 1e-9);
+        let zigzag: Vec<(f64, f64)> = (0..20)
+            .map(|i| (i as f64, if i % 2 == 0 { 1.0 } else { -1.0 }))
+            .collect();
+        let z = moving_mean(&zigzag, 4);
+        assert!(z.iter().all(|p| p.1.abs() <= 0.2 + 1e-9), "{z:?}");
+    }
 
     #[test]
     fn the_focus_alone_gets_the_first_colour_and_every_method_its_own() {
