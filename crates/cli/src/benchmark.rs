@@ -188,8 +188,59 @@ pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, data: Option<&Path>
     std::fs::create_dir_all(out)?;
     mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
     mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
+    let control = all[0]["config"]["control"].as_str().map(str::to_string);
+    if let Err(e) = plots_over_seeds(out, &serde_json::from_str(&json)?, control.as_deref()) {
+        eprintln!("warning: plots skipped: {e}");
+    }
     println!("{md}");
-    eprintln!("wrote {}/results.json and results.md ({seeds} seeds)", out.display());
+    eprintln!(
+        "wrote {}/results.json, results.md and plots ({seeds} seeds)",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The plots of `results.json` over seeds: Table 1's GAUC and NCIS as bars with their
+/// 95 % intervals over seeds (`offline_gauc.png`, `offline_ncis.png`) and, on a generated
+/// world, each method's mean lift over the control (`online_lift.png`).
+fn plots_over_seeds(out: &Path, results: &serde_json::Value, control: Option<&str>) -> Result<(), String> {
+    let methods: Vec<&str> = METHODS
+        .iter()
+        .map(|m| m.name())
+        .filter(|m| results["methods"].get(*m).is_some())
+        .collect();
+    let figure = |v: &serde_json::Value| -> Option<(f64, Option<[f64; 2]>)> {
+        let mean = v["mean"].as_f64()?;
+        Some((mean, Some([v["ci"][0].as_f64()?, v["ci"][1].as_f64()?])))
+    };
+    use mmrf_eval::report::Axis;
+    for (file, metric, key, axis) in [
+        ("offline_gauc.png", "GAUC", "gauc", Axis::Within(0.0, 1.0)),
+        ("offline_ncis.png", "NCIS", "ncis", Axis::FromZero),
+    ] {
+        let rows: Vec<mmrf_eval::report::BarRow> = methods
+            .iter()
+            .map(|m| mmrf_eval::report::BarRow {
+                method: m.to_string(),
+                values: mmrf_data::Signal::ALL
+                    .iter()
+                    .map(|sig| figure(&results["methods"][*m]["offline"][sig.name()][key]))
+                    .collect(),
+            })
+            .collect();
+        mmrf_eval::report::signal_bars(&out.join(file), &format!("{metric} over seeds"), &rows, axis, FOCUS)?;
+    }
+    if let Some(control) = control {
+        let arms: Vec<(String, f64, [f64; 2])> = methods
+            .iter()
+            .filter(|m| **m != control)
+            .filter_map(|m| {
+                let (mean, ci) = figure(&results["methods"][*m]["online"]["lift_vs_control"])?;
+                Some((m.to_string(), mean, ci?))
+            })
+            .collect();
+        mmrf_eval::report::lift_bars(&out.join("online_lift.png"), &arms, control, FOCUS)?;
+    }
     Ok(())
 }
 

@@ -507,6 +507,16 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(out.join("seed-3/results.json").exists() && out.join("seed-4/results.json").exists());
+    // The plots over seeds, beside each seed's own.
+    for png in ["offline_ncis.png", "offline_gauc.png", "online_lift.png"] {
+        let p = out.join(png);
+        if p.exists() {
+            assert_eq!(&std::fs::read(&p).unwrap()[..4], b"\x89PNG");
+            assert!(out.join("seed-3").join(png).exists());
+        } else {
+            assert!(String::from_utf8_lossy(&run.stderr).contains("plots skipped"));
+        }
+    }
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(r["seeds"], serde_json::json!([3, 4]));
     let per_seed = |s: u64| -> f64 {

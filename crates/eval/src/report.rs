@@ -582,6 +582,234 @@ fn colour_index(names: &[String], focus: &str, method: &str) -> usize {
     1 + others.position(|n| n == method).unwrap_or(names.len())
 }
 
+/// One method's figures for [`signal_bars`]: per signal in [`Signal::ALL`] order, the
+/// value and its interval, if any.
+#[derive(Debug, Clone)]
+pub struct BarRow {
+    pub method: String,
+    pub values: Vec<Option<(f64, Option<[f64; 2]>)>>,
+}
+
+/// Where a bar chart's value axis runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Axis {
+    /// From zero (a mean such as NCIS).
+    FromZero,
+    /// Close around the values and their intervals, within the metric's own range (GAUC,
+    /// whose differences are in the third digit, within [0, 1]).
+    Within(f64, f64),
+}
+
+/// Table 1 as bars in `path`: one panel per signal, one bar per method (with its interval
+/// where there is one), numbered, with a key in the free eighth panel; `focus` outlined.
+pub fn signal_bars(
+    path: &Path,
+    metric: &str,
+    rows: &[BarRow],
+    axis: Axis,
+    focus: &str,
+) -> Result<std::path::PathBuf, String> {
+    use plotters::prelude::*;
+    register_font()?;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let names: Vec<String> = rows.iter().map(|r| r.method.clone()).collect();
+    let colour = |method: &str| Palette99::pick(colour_index(&names, focus, method));
+    {
+        let root = BitMapBackend::new(path, (1600, 1000)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let panels = root.split_evenly((2, 4));
+        for (s_i, (panel, sig)) in panels.iter().zip(Signal::ALL).enumerate() {
+            let vals: Vec<Option<(f64, Option<[f64; 2]>)>> = rows
+                .iter()
+                .map(|r| r.values.get(s_i).copied().flatten().filter(|v| v.0.is_finite()))
+                .collect();
+            let ends = vals.iter().flatten().flat_map(|(v, ci)| {
+                let [lo, hi] = ci.unwrap_or([*v, *v]);
+                [*v, lo, hi]
+            });
+            let (min, max) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+            if !min.is_finite() {
+                continue;
+            }
+            let (lo, hi) = match axis {
+                Axis::FromZero => (0.0, max.max(1e-9) * 1.15),
+                Axis::Within(floor, ceiling) => {
+                    let (min, max) = (min.max(floor), max.min(ceiling));
+                    let pad = (max - min).max(0.01) * 0.25;
+                    ((min - pad).max(floor), (max + pad).min(ceiling))
+                }
+            };
+            let n = rows.len().max(1);
+            let arrow = if sig.higher_is_better() { "↑" } else { "↓" };
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("{}{arrow} {metric}", sig.name()), ("sans-serif", 22))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(60)
+                .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
+                .map_err(|e| err(&e))?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(n)
+                .light_line_style(WHITE)
+                .x_label_style(("sans-serif", 14))
+                .x_label_formatter(&|x| {
+                    // Bars are numbered; the last panel names them (the names do not
+                    // fit under bars this narrow).
+                    let i = x.round();
+                    if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= names.len() {
+                        return String::new();
+                    }
+                    format!("{}", i as usize + 1)
+                })
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, v) in vals.iter().enumerate() {
+                let Some((v, ci)) = v else { continue };
+                let (x0, x1) = (i as f64 - 0.35, i as f64 + 0.35);
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, lo), (x1, *v)],
+                        colour(&names[i]).filled(),
+                    )))
+                    .map_err(|e| err(&e))?;
+                if names[i] == focus {
+                    chart
+                        .draw_series(std::iter::once(Rectangle::new(
+                            [(x0, lo), (x1, *v)],
+                            BLACK.stroke_width(3),
+                        )))
+                        .map_err(|e| err(&e))?;
+                }
+                if let Some([a, b]) = ci {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(i as f64, *a), (i as f64, *b)],
+                            BLACK.stroke_width(2),
+                        )))
+                        .map_err(|e| err(&e))?;
+                }
+            }
+        }
+        // The key, in the panel the seven signals leave free.
+        if let Some(key) = panels.get(Signal::ALL.len()) {
+            let row = 34;
+            for (i, name) in names.iter().enumerate() {
+                let y = 40 + row * i as i32;
+                let swatch = Rectangle::new([(30, y), (56, y + 22)], colour(name).filled());
+                key.draw(&swatch).map_err(|e| err(&e))?;
+                if name == focus {
+                    key.draw(&Rectangle::new([(30, y), (56, y + 22)], BLACK.stroke_width(3)))
+                        .map_err(|e| err(&e))?;
+                }
+                key.draw(&Text::new(
+                    format!("{}  {name}", i + 1),
+                    (68, y + 2),
+                    ("sans-serif", 20),
+                ))
+                .map_err(|e| err(&e))?;
+            }
+        }
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Register the plots' font once (see [`font`]).
+fn register_font() -> Result<(), String> {
+    use plotters::prelude::FontStyle;
+    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
+    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    // Registering twice is harmless; the first registration wins.
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    Ok(())
+}
+
+/// Table 2's WatchTime lift as bars in `path`: one bar per arm, `(name, mean, [lo, hi])`
+/// as fractions (0.05 = +5 %), against `control`; `focus` outlined.
+pub fn lift_bars(
+    path: &Path,
+    arms: &[(String, f64, [f64; 2])],
+    control: &str,
+    focus: &str,
+) -> Result<std::path::PathBuf, String> {
+    use plotters::prelude::*;
+    register_font()?;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let arms: Vec<&(String, f64, [f64; 2])> = arms.iter().filter(|a| a.1.is_finite()).collect();
+    if arms.is_empty() {
+        return Err("no arm has a lift to plot".into());
+    }
+    let names: Vec<String> = arms.iter().map(|a| a.0.clone()).collect();
+    let ends = arms.iter().flat_map(|a| [a.1, a.2[0], a.2[1]]).map(|x| 100.0 * x);
+    let (lo, hi) = ends.fold((0.0f64, 0.0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let pad = (hi - lo).max(1.0) * 0.1;
+    let n = arms.len();
+    {
+        let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("Session WatchTime lift against {control} (%), mean and 95 % interval over seeds"),
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo - pad..hi + pad)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
+            .x_labels(n)
+            .x_label_style(("sans-serif", 15))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() > 1e-6 || i < 0.0 {
+                    return String::new();
+                }
+                names.get(i as usize).cloned().unwrap_or_default()
+            })
+            .y_desc("lift (%)")
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (name, mean, ci)) in arms.iter().map(|a| (&a.0, a.1, a.2)).enumerate() {
+            let (x0, x1) = (i as f64 - 0.35, i as f64 + 0.35);
+            let c = Palette99::pick(colour_index(&names, focus, name));
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, 0.0), (x1, 100.0 * mean)],
+                    c.filled(),
+                )))
+                .map_err(|e| err(&e))?;
+            if name == focus {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, 0.0), (x1, 100.0 * mean)],
+                        BLACK.stroke_width(3),
+                    )))
+                    .map_err(|e| err(&e))?;
+            }
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(i as f64, 100.0 * ci[0]), (i as f64, 100.0 * ci[1])],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(|e| err(&e))?;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(path.to_path_buf())
+}
+
 /// PNG plots: `offline_ncis.png` and `offline_gauc.png` (Table 1 as bars: one panel per
 /// signal, one bar per method, NCIS with its CI) and `online_lift.png` (the paper's
 /// Figure 2: WatchTime lift per day against the control for every learned method's arm).
@@ -596,122 +824,40 @@ pub fn plots(
     focus: &str,
 ) -> Result<Vec<std::path::PathBuf>, String> {
     use plotters::prelude::*;
-    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    // Registering twice is harmless; the first registration wins.
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    register_font()?;
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
     let colour = |method: &str| Palette99::pick(colour_index(&names, focus, method));
     let mut written = Vec::new();
 
-    // Table 1: which figure of a signal, and whether its axis starts at zero (NCIS, a
-    // mean) or closes in on the values (GAUC, whose differences are in the third digit).
+    // Table 1, a file per metric.
     type Figure = fn(&crate::offline::SignalMetrics) -> Option<(f64, Option<[f64; 2]>)>;
-    let tables: [(&str, &str, Figure, bool); 2] = [
-        ("offline_ncis.png", "NCIS", |m| Some((m.ncis, Some(m.ncis_ci))), true),
-        ("offline_gauc.png", "GAUC", |m| m.gauc.map(|g| (g, None)), false),
+    let tables: [(&str, &str, Figure, Axis); 2] = [
+        (
+            "offline_ncis.png",
+            "NCIS",
+            |m| Some((m.ncis, Some(m.ncis_ci))),
+            Axis::FromZero,
+        ),
+        (
+            "offline_gauc.png",
+            "GAUC",
+            |m| m.gauc.map(|g| (g, None)),
+            Axis::Within(0.0, 1.0),
+        ),
     ];
-    for (file, metric, figure, from_zero) in tables {
-        let path = dir.join(file);
-        {
-            let root = BitMapBackend::new(&path, (1600, 1000)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| err(&e))?;
-            let panels = root.split_evenly((2, 4));
-            for (panel, sig) in panels.iter().zip(Signal::ALL) {
-                let vals: Vec<Option<(f64, Option<[f64; 2]>)>> = offline
+    for (file, metric, figure, axis) in tables {
+        let rows: Vec<BarRow> = offline
+            .iter()
+            .map(|r| BarRow {
+                method: r.method.clone(),
+                values: Signal::ALL
                     .iter()
-                    .map(|r| r.signals.get(sig.name()).and_then(figure).filter(|v| v.0.is_finite()))
-                    .collect();
-                let ends = vals.iter().flatten().flat_map(|(v, ci)| {
-                    let [lo, hi] = ci.unwrap_or([*v, *v]);
-                    [*v, lo, hi]
-                });
-                let (min, max) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
-                if !min.is_finite() {
-                    continue;
-                }
-                let (lo, hi) = if from_zero {
-                    (0.0, max.max(1e-9) * 1.15)
-                } else {
-                    let pad = (max - min).max(0.01) * 0.25;
-                    (min - pad, max + pad)
-                };
-                let n = offline.len().max(1);
-                let arrow = if sig.higher_is_better() { "↑" } else { "↓" };
-                let mut chart = ChartBuilder::on(panel)
-                    .caption(format!("{}{arrow} {metric}", sig.name()), ("sans-serif", 22))
-                    .margin(10)
-                    .x_label_area_size(30)
-                    .y_label_area_size(60)
-                    .build_cartesian_2d(-0.5f64..n as f64 - 0.5, lo..hi)
-                    .map_err(|e| err(&e))?;
-                chart
-                    .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(n)
-                    .light_line_style(WHITE)
-                    .x_label_style(("sans-serif", 14))
-                    .x_label_formatter(&|x| {
-                        // Bars are numbered; the last panel names them (the names do not
-                        // fit under bars this narrow).
-                        let i = x.round();
-                        if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= names.len() {
-                            return String::new();
-                        }
-                        format!("{}", i as usize + 1)
-                    })
-                    .draw()
-                    .map_err(|e| err(&e))?;
-                for (i, v) in vals.iter().enumerate() {
-                    let Some((v, ci)) = v else { continue };
-                    let (x0, x1) = (i as f64 - 0.35, i as f64 + 0.35);
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(x0, lo), (x1, *v)],
-                            colour(&names[i]).filled(),
-                        )))
-                        .map_err(|e| err(&e))?;
-                    if names[i] == focus {
-                        chart
-                            .draw_series(std::iter::once(Rectangle::new(
-                                [(x0, lo), (x1, *v)],
-                                BLACK.stroke_width(3),
-                            )))
-                            .map_err(|e| err(&e))?;
-                    }
-                    if let Some([a, b]) = ci {
-                        chart
-                            .draw_series(std::iter::once(PathElement::new(
-                                vec![(i as f64, *a), (i as f64, *b)],
-                                BLACK.stroke_width(2),
-                            )))
-                            .map_err(|e| err(&e))?;
-                    }
-                }
-            }
-            // The key, in the panel the seven signals leave free.
-            if let Some(key) = panels.get(Signal::ALL.len()) {
-                let row = 34;
-                for (i, name) in names.iter().enumerate() {
-                    let y = 40 + row * i as i32;
-                    let swatch = Rectangle::new([(30, y), (56, y + 22)], colour(name).filled());
-                    key.draw(&swatch).map_err(|e| err(&e))?;
-                    if name == focus {
-                        key.draw(&Rectangle::new([(30, y), (56, y + 22)], BLACK.stroke_width(3)))
-                            .map_err(|e| err(&e))?;
-                    }
-                    key.draw(&Text::new(
-                        format!("{}  {name}", i + 1),
-                        (68, y + 2),
-                        ("sans-serif", 20),
-                    ))
-                    .map_err(|e| err(&e))?;
-                }
-            }
-            root.present().map_err(|e| err(&e))?;
-        }
-        written.push(path);
+                    .map(|sig| r.signals.get(sig.name()).and_then(figure))
+                    .collect(),
+            })
+            .collect();
+        written.push(signal_bars(&dir.join(file), metric, &rows, axis, focus)?);
     }
 
     let Some(online) = online else {
@@ -850,9 +996,7 @@ pub fn learning_curve(run_dir: &Path) -> Result<std::path::PathBuf, String> {
     if series.is_empty() {
         return Err(format!("{}: no losses to plot", log.display()));
     }
-    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    register_font()?;
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let path = run_dir.join("learning_curve.png");
     let n = series.len();
