@@ -189,6 +189,28 @@ mod tests {
         }
     }
 
+    /// Two states of `cfg`'s sizes; with `candidates`, two candidates each (the second of the
+    /// second state padding), drawn after everything else.
+    fn state_batch(candidates: bool, device: &Device) -> StateBatch {
+        let mut b = StateBatch {
+            users: ints(vec![1, 2], device),
+            user_features: Tensor::random([2, 2], Distribution::Normal(0.0, 1.0), device),
+            history: Tensor::random([2, 3, 4], Distribution::Normal(0.0, 1.0), device),
+            feedback: Tensor::random([2, 3, 7], Distribution::Default, device),
+            mask: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], device),
+            hour: ints(vec![3, 20], device),
+            tab: ints(vec![1, 4], device),
+            position: Tensor::from_floats([[0.0], [0.7]], device),
+            candidates: Tensor::zeros([2, 1, 4], device),
+            candidate_mask: Tensor::zeros([2, 1], device),
+        };
+        if candidates {
+            b.candidates = Tensor::random([2, 2, 4], Distribution::Normal(0.0, 1.0), device);
+            b.candidate_mask = Tensor::from_floats([[1.0, 1.0], [1.0, 0.0]], device);
+        }
+        b
+    }
+
     /// A smooth scalar of a tensor: a fixed random projection, squared-ish.
     fn readout<const D: usize>(x: Tensor<D>, seed_tensor: Tensor<D>) -> Tensor<1> {
         (x.clone() * seed_tensor).sum() + x.powi_scalar(2).sum() * 0.1
@@ -263,18 +285,7 @@ mod tests {
             );
 
             let state = StateEncoder::new(&shape(), &c, &device);
-            let batch = StateBatch {
-                users: ints(vec![1, 2], &device),
-                user_features: Tensor::random([2, 2], Distribution::Normal(0.0, 1.0), &device),
-                history: Tensor::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device),
-                feedback: Tensor::random([2, 3, 7], Distribution::Default, &device),
-                mask: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], &device),
-                hour: ints(vec![3, 20], &device),
-                tab: ints(vec![1, 4], &device),
-                position: Tensor::from_floats([[0.0], [0.7]], &device),
-                candidates: Tensor::zeros([2, 1, 4], &device),
-                candidate_mask: Tensor::zeros([2, 1], &device),
-            };
+            let batch = state_batch(false, &device);
             let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
             assert_ok(
                 seed,
@@ -300,18 +311,7 @@ mod tests {
                 ..cfg(Collaboration::Attention)
             };
             let state = StateEncoder::new(&shape(), &c, &device);
-            let batch = StateBatch {
-                users: ints(vec![1, 2], &device),
-                user_features: Tensor::random([2, 2], Distribution::Normal(0.0, 1.0), &device),
-                history: Tensor::random([2, 3, 4], Distribution::Normal(0.0, 1.0), &device),
-                feedback: Tensor::random([2, 3, 7], Distribution::Default, &device),
-                mask: Tensor::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]], &device),
-                hour: ints(vec![3, 20], &device),
-                tab: ints(vec![1, 4], &device),
-                position: Tensor::from_floats([[0.0], [0.7]], &device),
-                candidates: Tensor::random([2, 2, 4], Distribution::Normal(0.0, 1.0), &device),
-                candidate_mask: Tensor::from_floats([[1.0, 1.0], [1.0, 0.0]], &device),
-            };
+            let batch = state_batch(true, &device);
             let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
             assert_ok(
                 seed,
