@@ -211,6 +211,24 @@ mod tests {
         b
     }
 
+    /// The state encoder's gradients on `batch`, read out through a random projection
+    /// drawn after the batch.
+    fn assert_state_gradients(seed: u64, name: &str, state: &StateEncoder, batch: StateBatch, device: &Device) {
+        let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), device);
+        assert_ok(
+            seed,
+            name,
+            check(
+                state,
+                |m| readout(m.forward(batch.clone()), w.clone()),
+                5,
+                1e-3,
+                0.03,
+                2e-3,
+            ),
+        );
+    }
+
     /// A smooth scalar of a tensor: a fixed random projection, squared-ish.
     fn readout<const D: usize>(x: Tensor<D>, seed_tensor: Tensor<D>) -> Tensor<1> {
         (x.clone() * seed_tensor).sum() + x.powi_scalar(2).sum() * 0.1
@@ -285,20 +303,7 @@ mod tests {
             );
 
             let state = StateEncoder::new(&shape(), &c, &device);
-            let batch = state_batch(false, &device);
-            let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
-            assert_ok(
-                seed,
-                "state",
-                check(
-                    &state,
-                    |m| readout(m.forward(batch.clone()), w.clone()),
-                    5,
-                    1e-3,
-                    0.03,
-                    2e-3,
-                ),
-            );
+            assert_state_gradients(seed, "state", &state, state_batch(false, &device), &device);
         }
     }
 
@@ -311,19 +316,12 @@ mod tests {
                 ..cfg(Collaboration::Attention)
             };
             let state = StateEncoder::new(&shape(), &c, &device);
-            let batch = state_batch(true, &device);
-            let w = Tensor::<2>::random([2, 6], Distribution::Normal(0.0, 1.0), &device);
-            assert_ok(
+            assert_state_gradients(
                 seed,
                 "state with candidates",
-                check(
-                    &state,
-                    |m| readout(m.forward(batch.clone()), w.clone()),
-                    5,
-                    1e-3,
-                    0.03,
-                    2e-3,
-                ),
+                &state,
+                state_batch(true, &device),
+                &device,
             );
         }
     }
