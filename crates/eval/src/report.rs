@@ -716,14 +716,20 @@ pub fn signal_bars(
     Ok(path.to_path_buf())
 }
 
-/// Register the plots' font once (see [`font`]).
+/// Register the plots' font (see [`font`]) once per process: plotters keeps it for the
+/// program's life, so every plot after the first reuses it rather than reading and
+/// leaking another copy of the file.
 fn register_font() -> Result<(), String> {
     use plotters::prelude::FontStyle;
-    let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-    // Registering twice is harmless; the first registration wins.
-    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
-    Ok(())
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let bytes = font().ok_or("no TrueType font found for plot labels; set MMRF_FONT to a .ttf file")?;
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                .map_err(|_| "the plot font could not be read".to_string())
+        })
+        .clone()
 }
 
 /// Table 2's WatchTime lift as bars in `path`: one bar per arm, `(name, mean, [lo, hi])`
