@@ -335,6 +335,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", report.to_text());
             }
+            if let Some(p) = report.problems.first() {
+                bail!("{}: {p}", dir.display());
+            }
             if !report.complete {
                 bail!(
                     "{}: incomplete KuaiRand directory (see the MISSING files above)",

@@ -70,9 +70,13 @@ fn generate_then_check_json() {
             "log_random_4_22_to_5_08_1k.csv",
             "user_features_1k.csv",
             "video_features_basic_1k.csv",
-            "video_features_statistic_1k.csv"
+            "video_features_statistic_1k.csv",
+            "mmrf_requests.csv",
+            "mmrf_candidates.bin",
+            "mmrf_propensities.csv"
         ]
     );
+    assert_eq!(report["side_files"], true);
     let click = report["logs"]["standard_train"]["rates"]["is_click"].as_f64().unwrap();
     assert!(click > 0.0 && click < 1.0);
     assert_eq!(
@@ -104,6 +108,72 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
     let out = mmrf().args(["data", "check", "/nonexistent/dir"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: /nonexistent/dir"));
+}
+
+/// The seed a generated world records in its parameter file.
+fn world_seed(dir: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join("mmrf_world.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["config"]["seed"].as_u64().unwrap()
+}
+
+#[test]
+fn a_killed_regeneration_leaves_one_whole_world() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let generate = |seed: &str| {
+        let mut c = mmrf();
+        c.args([
+            "world", "generate", "--scale", "small", "--users", "400", "--seed", seed, "--out",
+        ])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    assert!(generate("5").status().unwrap().success());
+    let mut child = generate("6").spawn().unwrap();
+    // Kill it once it has written its first log (or, on a fast machine, whenever it is).
+    let started = std::time::Instant::now();
+    let staged_log = || {
+        std::fs::read_dir(tmp.path()).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".w.mmrf-staging")
+                && e.path().join("log_standard_4_08_to_4_21_1k.csv").is_file()
+        })
+    };
+    while !staged_log() && started.elapsed() < std::time::Duration::from_secs(60) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    // Whatever the moment, the directory holds one whole world that checks clean.
+    let seed = world_seed(&dir);
+    assert!(seed == 5 || seed == 6);
+    let out = mmrf().args(["data", "check"]).arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "seed {seed}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stray: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".mmrf-tmp") || n.starts_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    // The next generation completes and clears what the killed one staged.
+    assert!(generate("6").status().unwrap().success());
+    assert_eq!(world_seed(&dir), 6);
+    let left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["w".to_string()]);
 }
 
 #[test]

@@ -1,9 +1,15 @@
 //! The binary cache: a dataset's columns as raw little-endian arrays in one file.
 //!
 //! The cache lives next to the data (`DIR/.mmrf-cache/`), or under the system temp
-//! directory when the data directory is read-only. It is keyed by a fingerprint of the
-//! source files (name, size, modification time) and written atomically (temp file +
-//! rename), so a crash never leaves a partial cache behind and a changed file is re-read.
+//! directory when the data directory is read-only. It is written atomically (temp file +
+//! rename), so a crash never leaves a partial cache behind, and it cannot lie:
+//!
+//! - it is keyed by a fingerprint of the source files: name, size, modification time, the
+//!   inode's change time (which any write moves, even one that restores the modification
+//!   time) and a hash of each file's first and last 64 KiB, so a changed file is re-read;
+//! - its body carries an xxh3 checksum, verified on every load (one pass over the mapped
+//!   file), so a damaged cache is reported, deleted and rebuilt from the sources instead of
+//!   being decoded into wrong numbers.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +17,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{DataError, Result};
 use crate::table::{Column, FeatureTable, IdMap, Vocab};
 
-const MAGIC: &[u8; 8] = b"MMRFDS03";
+const MAGIC: &[u8; 8] = b"MMRFDS04";
+
+/// How much of each end of a source file the fingerprint hashes.
+const FINGERPRINT_EDGE: u64 = 64 << 10;
 
 /// Sequential writer of cache sections.
 #[derive(Default)]
@@ -134,8 +143,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A fingerprint of source files: names, sizes and modification times.
+/// A fingerprint of source files: names, sizes, modification and change times, and a
+/// hash of each file's head and tail.
 pub(crate) fn fingerprint(files: &[PathBuf]) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut out = String::from(std::str::from_utf8(MAGIC).unwrap_or("MMRF"));
     for f in files {
         let meta = std::fs::metadata(f).map_err(|e| DataError::io(f, e))?;
@@ -144,8 +155,26 @@ pub(crate) fn fingerprint(files: &[PathBuf]) -> Result<String> {
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
+        #[cfg(unix)]
+        let changed = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ctime() as i128) * 1_000_000_000 + meta.ctime_nsec() as i128
+        };
+        #[cfg(not(unix))]
+        let changed = 0i128;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut file = std::fs::File::open(f).map_err(|e| DataError::io(f, e))?;
+        let mut buf = vec![0u8; FINGERPRINT_EDGE as usize];
+        let len = meta.len();
+        for start in [0, len.saturating_sub(FINGERPRINT_EDGE)] {
+            let n = FINGERPRINT_EDGE.min(len) as usize;
+            file.seek(SeekFrom::Start(start))
+                .and_then(|_| file.read_exact(&mut buf[..n]))
+                .map_err(|e| DataError::io(f, e))?;
+            hasher.update(&buf[..n]);
+        }
         let name = f.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        out.push_str(&format!("|{name}:{}:{mtime}", meta.len()));
+        out.push_str(&format!("|{name}:{len}:{mtime}:{changed}:{:016x}", hasher.digest()));
     }
     Ok(out)
 }
@@ -167,17 +196,18 @@ pub fn cache_path(dir: &Path) -> PathBuf {
 }
 
 fn is_writable(dir: &Path) -> bool {
-    tempfile::NamedTempFile::new_in(dir).is_ok()
+    crate::temp_file_in(dir).is_ok()
 }
 
-/// Write `body` behind the magic and fingerprint, atomically.
+/// Write `body` behind the magic, the fingerprint and the body's checksum, atomically.
 pub(crate) fn write(path: &Path, fingerprint: &str, body: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut tmp = crate::temp_file_in(dir).map_err(|e| DataError::io(dir, e))?;
     let mut head = Writer::default();
     head.buf.extend_from_slice(MAGIC);
     head.str(fingerprint);
+    head.u64(xxhash_rust::xxh3::xxh3_64(body));
     tmp.write_all(&head.buf)
         .and_then(|_| tmp.write_all(body))
         .and_then(|_| tmp.flush())
@@ -186,20 +216,40 @@ pub(crate) fn write(path: &Path, fingerprint: &str, body: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The mapped cache file and the offset of its body, if it exists and matches `fingerprint`.
-pub(crate) fn read(path: &Path, fingerprint: &str) -> Option<(memmap2::Mmap, usize)> {
-    let file = std::fs::File::open(path).ok()?;
+/// What a cache file holds for a given fingerprint.
+pub(crate) enum Cached {
+    /// No cache, or one for other sources (or an older format): rebuild quietly.
+    Absent,
+    /// A cache for these sources whose body does not match its checksum.
+    Damaged,
+    /// The mapped file and the offset of its verified body.
+    Valid(memmap2::Mmap, usize),
+}
+
+/// Read the cache at `path` if it exists and matches `fingerprint`, verifying its body.
+pub(crate) fn read(path: &Path, fingerprint: &str) -> Cached {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Cached::Absent;
+    };
     // SAFETY: read-only map of a file only mmrf writes, and only by atomic rename (a
     // replaced cache is a new inode; this map keeps the old one).
-    let data = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    if data.get(..8)? != MAGIC {
-        return None;
+    let Ok(data) = (unsafe { memmap2::Mmap::map(&file) }) else {
+        return Cached::Absent;
+    };
+    if data.get(..8) != Some(MAGIC.as_slice()) {
+        return Cached::Absent;
     }
     let mut r = Reader { data: &data, pos: 8 };
-    let fp = r.str().ok()?;
-    if fp != fingerprint {
-        return None;
+    match r.str() {
+        Ok(fp) if fp == fingerprint => {}
+        _ => return Cached::Absent,
     }
+    let Ok(sum) = r.u64() else {
+        return Cached::Damaged;
+    };
     let pos = r.pos;
-    Some((data, pos))
+    if xxhash_rust::xxh3::xxh3_64(&data[pos..]) != sum {
+        return Cached::Damaged;
+    }
+    Cached::Valid(data, pos)
 }

@@ -47,7 +47,12 @@ pub struct CheckReport {
     pub users: u64,
     pub videos: u64,
     pub logs: std::collections::BTreeMap<String, LogReport>,
-    /// Every file present and valid.
+    /// The side files (candidate log, propensities) were present and checked against the
+    /// logs.
+    pub side_files: bool,
+    /// What makes the directory unusable though every file parses (an empty log split).
+    pub problems: Vec<String>,
+    /// Every file present and valid, and no problem.
     pub complete: bool,
 }
 
@@ -132,10 +137,13 @@ fn first_line(path: &Path) -> Option<String> {
     Some(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
-/// Check `dir`: every file of its version, feature files typed, logs streamed.
+/// Check `dir`: every file of its version, feature files typed, logs streamed, and the
+/// side files of a generated world read and checked against the logs exactly as the loader
+/// does (for that, the logs' user and video ids are kept: 8 bytes a row).
 ///
-/// An invalid file (bad header, bad cell) is an error naming it; missing files are
-/// reported (`complete == false`) so a partial directory can still be inspected.
+/// An invalid file (bad header, bad cell, side files that do not match the logs) is an
+/// error naming it; missing files and empty log splits are reported (`complete == false`)
+/// so a partial directory can still be inspected.
 pub fn check_dir(dir: &Path) -> Result<CheckReport> {
     let version = Version::detect(dir).ok_or_else(|| DataError::Directory {
         path: dir.to_path_buf(),
@@ -179,6 +187,8 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
         user_file: &user_file,
         video_file: &video_file,
     };
+    let side_files = crate::side::present(dir)?;
+    let mut keys: [(Vec<u32>, Vec<u32>); 3] = Default::default();
     let mut logs = std::collections::BTreeMap::new();
     for split in LogSplit::ALL {
         let mut acc = Acc {
@@ -191,8 +201,13 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             if !path.is_file() {
                 continue;
             }
+            let (users, videos) = &mut keys[split as usize];
             let rows = stream_log(&path, &ids, |b| {
                 acc.add(&b);
+                if side_files {
+                    users.extend_from_slice(&b.user);
+                    videos.extend_from_slice(&b.video);
+                }
                 Ok(())
             })?;
             let name = path
@@ -203,10 +218,49 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
         }
         logs.insert(split.name().to_string(), acc.report());
     }
+    if side_files {
+        let keys = crate::side::LogKeys {
+            users: [&keys[0].0[..], &keys[1].0[..], &keys[2].0[..]],
+            videos: [&keys[0].1[..], &keys[1].1[..], &keys[2].1[..]],
+        };
+        for name in crate::side::SIDE_FILES {
+            files.push(FileReport {
+                name: name.to_string(),
+                present: true,
+                rows: None,
+                header: None,
+            });
+        }
+        let log = crate::side::read_candidate_log(dir, &users.ids, &videos.ids, keys)?;
+        if let Some(log) = log {
+            set_rows(&mut files, crate::side::REQUESTS_FILE, log.requests.len() as u64);
+            set_rows(&mut files, crate::side::CANDIDATES_FILE, log.len() as u64);
+        }
+        crate::side::read_propensities(dir, &videos.ids, keys)?;
+        let rows: u64 = keys.users.iter().map(|u| u.len() as u64).sum();
+        set_rows(&mut files, crate::side::PROPENSITIES_FILE, rows);
+    }
+    let problems: Vec<String> = [LogSplit::Train, LogSplit::Test]
+        .iter()
+        .filter(|s| logs.get(s.name()).is_some_and(|l| l.rows == 0))
+        .map(|s| {
+            format!(
+                "the {} log has no rows: nothing to {}",
+                s.name(),
+                if *s == LogSplit::Train {
+                    "train on"
+                } else {
+                    "evaluate on"
+                }
+            )
+        })
+        .collect();
     Ok(CheckReport {
         dir: dir.display().to_string(),
         version: format!("KuaiRand-{}", version.suffix()),
-        complete: files.iter().all(|f| f.present),
+        complete: files.iter().all(|f| f.present) && problems.is_empty(),
+        side_files,
+        problems,
         files,
         users: users.len() as u64,
         videos: videos.len() as u64,
@@ -248,7 +302,13 @@ impl CheckReport {
             let rates: Vec<String> = l.rates.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
             let _ = writeln!(s, "  {}", rates.join(" "));
         }
-        if !self.complete {
+        if self.side_files {
+            let _ = writeln!(s, "side files: checked against the logs");
+        }
+        for p in &self.problems {
+            let _ = writeln!(s, "problem: {p}");
+        }
+        if self.files.iter().any(|f| !f.present) {
             let _ = writeln!(s, "incomplete: some files of the KuaiRand file set are missing");
         }
         s

@@ -72,10 +72,8 @@ impl Dataset {
             reason: "no user_features_{1k,pure,27k}.csv found".into(),
         })?;
         let mut sources: Vec<PathBuf> = version.all_files().iter().map(|f| dir.join(f)).collect();
-        for f in [side::REQUESTS_FILE, side::CANDIDATES_FILE, side::PROPENSITIES_FILE] {
-            if dir.join(f).is_file() {
-                sources.push(dir.join(f));
-            }
+        if side::present(dir)? {
+            sources.extend(side::SIDE_FILES.iter().map(|f| dir.join(f)));
         }
         for s in &sources {
             if !s.is_file() {
@@ -88,21 +86,30 @@ impl Dataset {
         let fingerprint = cache::fingerprint(&sources)?;
         let cache_path = cache::cache_path(dir);
         if use_cache {
-            if let Some((bytes, pos)) = cache::read(&cache_path, &fingerprint) {
-                let mut r = Reader { data: &bytes, pos };
-                match Self::decode(&mut r, dir, version) {
-                    Ok(ds) => {
-                        let seconds = start.elapsed().as_secs_f64();
-                        return Ok((
-                            ds,
-                            LoadInfo {
-                                from_cache: true,
-                                seconds,
-                            },
-                        ));
+            let damaged = match cache::read(&cache_path, &fingerprint) {
+                cache::Cached::Absent => false,
+                cache::Cached::Damaged => true,
+                cache::Cached::Valid(bytes, pos) => {
+                    let mut r = Reader { data: &bytes, pos };
+                    match Self::decode(&mut r, dir, version) {
+                        Ok(ds) => {
+                            let seconds = start.elapsed().as_secs_f64();
+                            return Ok((
+                                ds,
+                                LoadInfo {
+                                    from_cache: true,
+                                    seconds,
+                                },
+                            ));
+                        }
+                        Err(Corrupt) => true,
                     }
-                    Err(Corrupt) => tracing::warn!(cache = %cache_path.display(), "corrupt cache ignored"),
                 }
+            };
+            if damaged {
+                tracing::warn!(cache = %cache_path.display(), "the cache is damaged: deleted, rebuilding it from the sources");
+                // A failed removal is harmless: the rebuilt cache replaces it by rename.
+                let _ = std::fs::remove_file(&cache_path);
             }
         }
         let ds = Self::parse(dir, version)?;
@@ -142,21 +149,12 @@ impl Dataset {
         };
         let [train, test, random] = LogSplit::ALL.map(|s| read_logs(&version.log_paths(dir, s), &ids));
         let (train, test, random) = (train?, test?, random?);
-        let candidates = side::read_candidate_log(dir, &users.ids, &videos.ids)?;
-        if let Some(log) = &candidates {
-            let lens = [train.len(), test.len(), random.len()];
-            if let Some(r) = log
-                .requests
-                .iter()
-                .find(|r| r.first_row as usize + r.n_shown as usize > lens[r.split as usize])
-            {
-                return Err(DataError::invalid(
-                    &dir.join(side::REQUESTS_FILE),
-                    format!("a request points past the end of the {} log: {r:?}", r.split.name()),
-                ));
-            }
-        }
-        let propensities = side::read_propensities(dir, [train.len(), test.len(), random.len()])?;
+        let keys = side::LogKeys {
+            users: [&train.user[..], &test.user[..], &random.user[..]],
+            videos: [&train.video[..], &test.video[..], &random.video[..]],
+        };
+        let candidates = side::read_candidate_log(dir, &users.ids, &videos.ids, keys)?;
+        let propensities = side::read_propensities(dir, &videos.ids, keys)?;
         Ok(Dataset {
             dir: dir.to_path_buf(),
             version,
@@ -294,7 +292,7 @@ impl Dataset {
             it.next().ok_or(Corrupt)?,
             it.next().ok_or(Corrupt)?,
         );
-        Ok(Dataset {
+        let ds = Dataset {
             dir: dir.to_path_buf(),
             version,
             users,
@@ -305,6 +303,26 @@ impl Dataset {
             random,
             candidates,
             propensities,
-        })
+        };
+        // The checksum already vouches for the bytes; this keeps a cache written by another
+        // build from indexing out of bounds.
+        let (n_users, n_videos) = (ds.users.len() as u32, ds.videos.len() as u32);
+        let in_range = [&ds.train, &ds.test, &ds.random]
+            .iter()
+            .all(|l| l.user.iter().all(|&u| u < n_users) && l.video.iter().all(|&v| v < n_videos));
+        let lens = [ds.train.len(), ds.test.len(), ds.random.len()];
+        let requests_fit = ds.candidates.as_ref().is_none_or(|c| {
+            c.requests
+                .iter()
+                .all(|r| r.user < n_users && r.first_row as usize + r.n_shown as usize <= lens[r.split as usize])
+        });
+        let props_fit = ds
+            .propensities
+            .as_ref()
+            .is_none_or(|p| p.iter().zip(lens).all(|(v, n)| v.len() == n));
+        if !(in_range && requests_fit && props_fit) {
+            return Err(Corrupt);
+        }
+        Ok(ds)
     }
 }

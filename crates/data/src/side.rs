@@ -9,6 +9,13 @@
 //!   `u32` raw video ids, requests in `request_id` order.
 //! - `mmrf_propensities.csv`: `split,row,video_id,propensity`: per logged impression the
 //!   logging policy's softmax probability of the shown video over the request's candidates.
+//!
+//! A generated world writes all three, with its parameter file `mmrf_world.json`
+//! ([`WORLD_FILE`]), so they are a set: a directory with some of them but not all, or with
+//! the parameter file but none, is an error, never a silent fallback to rebuilt requests.
+//! Both readers check the files against the logs they describe ([`LogKeys`]): every log
+//! row shown by exactly one request of its user, one propensity per row for the row's
+//! video. A world whose logs and side files come from two generations is refused.
 
 use std::io::Write;
 use std::path::Path;
@@ -21,6 +28,44 @@ use crate::table::IdMap;
 pub const REQUESTS_FILE: &str = "mmrf_requests.csv";
 pub const CANDIDATES_FILE: &str = "mmrf_candidates.bin";
 pub const PROPENSITIES_FILE: &str = "mmrf_propensities.csv";
+/// A generated world's parameter file (written by `mmrf-world`, last of its files).
+pub const WORLD_FILE: &str = "mmrf_world.json";
+/// The side files, in the order they are checked.
+pub const SIDE_FILES: [&str; 3] = [REQUESTS_FILE, CANDIDATES_FILE, PROPENSITIES_FILE];
+
+/// The logs' user and video columns (dense ids), per split in [`LogSplit::ALL`] order:
+/// what the side files are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct LogKeys<'a> {
+    pub users: [&'a [u32]; 3],
+    pub videos: [&'a [u32]; 3],
+}
+
+/// Whether `dir` has side files: `Ok(true)` for the whole set, `Ok(false)` for none (real
+/// KuaiRand), an error naming the first missing file for a partial set or a generated
+/// world's parameter file without them.
+pub fn present(dir: &Path) -> Result<bool> {
+    let found: Vec<bool> = SIDE_FILES.iter().map(|f| dir.join(f).is_file()).collect();
+    let world = dir.join(WORLD_FILE).is_file();
+    if !world && found.iter().all(|&f| !f) {
+        return Ok(false);
+    }
+    match SIDE_FILES.iter().zip(&found).find(|(_, &f)| !f) {
+        None => Ok(true),
+        Some((missing, _)) => Err(DataError::MissingFile {
+            path: dir.join(missing),
+            what: format!(
+                "a side file of this generated world ({} are written together{}); regenerate the world",
+                SIDE_FILES.join(", "),
+                if world {
+                    format!(" with {WORLD_FILE}")
+                } else {
+                    String::new()
+                }
+            ),
+        }),
+    }
+}
 const REQUEST_COLUMNS: [&str; 7] = [
     "request_id",
     "user_id",
@@ -142,7 +187,7 @@ pub fn write_candidate_log(
             format!("{total} candidate ids for requests that own {expected}"),
         ));
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut tmp = crate::temp_file_in(dir)?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         w.write_all(CANDIDATE_MAGIC)?;
@@ -171,12 +216,20 @@ pub fn write_propensities(dir: &Path, props: &[(LogSplit, Vec<(u32, f32)>)], vid
     crate::write_atomic(&dir.join(PROPENSITIES_FILE), &csv)
 }
 
-/// Read the candidate log if the directory has one.
-pub fn read_candidate_log(dir: &Path, users: &IdMap, videos: &IdMap) -> Result<Option<CandidateLog>> {
+/// Read the candidate log if the directory has one, checked against the logs: each
+/// split's rows are shown by its requests in order, each row by exactly one request of the
+/// row's user.
+pub fn read_candidate_log(
+    dir: &Path,
+    users: &IdMap,
+    videos: &IdMap,
+    logs: LogKeys<'_>,
+) -> Result<Option<CandidateLog>> {
     let path = dir.join(REQUESTS_FILE);
-    if !path.is_file() {
+    if !present(dir)? {
         return Ok(None);
     }
+    let mut next_row = [0usize; 3];
     let mut file = CsvFile::open(&path)?;
     crate::csvio::check_exact_header(&path, file.header(), &REQUEST_COLUMNS)?;
     let mut rec = csv::StringRecord::new();
@@ -191,16 +244,66 @@ pub fn read_candidate_log(dir: &Path, users: &IdMap, videos: &IdMap) -> Result<O
         let user = users.get(int(1)?).ok_or_else(|| bad(1, "user id out of range"))?;
         let split = split_from_name(&rec[3]).ok_or_else(|| bad(3, "unknown split"))?;
         let n_candidates = u16::try_from(int(6)?).map_err(|_| bad(6, "out of range"))?;
+        let first_row = u32::try_from(int(4)?).map_err(|_| bad(4, "out of range"))?;
+        let n_shown = u16::try_from(int(5)?).map_err(|_| bad(5, "out of range"))?;
+        let s = split as usize;
+        if first_row as usize != next_row[s] {
+            return Err(bad(
+                4,
+                &format!(
+                    "the {} log's rows must be shown by its requests in order: row {} is next \
+                     (side files and logs of different generations? regenerate the world)",
+                    split.name(),
+                    next_row[s]
+                ),
+            ));
+        }
+        next_row[s] += n_shown as usize;
+        let shown_users = logs.users[s].get(first_row as usize..next_row[s]).ok_or_else(|| {
+            bad(
+                5,
+                &format!(
+                    "the request runs past the end of the {} log ({} rows)",
+                    split.name(),
+                    logs.users[s].len()
+                ),
+            )
+        })?;
+        if let Some(k) = shown_users.iter().position(|&u| u != user) {
+            return Err(bad(
+                1,
+                &format!(
+                    "row {} of the {} log belongs to user {}, not to this request's user \
+                     (side files and logs of different generations? regenerate the world)",
+                    first_row as usize + k,
+                    split.name(),
+                    users.raw(shown_users[k])
+                ),
+            ));
+        }
         requests.push(LoggedRequest {
             user,
             session: u32::try_from(int(2)?).map_err(|_| bad(2, "out of range"))?,
             split,
-            first_row: u32::try_from(int(4)?).map_err(|_| bad(4, "out of range"))?,
-            n_shown: u16::try_from(int(5)?).map_err(|_| bad(5, "out of range"))?,
+            first_row,
+            n_shown,
             candidate_offset: offset,
             n_candidates,
         });
         offset += n_candidates as u64;
+    }
+    for split in LogSplit::ALL {
+        let (shown, rows) = (next_row[split as usize], logs.users[split as usize].len());
+        if shown != rows {
+            return Err(DataError::invalid(
+                &path,
+                format!(
+                    "its requests show {shown} rows of the {} log, which has {rows} \
+                     (side files and logs of different generations? regenerate the world)",
+                    split.name()
+                ),
+            ));
+        }
     }
     let log = map_candidates(dir, requests, offset, videos)?;
     // Validate every id once, here; later reads trust the fingerprinted file.
@@ -251,29 +354,68 @@ pub(crate) fn map_candidates(
     })
 }
 
-/// Read per-impression propensities if present: `[train, test, random]`, aligned to rows.
-pub fn read_propensities(dir: &Path, rows: [usize; 3]) -> Result<Option<[Vec<f32>; 3]>> {
+/// Read per-impression propensities if present: `[train, test, random]`, aligned to rows,
+/// checked against the logs (one line per row, naming the row's own video).
+pub fn read_propensities(dir: &Path, videos: &IdMap, logs: LogKeys<'_>) -> Result<Option<[Vec<f32>; 3]>> {
     let path = dir.join(PROPENSITIES_FILE);
-    if !path.is_file() {
+    if !present(dir)? {
         return Ok(None);
     }
     let mut file = CsvFile::open(&path)?;
     crate::csvio::check_exact_header(&path, file.header(), &PROPENSITY_COLUMNS)?;
-    let mut out: [Vec<f32>; 3] = rows.map(|n| vec![f32::NAN; n]);
+    let mut out: [Vec<f32>; 3] = logs.videos.map(|v| vec![f32::NAN; v.len()]);
     let mut rec = csv::StringRecord::new();
     while let Some(line) = file.next_record(&mut rec, PROPENSITY_COLUMNS.len())? {
         let bad = |c: usize, why: &str| DataError::cell(&path, line, PROPENSITY_COLUMNS[c], rec[c].as_bytes(), why);
         let split = split_from_name(&rec[0]).ok_or_else(|| bad(0, "unknown split"))?;
         let row = parse_int(&path, line, "row", rec[1].as_bytes())?;
+        let video = parse_int(&path, line, "video_id", rec[2].as_bytes())?;
         let p = crate::csvio::parse_float(&path, line, "propensity", rec[3].as_bytes())?;
         if !(p > 0.0 && p <= 1.0) {
             return Err(bad(3, "a propensity must be in (0, 1]"));
         }
-        let slot = out[split_code(split) as usize]
-            .get_mut(row as usize)
-            .filter(|_| row >= 0)
-            .ok_or_else(|| bad(1, "row out of range of the split's log"))?;
+        let s = split_code(split) as usize;
+        let logged = usize::try_from(row)
+            .ok()
+            .and_then(|r| logs.videos[s].get(r))
+            .ok_or_else(|| {
+                bad(
+                    1,
+                    &format!(
+                        "row out of range of the {} log ({} rows)",
+                        split.name(),
+                        logs.videos[s].len()
+                    ),
+                )
+            })?;
+        if videos.get(video) != Some(*logged) {
+            return Err(bad(
+                2,
+                &format!(
+                    "row {row} of the {} log shows video {} (side files and logs of different \
+                     generations? regenerate the world)",
+                    split.name(),
+                    videos.raw(*logged)
+                ),
+            ));
+        }
+        let slot = &mut out[s][row as usize];
+        if !slot.is_nan() {
+            return Err(bad(1, "a second propensity for the same row"));
+        }
         *slot = p;
+    }
+    for split in LogSplit::ALL {
+        if let Some(row) = out[split as usize].iter().position(|p| p.is_nan()) {
+            return Err(DataError::invalid(
+                &path,
+                format!(
+                    "row {row} of the {} log has no propensity (side files and logs of \
+                     different generations? regenerate the world)",
+                    split.name()
+                ),
+            ));
+        }
     }
     Ok(Some(out))
 }

@@ -13,7 +13,9 @@ use mmrf_data::{time, write_atomic, IdMap};
 use crate::model::{rng, Stream, WorldModel};
 use crate::policy::LoggingPolicy;
 use crate::sim::{day_visits, simulate_session, Chooser, Scratch, UserRngs};
-use crate::{WorldError, WORLD_FILE};
+use crate::WorldError;
+use mmrf_data::side::WORLD_FILE;
+use mmrf_data::staged::StagedDir;
 
 /// Minimum idle time between two visits: longer than the 30-minute session gap, so
 /// rebuilding sessions from the logs recovers the visits exactly.
@@ -131,10 +133,30 @@ fn simulate_user(model: &WorldModel, user: u32) -> UserLog {
     out
 }
 
-/// Generate the world of `model` into `dir` (created if needed); every file is written
-/// atomically. `progress` is called with the number of users simulated so far.
+/// Generate the world of `model` into `dir`, whole or not at all. `progress` is called
+/// with the number of users simulated so far.
+///
+/// The files are written into a staging directory beside `dir` and moved into place in one
+/// rename, so a killed generation never leaves a world whose logs and side files come from
+/// two generations: `dir` holds the old world or the new one. `dir` may be new, empty, or
+/// an earlier world (replaced); any other non-empty directory is refused. Staging left by
+/// a killed generation is removed by the next one.
 pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync)) -> Result<Summary, WorldError> {
-    std::fs::create_dir_all(dir).map_err(|e| WorldError::io(dir, e))?;
+    if mmrf_data::staged::is_nonempty_dir(dir) && !dir.join(WORLD_FILE).is_file() {
+        return Err(WorldError::Invalid {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "not empty and not an mmrf world (no {WORLD_FILE}); generate into a new or empty directory"
+            ),
+        });
+    }
+    let staged = StagedDir::new(dir).map_err(|e| WorldError::io(dir, e))?;
+    let summary = generate_into(model, staged.path(), progress)?;
+    staged.commit().map_err(|e| WorldError::io(dir, e))?;
+    Ok(summary)
+}
+
+fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync)) -> Result<Summary, WorldError> {
     let done = std::sync::atomic::AtomicUsize::new(0);
     let users: Vec<UserLog> = (0..model.n_users() as u32)
         .into_par_iter()

@@ -27,8 +27,8 @@ pub use model::{Feedback, UserState, WorldModel};
 pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
 pub use policy::{LoggingPolicy, Policy, RandomPolicy};
 
-/// The world's own parameter file inside a generated directory.
-pub const WORLD_FILE: &str = "mmrf_world.json";
+/// The world's own parameter file inside a generated directory (written last).
+pub use mmrf_data::side::WORLD_FILE;
 
 /// Errors of generating or reloading a world.
 #[derive(Debug, thiserror::Error)]

@@ -315,3 +315,34 @@ fn expected_feedback_is_the_mean_of_responses_in_seconds() {
     }
     assert!(got[6] > 1.0, "seconds, not a fraction of a minute: {}", got[6]);
 }
+
+#[test]
+fn a_world_replaces_a_world_but_never_other_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("w");
+    let mut cfg = WorldConfig::new(Scale::Small, 21);
+    cfg.n_users = 20;
+    generate(&WorldModel::new(cfg.clone()), &dir, &|_| {}).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    // Staging that a killed generation left beside the world.
+    std::fs::create_dir(tmp.path().join(".w.mmrf-staging-1-2")).unwrap();
+    cfg.seed = 22;
+    generate(&WorldModel::new(cfg.clone()), &dir, &|_| {}).unwrap();
+    assert_eq!(World::load(&dir).unwrap().file.config.seed, 22);
+    assert!(!dir.join("notes.txt").exists(), "the old world was replaced whole");
+    let siblings: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(siblings, vec![std::ffi::OsString::from("w")], "no staging left behind");
+
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("keep.csv"), "a,b\n").unwrap();
+    let err = generate(&WorldModel::new(cfg), &other, &|_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not empty and not an mmrf world"), "{err}");
+    assert_eq!(std::fs::read_to_string(other.join("keep.csv")).unwrap(), "a,b\n");
+}
