@@ -562,6 +562,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             quiet: false,
             multi: Some(multi.clone()),
         },
+        // The benchmark owns its output directory: a rerun replaces its runs.
+        force: true,
         ..Default::default()
     };
     stage("train bc");

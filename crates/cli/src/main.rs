@@ -76,9 +76,13 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
-        /// Continue from OUT's last checkpoint (after a kill); settings come from it.
+        /// Continue from OUT's last checkpoint (after a kill): method, settings and seed come
+        /// from it, and a --method or --set that differs from them is refused.
         #[arg(long)]
         resume: bool,
+        /// Replace a non-empty OUT; the old run stays until the new one is complete.
+        #[arg(long, conflicts_with = "resume")]
+        force: bool,
     },
     /// Evaluate a run on the held-out split: GAUC and NCIS per signal.
     Eval {
@@ -136,13 +140,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
         /// Most users whose session state is held (least recently used dropped first).
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 100_000, value_parser = at_least_one())]
         max_sessions: usize,
         /// Seconds of idleness after which a user's state is dropped.
-        #[arg(long, default_value_t = 1800)]
+        #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
         session_ttl: u64,
         /// Largest candidate list accepted.
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 2000, value_parser = at_least_one())]
         max_candidates: usize,
         /// Start users' histories empty instead of from their logged impressions.
         #[arg(long)]
@@ -160,7 +164,8 @@ enum Command {
         /// The control arm's name (a run directory's name, or `logging`); default: the first run.
         #[arg(long)]
         control: Option<String>,
-        #[arg(long, default_value_t = 7)]
+        /// Days of the test period to simulate (at least 1).
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -185,6 +190,11 @@ enum Command {
         #[arg(long)]
         data: Option<PathBuf>,
     },
+}
+
+/// A count that must be at least 1, refused by clap with the flag's name otherwise.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -402,6 +412,7 @@ fn run(cli: Cli) -> Result<()> {
             sets,
             quiet,
             resume,
+            force,
         } => {
             let method: mmrf_train::Method = method.parse()?;
             let (ds, _) = Dataset::open(&data)?;
@@ -411,6 +422,7 @@ fn run(cli: Cli) -> Result<()> {
                 config_file: config,
                 progress: mmrf_train::Progress { quiet, multi: None },
                 resume,
+                force,
             };
             let start = Instant::now();
             mmrf_train::train(method, &ds, &out, &opts)?;

@@ -335,11 +335,40 @@ fn train_then_eval_json_and_dump() {
         .output()
         .unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no such arm"));
+    let bad = mmrf()
+        .args(["ab", "--days", "0", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--days"));
+    let typo_file = tmp.path().join("typo.toml");
+    std::fs::write(&typo_file, "epochs = 1\n[net]\ndimm = 8\n").unwrap();
+    let typo = typo_file.display().to_string();
     for (args, needle) in [
         (vec!["--method", "nope"], "unknown method `nope`"),
         (vec!["--method", "bc", "--set", "epochs"], "expected key=value"),
         (vec!["--method", "bc", "--set", "nope=1"], "no such setting"),
-        (vec!["--method", "bc", "--set", "epochs=\"x\""], "--set"),
+        (vec!["--method", "bc", "--set", "epochs=\"x\""], "invalid settings"),
+        (
+            vec!["--method", "bc", "--set", "epochs=0"],
+            "`epochs` = 0: must be at least 1",
+        ),
+        (
+            vec!["--method", "ltr", "--set", "steps=0"],
+            "`steps` = 0: must be at least 1",
+        ),
+        (
+            vec!["--method", "mmrf", "--set", "net.dim=0"],
+            "`net.dim` = 0: must be at least 1",
+        ),
+        (
+            vec!["--method", "bc", "--set", "lr=-0.1"],
+            "`lr` = -0.1: must be a finite number above 0",
+        ),
+        (vec!["--method", "bc", "--config", &typo], "`net.dimm`: no such setting"),
+        (vec!["--method", "bc", "--resume"], "bc does not checkpoint"),
     ] {
         let out = mmrf()
             .arg("train")
@@ -353,7 +382,23 @@ fn train_then_eval_json_and_dump() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("--set") || args.contains(&"--set"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
+    // A second training into a finished run is refused and leaves it as it was.
+    let weights = std::fs::read(run.join("model.safetensors")).unwrap();
+    let out = mmrf()
+        .args([
+            "train", "--method", "bc", "--quiet", "--set", "epochs=1", "--seed", "9", "--data",
+        ])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--force"), "{err}");
+    assert!(std::fs::read(run.join("model.safetensors")).unwrap() == weights);
     let out = mmrf()
         .args(["eval", "--tau", "0", "--run"])
         .arg(&run)

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{user_tensors, video_batch, Batcher};
 use crate::ranker::TwoTowerRanker;
 use crate::run::{self, Manifest};
+use crate::settings::{at_least_one, positive, Validate};
 use crate::{Progress, TrainError, TrainLog};
 
 /// BC's settings (`[config]` of `run.toml`; `--set key=value` overrides).
@@ -43,6 +44,20 @@ impl Default for BcConfig {
             max_requests: 0,
             log_every: 50,
         }
+    }
+}
+
+impl Validate for BcConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        for (key, v) in [
+            ("net.dim", self.net.dim),
+            ("net.hidden", self.net.hidden),
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+        ] {
+            at_least_one(key, v)?;
+        }
+        positive("lr", self.lr)
     }
 }
 

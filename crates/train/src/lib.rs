@@ -19,6 +19,7 @@ pub mod mmrf;
 pub mod pareto;
 pub mod ranker;
 pub mod run;
+pub mod settings;
 pub mod state;
 pub mod supervised;
 pub mod tscac;
@@ -32,6 +33,7 @@ use mmrf_model::FeatureSpace;
 pub use mmrf_model::mmrf::N_TABS;
 pub use ranker::{AsPolicy, LoggingRanker, Ranker, Scaled, TwoTowerRanker, UniformRanker};
 pub use run::Manifest;
+pub use settings::{settings, settings_from, Validate};
 
 /// Everything that can stop training or loading a run.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +55,8 @@ pub enum TrainError {
     },
     #[error("unknown method `{0}` (known: {known})", known = Method::NAMES.join(", "))]
     UnknownMethod(String),
-    #[error("--set {0}")]
+    /// A setting that does not exist, does not parse, or is out of its range.
+    #[error("{0}")]
     Setting(String),
 }
 
@@ -168,10 +171,50 @@ pub struct TrainOptions {
     pub progress: Progress,
     /// Continue from the run directory's last checkpoint (methods that checkpoint).
     pub resume: bool,
+    /// Replace a non-empty `out` (the old run stays until the new one is complete).
+    pub force: bool,
 }
 
 /// Train `method` on `data`'s training split; write the run to `out`.
+///
+/// A run directory is never half-overwritten: a non-empty `out` is refused unless
+/// `opts.force` (then the new run is built beside it and moved into place whole when
+/// complete) or `opts.resume` (then training continues `out`'s checkpoint, with the
+/// checkpoint's method and settings: a conflicting method or setting is refused).
 pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -> Result<Box<dyn Ranker>, TrainError> {
+    if opts.resume {
+        if !method.actor_critic() {
+            return Err(TrainError::Run(format!(
+                "{} does not checkpoint; --resume continues the actor-critic methods ({})",
+                method.name(),
+                Method::ALL
+                    .iter()
+                    .filter(|m| m.actor_critic())
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        mmrf::check_resume(out, method.name(), opts)?;
+        return train_into(method, data, out, opts);
+    }
+    if mmrf_data::staged::is_nonempty_dir(out) {
+        if !opts.force {
+            return Err(TrainError::Run(format!(
+                "{}: the directory is not empty (an earlier run?); pass --force to replace it once the \
+                 new run is complete, --resume to continue its checkpoint, or choose another --out",
+                out.display()
+            )));
+        }
+        let staged = mmrf_data::staged::StagedDir::new(out).map_err(|e| TrainError::io(out, e))?;
+        let ranker = train_into(method, data, staged.path(), opts)?;
+        staged.commit().map_err(|e| TrainError::io(out, e))?;
+        return Ok(ranker);
+    }
+    train_into(method, data, out, opts)
+}
+
+fn train_into(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -> Result<Box<dyn Ranker>, TrainError> {
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let fs = FeatureSpace::from_dataset(data);
     match method {
@@ -192,7 +235,8 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             )?))
         }
         // Every other method (`Method::actor_critic`: MMRF, its ablations and the
-        // actor-critic baselines) shares one trainer.
+        // actor-critic baselines) shares one trainer. A resumed run takes its settings
+        // from the checkpoint ([`mmrf::check_resume`] has refused any that differ).
         _ => {
             let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
             Ok(Box::new(mmrf::train(
@@ -222,61 +266,6 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
         _ => Box::new(mmrf::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))
-}
-
-/// A method's settings: defaults, then the config file, then `--set`s.
-pub fn settings<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
-    opts: &TrainOptions,
-) -> Result<T, TrainError> {
-    settings_from(T::default(), opts)
-}
-
-/// [`settings`] starting from `base` instead of the type's defaults.
-pub fn settings_from<T: serde::Serialize + serde::de::DeserializeOwned>(
-    base: T,
-    opts: &TrainOptions,
-) -> Result<T, TrainError> {
-    let mut table = run::to_table(&base);
-    if let Some(path) = &opts.config_file {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let file: toml::Table =
-            toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
-        merge(&mut table, file);
-    }
-    for s in &opts.sets {
-        let (key, value) = s
-            .split_once('=')
-            .ok_or_else(|| TrainError::Setting(format!("`{s}`: expected key=value")))?;
-        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        let mut node = &mut table;
-        let parts: Vec<&str> = key.trim().split('.').collect();
-        for p in &parts[..parts.len() - 1] {
-            node = match node.get_mut(*p) {
-                Some(toml::Value::Table(t)) => t,
-                _ => return Err(TrainError::Setting(format!("`{key}`: no such table `{p}`"))),
-            };
-        }
-        let last = parts[parts.len() - 1];
-        if !node.contains_key(last) {
-            return Err(TrainError::Setting(format!("`{key}`: no such setting")));
-        }
-        node.insert(last.to_string(), value);
-    }
-    T::deserialize(toml::Value::Table(table)).map_err(|e| TrainError::Setting(e.to_string()))
-}
-
-fn merge(into: &mut toml::Table, from: toml::Table) {
-    for (k, v) in from {
-        match (into.get_mut(&k), v) {
-            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
-            (_, v) => {
-                into.insert(k, v);
-            }
-        }
-    }
 }
 
 /// Progress bars for long work (hidden when stderr is not a terminal or when quiet).

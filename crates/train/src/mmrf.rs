@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::video_batch;
 use crate::ranker::Ranker;
 use crate::run::{self, Manifest};
+use crate::settings::Validate;
 use crate::state::{StateInputs, PAD};
 use crate::{check_finite, Progress, TrainError, TrainLog};
 
@@ -252,37 +253,63 @@ impl MmrfConfig {
         }
         c
     }
+}
 
-    pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: &str| Err(TrainError::Setting(m.to_string()));
-        if self.net.heads == 0 || self.net.agent % self.net.heads != 0 {
-            return bad("net.heads must divide net.agent");
+impl Validate for MmrfConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        use crate::settings::{at_least_one, finite, non_negative, positive, within};
+        let n = &self.net;
+        for (key, v) in [
+            ("net.dim", n.dim),
+            ("net.state", n.state),
+            ("net.agent", n.agent),
+            ("net.heads", n.heads),
+            ("net.hidden", n.hidden),
+            ("sim.dim", self.sim.dim),
+            ("sim.hidden", self.sim.hidden),
+            ("sim.head", self.sim.head),
+            ("steps", self.steps),
+            ("batch", self.batch),
+            ("history", self.history),
+        ] {
+            at_least_one(key, v)?;
         }
-        if self.batch == 0 || self.steps == 0 {
-            return bad("batch and steps must be positive");
+        if n.agent % n.heads != 0 {
+            return Err(TrainError::Setting(format!(
+                "`net.heads` = {}: must divide `net.agent` = {}",
+                n.heads, n.agent
+            )));
         }
-        if !(0.0..=1.0).contains(&self.gamma) || !(0.0..=1.0).contains(&self.soft_update) {
-            return bad("gamma and soft_update must be in [0, 1]");
+        for (key, v) in [
+            ("lr_critic", self.lr_critic),
+            ("lr_actor", self.lr_actor),
+            ("sim_lr", self.sim_lr),
+        ] {
+            positive(key, v)?;
         }
-        if !(0.0..=1.0).contains(&self.sample_share) {
-            return bad("sample_share must be in [0, 1]");
+        positive("sim_watch_cap_s", self.sim_watch_cap_s)?;
+        for (key, v) in [
+            ("lr_final", self.lr_final),
+            ("gamma", self.gamma),
+            ("soft_update", self.soft_update),
+            ("sample_share", self.sample_share),
+            ("tscac_stage1", self.tscac_stage1),
+        ] {
+            within(key, v, 0.0, 1.0)?;
         }
-        if !(0.0..=1.0).contains(&self.lr_final) {
-            return bad("lr_final must be in [0, 1]");
+        within("sim.dropout", self.sim.dropout, 0.0, 0.99)?;
+        within("pareto_floor", self.pareto_floor, 0.0, 1.0 / N_AGENTS as f64)?;
+        for (key, v) in [
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+            ("reward_head", self.reward_head),
+            ("tscac_lambda", self.tscac_lambda),
+            ("watch_time_huber", self.watch_time_huber),
+        ] {
+            non_negative(key, v)?;
         }
-        if !(0.0..=1.0).contains(&self.tscac_stage1) || !(0.0..=1.0 / N_AGENTS as f64).contains(&self.pareto_floor) {
-            return bad("tscac_stage1 must be in [0, 1] and pareto_floor in [0, 1/7]");
-        }
-        if self.tscac_lambda < 0.0 {
-            return bad("tscac_lambda must be non-negative");
-        }
-        if !(self.watch_time_huber >= 0.0 && self.watch_time_huber.is_finite()) {
-            return bad("watch_time_huber must be a finite, non-negative threshold (0: squared error)");
-        }
-        if !(self.sim_watch_cap_s > 0.0 && self.sim_watch_cap_s.is_finite()) {
-            return bad("sim_watch_cap_s must be a finite, positive number of seconds");
-        }
-        Ok(())
+        finite("negative_reward", self.negative_reward)?;
+        finite("sim_lambda", self.sim_lambda)
     }
 }
 
@@ -1235,7 +1262,9 @@ impl<'a> Trainer<'a> {
         }
         Manifest::new(&method, seed, data, fs.shape(), train_seconds, &cfg).write(&out)?;
         // A finished run needs no checkpoint.
-        let _ = std::fs::remove_dir_all(out.join(CHECKPOINT_DIR));
+        for dir in checkpoint_dirs(&out) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         Ok(MmrfRanker::new(
             &method,
             valid,
@@ -1249,6 +1278,52 @@ impl<'a> Trainer<'a> {
 /// The checkpoint directory inside a run directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 const CHECKPOINT_FILE: &str = "checkpoint.toml";
+
+/// A run's checkpoint directories, newest first: the last one and the one before it.
+fn checkpoint_dirs(out: &Path) -> [std::path::PathBuf; 2] {
+    [out.join(CHECKPOINT_DIR), out.join(format!("{CHECKPOINT_DIR}.old"))]
+}
+
+fn no_checkpoint(out: &Path) -> TrainError {
+    TrainError::Run(format!(
+        "{}: no checkpoint to resume (a finished run keeps none; start a new run with --force)",
+        out.display()
+    ))
+}
+
+fn read_checkpoint_state(dir: &Path) -> Result<CheckpointState, TrainError> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))
+}
+
+/// Refuse to resume `out` as `method` with settings (`opts`' `--config` and `--set`s) that
+/// differ from its checkpoint's: a resumed run continues the run that was checkpointed.
+pub fn check_resume(out: &Path, method: &str, opts: &crate::TrainOptions) -> Result<(), TrainError> {
+    let st = checkpoint_dirs(out)
+        .iter()
+        .find_map(|d| read_checkpoint_state(d).ok())
+        .ok_or_else(|| no_checkpoint(out))?;
+    if st.method != method {
+        return Err(TrainError::Run(format!(
+            "{}: the checkpoint is of a {} run; --resume continues it as it was (--method {})",
+            out.display(),
+            st.method,
+            st.method
+        )));
+    }
+    let base = MmrfConfig::deserialize(toml::Value::Table(st.config.clone()))
+        .map_err(|e| TrainError::Run(format!("{}: [config]: {e}", out.display())))?;
+    let resumed = crate::settings_from(base.clone(), opts)?;
+    let changed = crate::settings::differences(&run::to_table(&resumed), &run::to_table(&base));
+    if !changed.is_empty() {
+        return Err(TrainError::Setting(format!(
+            "--resume continues the checkpoint's settings, and these differ from them: {}; drop them, or start a new run with --force",
+            changed.join(", ")
+        )));
+    }
+    Ok(())
+}
 
 /// `checkpoint/checkpoint.toml`: where training stood.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1349,24 +1424,46 @@ impl<'a> Trainer<'a> {
         };
         let text = toml::to_string(&state).map_err(|e| TrainError::Run(e.to_string()))?;
         write_bytes(&tmp.join(CHECKPOINT_FILE), text.as_bytes())?;
-        let dir = self.out.join(CHECKPOINT_DIR);
-        let old = self.out.join(format!("{CHECKPOINT_DIR}.old"));
-        let _ = std::fs::remove_dir_all(&old);
+        // The previous checkpoint stays as `checkpoint.old`: a resume falls back to it
+        // when the newest cannot be read.
+        let [dir, old] = checkpoint_dirs(&self.out);
         if dir.exists() {
+            let _ = std::fs::remove_dir_all(&old);
             std::fs::rename(&dir, &old).map_err(|e| TrainError::io(&dir, e))?;
         }
         std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
-        let _ = std::fs::remove_dir_all(&old);
         Ok(())
     }
 
-    /// Continue from `RUN_DIR/checkpoint/` (the caller holds [`mmrf_model::device::seeded`]).
+    /// Continue from `RUN_DIR/checkpoint/`, or from the checkpoint before it when that one
+    /// cannot be read (the caller holds [`mmrf_model::device::seeded`]).
     pub fn resume(data: &'a Dataset, fs: &'a FeatureSpace, out: &Path) -> Result<Trainer<'a>, TrainError> {
-        let dir = out.join(CHECKPOINT_DIR);
+        let mut first_error = None;
+        for dir in checkpoint_dirs(out) {
+            if !dir.exists() {
+                continue;
+            }
+            match Self::resume_from(data, fs, out, &dir) {
+                Ok(t) => {
+                    if let Some(e) = &first_error {
+                        tracing::warn!(
+                            "the newest checkpoint could not be read ({e}); resumed from {}",
+                            dir.display()
+                        );
+                    }
+                    return Ok(t);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| no_checkpoint(out)))
+    }
+
+    fn resume_from(data: &'a Dataset, fs: &'a FeatureSpace, out: &Path, dir: &Path) -> Result<Trainer<'a>, TrainError> {
         let path = dir.join(CHECKPOINT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-        let st: CheckpointState =
-            toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+        let st = read_checkpoint_state(dir)?;
         let cfg: MmrfConfig = MmrfConfig::deserialize(toml::Value::Table(st.config.clone()))
             .map_err(|e| TrainError::Run(format!("{}: [config]: {e}", path.display())))?;
         let curve = std::fs::read_to_string(out.join(run::TRAIN_LOG_FILE)).unwrap_or_default();

@@ -92,7 +92,8 @@ pub fn to_table<T: Serialize>(config: &T) -> toml::Table {
     }
 }
 
-/// Write a module's weights to `path` atomically.
+/// Write a module's weights to `path` atomically, byte for byte the same for the same
+/// weights ([`canonical_safetensors`]).
 pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError> {
     let mut store = SafetensorsStore::from_bytes(None);
     module
@@ -101,7 +102,38 @@ pub fn save_weights<M: Module>(module: &M, path: &Path) -> Result<(), TrainError
     let bytes = store
         .get_bytes()
         .map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
+    let bytes = canonical_safetensors(&bytes).map_err(|e| TrainError::Run(format!("{}: {e}", path.display())))?;
     mmrf_data::write_atomic(path, &bytes).map_err(|e| TrainError::io(path, e))
+}
+
+/// A safetensors file with its JSON header's keys sorted (the tensors' entries and the
+/// `__metadata__` map), padded with spaces to 8 bytes as the format allows; the tensor
+/// data is untouched (its offsets are relative to the end of the header). burn writes the
+/// metadata from a hash map, in an order that changes from process to process, so without
+/// this two runs with the same seed could not be compared by checksum.
+pub fn canonical_safetensors(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use std::collections::BTreeMap;
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+        .ok_or("not a safetensors file: shorter than its header length")?;
+    let header = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or("not a safetensors file: the header runs past the end")?;
+    let mut entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| format!("safetensors header: {e}"))?;
+    if let Some(meta) = entries.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(meta.take()).map_err(|e| format!("safetensors metadata: {e}"))?;
+        *meta = serde_json::to_value(sorted).map_err(|e| e.to_string())?;
+    }
+    let mut json = serde_json::to_vec(&entries).map_err(|e| e.to_string())?;
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Build a module and load weights saved by [`save_weights`] into it. `build`'s initial
@@ -131,4 +163,39 @@ pub fn load_weights<M: Module>(mut module: M, path: &Path) -> Result<M, TrainErr
         )));
     }
     Ok(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_safetensors;
+
+    fn file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = (header.len() as u64).to_le_bytes().to_vec();
+        v.extend_from_slice(header.as_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn header_key_order_does_not_change_the_bytes() {
+        let data = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let t = r#""w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#;
+        let a = file(
+            &format!(r#"{{"__metadata__":{{"format":"pt","producer":"burn"}},{t}}}"#),
+            &data,
+        );
+        let b = file(
+            &format!(r#"{{{t},"__metadata__":{{"producer":"burn","format":"pt"}}}}"#),
+            &data,
+        );
+        let (ca, cb) = (canonical_safetensors(&a).unwrap(), canonical_safetensors(&b).unwrap());
+        assert_eq!(ca, cb);
+        assert_eq!(&ca[ca.len() - 8..], &data, "the data is untouched");
+        let n = u64::from_le_bytes(ca[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let text = std::str::from_utf8(&ca[8..8 + n]).unwrap();
+        assert!(text.find("format").unwrap() < text.find("producer").unwrap(), "{text}");
+        assert_eq!(canonical_safetensors(&ca).unwrap(), ca, "canonical is a fixed point");
+        assert!(canonical_safetensors(&a[..10]).is_err());
+    }
 }

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::video_batch;
 use crate::ranker::Ranker;
 use crate::run::{self, Manifest};
+use crate::settings::{at_least_one, non_negative, positive, Validate};
 use crate::state::{StateInputs, PAD};
 use crate::{check_finite, Progress, TrainError, TrainLog};
 
@@ -96,6 +97,34 @@ impl Default for SupervisedConfig {
             history: 20,
             log_every: 25,
         }
+    }
+}
+
+impl Validate for SupervisedConfig {
+    fn validate(&self) -> Result<(), TrainError> {
+        for (key, v) in [
+            ("net.field", self.net.field),
+            ("net.hidden", self.net.hidden),
+            ("net.hidden2", self.net.hidden2),
+            ("steps", self.steps),
+            ("batch", self.batch),
+            ("history", self.history),
+        ] {
+            at_least_one(key, v)?;
+        }
+        positive("lr", self.lr)?;
+        positive("listwise_temperature_s", self.listwise_temperature_s as f64)?;
+        let w = &self.weights;
+        for (key, v) in [
+            ("weights.like", w.like),
+            ("weights.follow", w.follow),
+            ("weights.comment", w.comment),
+            ("weights.long_view", w.long_view),
+            ("weights.watch_s", w.watch_s),
+        ] {
+            non_negative(key, v as f64)?;
+        }
+        Ok(())
     }
 }
 

@@ -67,6 +67,13 @@ fn same_seed_same_model_other_seed_other_model() {
     assert!(a.iter().all(|x| x.is_finite()));
     assert_eq!(a, b, "the same seed must give the same network");
     assert_ne!(a, c);
+    for file in [mmrf_train::run::WEIGHTS_FILE, mmrf_train::mmrf::SIMULATOR_FILE] {
+        let bytes = |run: &str| std::fs::read(tmp.path().join(run).join(file)).unwrap();
+        assert!(
+            bytes("a") == bytes("b"),
+            "{file}: the same seed must write the same bytes"
+        );
+    }
     // The run directory reloads to the same scores.
     let (manifest, loaded) = mmrf_train::load(&tmp.path().join("a"), data).unwrap();
     assert_eq!(manifest.method, "mmrf");
@@ -174,6 +181,13 @@ fn bad_settings_are_refused() {
         ("augment=\"maybe\"", "augment"),
         ("watch_time_huber=-1.0", "watch_time_huber"),
         ("sim_watch_cap_s=0.0", "sim_watch_cap_s"),
+        ("net.dim=0", "`net.dim` = 0: must be at least 1"),
+        (
+            "lr_actor=-0.001",
+            "`lr_actor` = -0.001: must be a finite number above 0",
+        ),
+        ("steps=0", "`steps` = 0: must be at least 1"),
+        ("sim.dropout=1.0", "`sim.dropout` = 1: must be in [0, 0.99]"),
     ] {
         let err = match mmrf_train::train(Method::Mmrf, data, &tmp.path().join("bad"), &opts(1, &[set])) {
             Err(e) => e.to_string(),
@@ -181,6 +195,103 @@ fn bad_settings_are_refused() {
         };
         assert!(err.contains(needle), "{set}: {err}");
     }
+}
+
+/// Train MMRF with `o` into `dir` the way `train` does, checkpointing every 10 updates,
+/// and stop dead after `steps` updates.
+fn kill_after(data: &Dataset, dir: &std::path::Path, o: &TrainOptions, steps: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let fs = mmrf_model::FeatureSpace::from_dataset(data);
+    let cfg: mmrf_train::mmrf::MmrfConfig =
+        mmrf_train::settings_from(mmrf_train::mmrf::MmrfConfig::for_method("mmrf"), o).unwrap();
+    let _seeded = mmrf_model::device::seeded(o.seed);
+    let mut t = mmrf_train::mmrf::Trainer::new(data, &fs, "mmrf", &cfg, o.seed, dir).unwrap();
+    t.pretrain_simulator(&Progress::hidden()).unwrap();
+    while t.step < steps {
+        t.step().unwrap();
+        if t.step % 10 == 0 {
+            t.save_checkpoint().unwrap();
+        }
+    }
+} // dropped mid-run: nothing else is written
+
+fn train_err(method: Method, data: &Dataset, dir: &std::path::Path, o: &TrainOptions) -> String {
+    match mmrf_train::train(method, data, dir, o) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{} into {} must be refused", method.name(), dir.display()),
+    }
+}
+
+#[test]
+fn resume_refuses_another_method_or_setting_and_falls_back_to_the_previous_checkpoint() {
+    let (tmp, data) = small();
+    let o = opts(4, &["checkpoint_every=10"]);
+    let full = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("full4"), &o).unwrap();
+    let dir = tmp.path().join("killed4");
+    kill_after(data, &dir, &o, 25);
+    let resume = |extra: &[&str]| TrainOptions {
+        resume: true,
+        ..opts(4, &[&["checkpoint_every=10"], extra].concat())
+    };
+    let err = train_err(Method::MmrfCo, data, &dir, &resume(&[]));
+    assert!(err.contains("the checkpoint is of a mmrf run"), "{err}");
+    let err = train_err(Method::Mmrf, data, &dir, &resume(&["steps=700"]));
+    assert!(err.contains("steps = 700 (was 30)"), "{err}");
+    let err = train_err(Method::Bc, data, &dir, &resume(&[]));
+    assert!(err.contains("bc does not checkpoint"), "{err}");
+    let err = train_err(Method::Mmrf, data, &tmp.path().join("never-trained"), &resume(&[]));
+    assert!(err.contains("no checkpoint to resume"), "{err}");
+    // The newest checkpoint (update 20) damaged: the one before it (update 10) is used,
+    // and the run still ends where the uninterrupted one did.
+    let newest = dir.join(mmrf_train::mmrf::CHECKPOINT_DIR).join("net.safetensors");
+    std::fs::write(&newest, b"not weights").unwrap();
+    assert!(dir.join("checkpoint.old").join("checkpoint.toml").exists());
+    let resumed = mmrf_train::train(Method::Mmrf, data, &dir, &resume(&[])).unwrap();
+    assert_eq!(scores(data, full.as_ref()), scores(data, resumed.as_ref()));
+    assert!(
+        !dir.join("checkpoint.old").exists(),
+        "a finished run drops both checkpoints"
+    );
+}
+
+#[test]
+fn a_run_directory_is_replaced_whole_or_not_at_all() {
+    let (tmp, data) = small();
+    let bc = |seed: u64, force: bool| TrainOptions {
+        seed,
+        sets: vec!["epochs=1".into(), "max_requests=200".into()],
+        progress: Progress::hidden(),
+        force,
+        ..Default::default()
+    };
+    let dir = tmp.path().join("runs").join("bc");
+    mmrf_train::train(Method::Bc, data, &dir, &bc(1, false)).unwrap();
+    let weights = || std::fs::read(dir.join(mmrf_train::run::WEIGHTS_FILE)).unwrap();
+    let (before, curve) = (weights(), std::fs::read(dir.join("train_log.jsonl")).unwrap());
+    let err = train_err(Method::Bc, data, &dir, &bc(2, false));
+    assert!(err.contains("not empty") && err.contains("--force"), "{err}");
+    assert!(weights() == before && std::fs::read(dir.join("train_log.jsonl")).unwrap() == curve);
+    // A forced run that fails leaves the old run as it was.
+    let err = train_err(
+        Method::Bc,
+        data,
+        &dir,
+        &TrainOptions {
+            sets: vec!["lr=-1.0".into()],
+            ..bc(2, true)
+        },
+    );
+    assert!(err.contains("`lr` = -1: must be a finite number above 0"), "{err}");
+    assert!(weights() == before);
+    mmrf_train::train(Method::Bc, data, &dir, &bc(2, true)).unwrap();
+    assert!(weights() != before, "--force replaced the run");
+    assert_eq!(mmrf_train::Manifest::read(&dir).unwrap().seed, 2);
+    let names: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("bc")], "nothing staged is left");
 }
 
 #[test]
@@ -195,21 +306,7 @@ fn a_killed_run_resumes_to_the_same_model() {
 
     // The same run, killed after 17 updates (its last checkpoint is at update 10).
     let dir = tmp.path().join("killed");
-    std::fs::create_dir_all(&dir).unwrap();
-    {
-        let fs = mmrf_model::FeatureSpace::from_dataset(data);
-        let cfg: mmrf_train::mmrf::MmrfConfig =
-            mmrf_train::settings_from(mmrf_train::mmrf::MmrfConfig::for_method("mmrf"), &o).unwrap();
-        let _seeded = mmrf_model::device::seeded(9);
-        let mut t = mmrf_train::mmrf::Trainer::new(data, &fs, "mmrf", &cfg, 9, &dir).unwrap();
-        t.pretrain_simulator(&Progress::hidden()).unwrap();
-        while t.step < 17 {
-            t.step().unwrap();
-            if t.step % 10 == 0 {
-                t.save_checkpoint().unwrap();
-            }
-        }
-    } // dropped mid-run: nothing else is written
+    kill_after(data, &dir, &o, 17);
     assert!(dir
         .join(mmrf_train::mmrf::CHECKPOINT_DIR)
         .join("checkpoint.toml")
