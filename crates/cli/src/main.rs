@@ -139,18 +139,8 @@ enum Command {
         data: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// Most users whose session state is held (least recently used dropped first).
-        #[arg(long, default_value_t = 100_000, value_parser = at_least_one())]
-        max_sessions: usize,
-        /// Seconds of idleness after which a user's state is dropped.
-        #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
-        session_ttl: u64,
-        /// Largest candidate list accepted.
-        #[arg(long, default_value_t = 2000, value_parser = at_least_one())]
-        max_candidates: usize,
-        /// Start users' histories empty instead of from their logged impressions.
-        #[arg(long)]
-        no_log_history: bool,
+        #[command(flatten)]
+        limits: serve::Limits,
     },
     /// The simulated online A/B test: run trained methods (top-K by their score) in a
     /// generated world on the same users, with the logging policy as a reference arm.
@@ -193,7 +183,7 @@ enum Command {
 }
 
 /// A count that must be at least 1, refused by clap with the flag's name otherwise.
-fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+pub(crate) fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
@@ -386,16 +376,8 @@ fn run(cli: Cli) -> Result<()> {
             run,
             data,
             addr,
-            max_sessions,
-            session_ttl,
-            max_candidates,
-            no_log_history,
-        } => serve::serve(
-            &run,
-            data.as_deref(),
-            &addr,
-            serve::config(max_sessions, session_ttl, max_candidates, no_log_history),
-        ),
+            limits,
+        } => serve::serve(&run, data.as_deref(), &addr, limits.config()),
         Command::Benchmark {
             out,
             quick,

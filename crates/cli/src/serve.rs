@@ -18,20 +18,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Load `run` and serve it on `addr` until SIGTERM or Ctrl-C.
 pub fn serve(run: &Path, data: Option<&Path>, addr: &str, config: ServeConfig) -> Result<()> {
+    config.validate().map_err(|e| anyhow::anyhow!("serve: {e}"))?;
     let t = Instant::now();
     let model =
         ServedModel::load(run, data, config.history_from_log).with_context(|| format!("loading {}", run.display()))?;
     let method = model.manifest.method.clone();
     let (users, videos) = (model.n_users(), model.n_videos());
+    let max_sessions = config.max_sessions;
     let app = App::new(model, config);
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
         eprintln!(
-            "serving {method} ({users} users, {videos} videos; loaded in {:.1}s) on http://{}",
+            "serving {method} ({users} users, {videos} videos; loaded in {:.1}s) on http://{}; \
+             session state at most {:.0} MB ({} users)",
             t.elapsed().as_secs_f64(),
-            listener.local_addr()?
+            listener.local_addr()?,
+            mmrf_serve::sessions::state_bytes_bound(max_sessions) as f64 / 1e6,
+            max_sessions
         );
         mmrf_serve::serve(listener, app, mmrf_serve::shutdown_signal()).await?;
         eprintln!("shut down");
@@ -67,14 +72,58 @@ pub fn bench(addr: SocketAddr, rps: f64, duration_s: f64, connections: usize, da
     Ok(())
 }
 
-/// The serve command's settings.
-pub fn config(max_sessions: usize, session_ttl_s: u64, max_candidates: usize, no_log_history: bool) -> ServeConfig {
-    ServeConfig {
-        max_sessions,
-        session_ttl: Duration::from_secs(session_ttl_s),
-        max_candidates,
-        history_from_log: !no_log_history,
-        ..Default::default()
+/// `mmrf serve`'s limits: what one user, one client and one shutdown may cost.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Limits {
+    /// Most users whose session state is held (least recently used dropped first).
+    #[arg(long, default_value_t = 100_000, value_parser = crate::at_least_one())]
+    max_sessions: usize,
+    /// Seconds of idleness after which a user's state is dropped.
+    #[arg(long, default_value = "1800", value_parser = seconds)]
+    session_ttl: Duration,
+    /// Largest candidate list accepted.
+    #[arg(long, default_value_t = 2000, value_parser = crate::at_least_one())]
+    max_candidates: usize,
+    /// Start users' histories empty instead of from their logged impressions.
+    #[arg(long)]
+    no_log_history: bool,
+    /// Seconds a client has to send a whole request head before its connection is closed.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    header_timeout: Duration,
+    /// Seconds a request may take to arrive and be answered (then 408).
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    request_timeout: Duration,
+    /// Seconds the requests in flight get after SIGTERM before every connection is cut.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    shutdown_timeout: Duration,
+    /// Most connections open at once (further clients wait to be accepted).
+    #[arg(long, default_value_t = 4096, value_parser = crate::at_least_one())]
+    max_connections: usize,
+}
+
+/// A number of seconds above 0.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(v > 0.0 && v.is_finite() && v < 1e9) {
+        return Err(format!("{s} s: must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl Limits {
+    /// The service's configuration.
+    pub fn config(&self) -> ServeConfig {
+        ServeConfig {
+            max_sessions: self.max_sessions,
+            session_ttl: self.session_ttl,
+            max_candidates: self.max_candidates,
+            history_from_log: !self.no_log_history,
+            header_timeout: self.header_timeout,
+            request_timeout: self.request_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            max_connections: self.max_connections,
+            ..Default::default()
+        }
     }
 }
 

@@ -14,7 +14,25 @@ pub enum SessionId {
     Number(i64),
 }
 
+/// The longest `session_id` accepted, in bytes (longer ones get a 400): a user's state
+/// keeps its session id, so this bounds what one client can make the service hold.
+pub const MAX_SESSION_ID_BYTES: usize = 256;
+
 impl SessionId {
+    /// Refuse a session id longer than [`MAX_SESSION_ID_BYTES`].
+    pub fn check(&self) -> Result<(), ApiError> {
+        match self {
+            SessionId::Text(s) if s.len() > MAX_SESSION_ID_BYTES => Err(ApiError::bad_request(
+                "session_id_too_long",
+                format!(
+                    "session_id has {} bytes; at most {MAX_SESSION_ID_BYTES} are accepted",
+                    s.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn key(&self) -> String {
         match self {
             SessionId::Text(s) => s.clone(),
@@ -46,7 +64,7 @@ pub struct RankRequest {
     pub candidates: Vec<i64>,
     pub k: usize,
     /// Add each agent's score per item (multi-agent methods).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub explain: bool,
 }
 
@@ -83,7 +101,8 @@ pub struct RankResponse {
     pub explain_note: Option<String>,
 }
 
-/// `POST /v1/feedback`: how the user responded to one shown video. Omitted flags are false.
+/// `POST /v1/feedback`: how the user responded to one shown video. Omitted flags are false;
+/// a flag is `true`/`false` or, as KuaiRand's logs write them, `1`/`0`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackRequest {
@@ -93,18 +112,45 @@ pub struct FeedbackRequest {
     pub play_time_ms: u32,
     #[serde(default)]
     pub duration_ms: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub is_click: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub is_like: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub is_follow: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub is_comment: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub is_hate: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     pub long_view: bool,
+}
+
+/// A boolean flag written as `true`/`false` or `1`/`0` (KuaiRand's encoding).
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct Flag;
+    impl serde::de::Visitor<'_> for Flag {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a flag: true/false or 1/0")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(v), &self)),
+            }
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
+            u64::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+                .and_then(|v| self.visit_u64(v))
+        }
+    }
+    d.deserialize_any(Flag)
 }
 
 /// The answer to `POST /v1/feedback`.

@@ -36,6 +36,14 @@ pub struct ServeConfig {
     /// Start a known user's history from their logged impressions (as evaluation does);
     /// otherwise from nothing.
     pub history_from_log: bool,
+    /// A connection that has not sent a whole request head within this is closed.
+    pub header_timeout: Duration,
+    /// A request (its body read and its answer) that takes longer gets a 408.
+    pub request_timeout: Duration,
+    /// After a shutdown signal, requests in flight get this long; then the rest are cut.
+    pub shutdown_timeout: Duration,
+    /// Most connections open at once (further clients wait to be accepted).
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
@@ -46,7 +54,37 @@ impl Default for ServeConfig {
             max_candidates: 2000,
             max_body_bytes: 1 << 20,
             history_from_log: true,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 4096,
         }
+    }
+}
+
+impl ServeConfig {
+    /// Refuse a configuration the service cannot run with, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("max_sessions", self.max_sessions),
+            ("max_candidates", self.max_candidates),
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_connections", self.max_connections),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} = 0: must be at least 1"));
+            }
+        }
+        for (name, v) in [
+            ("session_ttl", self.session_ttl),
+            ("header_timeout", self.header_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if v.is_zero() {
+                return Err(format!("{name} = 0: must be longer than 0"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +219,7 @@ impl App {
 
     /// Rank a parsed request.
     pub fn rank(&self, req: &RankRequest, started: Instant) -> Result<RankResponse, ApiError> {
+        req.session_id.check()?;
         let n = req.candidates.len();
         if n == 0 {
             return Err(ApiError::bad_request("empty_candidates", "`candidates` is empty"));
@@ -248,12 +287,10 @@ impl App {
         } else {
             None
         };
-        // Unknown videos sit at the median of the known ones' scores: no evidence either way.
-        let cold_score = {
-            let mut s: Vec<f32> = scores.iter().copied().filter(|x| x.is_finite()).collect();
-            s.sort_by(f32::total_cmp);
-            s.get(s.len() / 2).copied().unwrap_or(0.0)
-        };
+        // Unknown videos sit at the lower median of the known ones' scores (no evidence
+        // either way) and after the known videos of the same score, so an unknown video
+        // never ties for first place with a known one.
+        let cold_score = lower_median(&scores);
         let mut items: Vec<(usize, RankedItem)> = Vec::with_capacity(n);
         let mut k = 0;
         for (j, (&raw, d)) in req.candidates.iter().zip(&dense).enumerate() {
@@ -284,8 +321,14 @@ impl App {
             };
             items.push((j, item));
         }
-        // Best first; ties by the request's order (a stable, documented tie-break).
-        items.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
+        // Best first; at equal scores known videos first, then the request's order (a
+        // stable, documented tie-break).
+        items.sort_by(|a, b| {
+            b.1.score
+                .total_cmp(&a.1.score)
+                .then(a.1.cold.cmp(&b.1.cold))
+                .then(a.0.cmp(&b.0))
+        });
         items.truncate(req.k);
         let cold_videos = dense.iter().filter(|d| d.is_none()).count();
         self.metrics.cold(user.is_none() as u64, cold_videos as u64);
@@ -302,7 +345,8 @@ impl App {
     }
 
     /// Record a parsed feedback event.
-    pub fn feedback(&self, req: &FeedbackRequest) -> FeedbackResponse {
+    pub fn feedback(&self, req: &FeedbackRequest) -> Result<FeedbackResponse, ApiError> {
+        req.session_id.check()?;
         let user = self.model.user(req.user_id);
         let video = self.model.video(req.video_id);
         let mut store = self.sessions();
@@ -320,13 +364,20 @@ impl App {
                 long_view: req.long_view,
             });
         }
-        FeedbackResponse {
+        Ok(FeedbackResponse {
             stored: video.is_some(),
             cold_user: user.is_none(),
             cold_video: video.is_none(),
             history: st.history.len(),
-        }
+        })
     }
+}
+
+/// The lower median of the finite scores (0 when there are none).
+fn lower_median(scores: &[f32]) -> f32 {
+    let mut s: Vec<f32> = scores.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f32::total_cmp);
+    s.get(s.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
 }
 
 /// Parse a JSON body, or say precisely why not.
@@ -369,7 +420,7 @@ async fn rank(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) 
 }
 
 async fn feedback(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let r = parse::<FeedbackRequest>(body).map(|req| app.feedback(&req));
+    let r = parse::<FeedbackRequest>(body).and_then(|req| app.feedback(&req));
     respond(&app, "feedback", r)
 }
 
@@ -404,6 +455,43 @@ async fn not_found(State(app): State<Arc<App>>, uri: axum::http::Uri) -> Respons
     respond(&app, "other", Err::<(), _>(e))
 }
 
+async fn method_not_allowed(State(app): State<Arc<App>>, method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allowed = match uri.path() {
+        "/v1/rank" | "/v1/feedback" => "POST",
+        _ => "GET",
+    };
+    let e = ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        detail: format!("{method} {uri}: this route takes {allowed}"),
+    };
+    let mut resp = respond(&app, "other", Err::<(), _>(e));
+    resp.headers_mut()
+        .insert(axum::http::header::ALLOW, axum::http::HeaderValue::from_static(allowed));
+    resp
+}
+
+/// Answer 408 to a request (its body read and its handling) that outlasts the timeout, so
+/// a client that trickles its body cannot hold a connection and a task for ever.
+async fn request_timeout(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = app.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            let e = ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: "request_timeout",
+                detail: format!("the request was not read and answered within {} s", limit.as_secs_f64()),
+            };
+            respond(&app, "other", Err::<(), _>(e))
+        }
+    }
+}
+
 /// The routes.
 pub fn router(app: Arc<App>) -> Router {
     let limit = app.config.max_body_bytes;
@@ -413,17 +501,25 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), request_timeout))
         .with_state(app)
 }
 
-/// Serve on `listener` until `shutdown` resolves, then finish the requests in flight.
-/// Idle users are swept every quarter TTL.
+/// Serve on `listener` until `shutdown` resolves, then give the requests in flight
+/// `shutdown_timeout` to finish and close every connection. Idle users are swept every
+/// quarter TTL.
+///
+/// Each connection is hyper's HTTP/1.1 with a header-read timeout, so a client that sends
+/// part of a request head and stalls is closed after `header_timeout` and cannot hold the
+/// shutdown open; at most `max_connections` are open at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let sweeper = {
         let app = app.clone();
         let every = (app.config.session_ttl / 4).max(Duration::from_millis(100));
@@ -435,11 +531,50 @@ pub async fn serve(
             }
         })
     };
-    let r = axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let cfg = app.config.clone();
+    let routes = router(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors or a connection reset before it was accepted: the
+                // listener is fine; wait a moment rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(cfg.header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    // Requests in flight finish (bounded); idle and stalled connections are closed.
+    let _ = tokio::time::timeout(cfg.shutdown_timeout, graceful.shutdown()).await;
+    connections.abort_all();
     sweeper.abort();
-    r
+    Ok(())
 }
 
 /// Resolve on Ctrl-C or SIGTERM.

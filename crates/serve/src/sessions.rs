@@ -15,6 +15,17 @@ use mmrf_data::session::Impression;
 /// Impressions kept per user: more than any ranker reads (MMRF's default is 20).
 pub const HISTORY_CAP: usize = 64;
 
+/// The most bytes of session state `capacity` users can hold: each user's state with a
+/// full history and the longest session id accepted, and the LRU's entry around it.
+pub fn state_bytes_bound(capacity: usize) -> usize {
+    let per_user = std::mem::size_of::<UserState>()
+        + HISTORY_CAP * std::mem::size_of::<Impression>()
+        + crate::api::MAX_SESSION_ID_BYTES
+        + 4 * std::mem::size_of::<usize>()
+        + std::mem::size_of::<i64>();
+    capacity.saturating_mul(per_user)
+}
+
 /// One user's serving state.
 #[derive(Debug, Clone)]
 pub struct UserState {

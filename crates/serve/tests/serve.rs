@@ -372,6 +372,163 @@ fn sessions_are_bounded() {
     s.shutdown();
 }
 
+#[test]
+fn hostile_requests_get_a_4xx_and_hold_nothing() {
+    let s = Server::start(no_log());
+    // A wrong method is a JSON 405 that names the method to use, and is counted.
+    let (got, v) = s.call("GET", "/v1/rank", Bytes::new());
+    assert_eq!((got, v["error"].as_str()), (405, Some("method_not_allowed")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("POST"), "{v}");
+    let (_, m) = s.call("GET", "/metrics", Bytes::new());
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("mmrf_requests_total{route=\"other\",status=\"4xx\"} 1"),
+        "{m}"
+    );
+    // Long session ids are refused, on both routes, and never held.
+    let long = "s".repeat(100 * 1024);
+    for _ in 0..50 {
+        for (path, body) in [
+            (
+                "/v1/rank",
+                json!({"user_id": user(), "session_id": long, "candidates": videos(4), "k": 2}),
+            ),
+            (
+                "/v1/feedback",
+                json!({"user_id": user(), "session_id": long, "video_id": videos(1)[0], "play_time_ms": 5}),
+            ),
+        ] {
+            let (got, v) = s.post(path, body);
+            assert_eq!((got, v["error"].as_str()), (400, Some("session_id_too_long")), "{path}");
+        }
+    }
+    let (_, h) = s.call("GET", "/healthz", Bytes::new());
+    assert_eq!(h["sessions"], 0, "{h}");
+    let edge = "s".repeat(mmrf_serve::api::MAX_SESSION_ID_BYTES);
+    let (got, _) = s.post(
+        "/v1/rank",
+        json!({"user_id": user(), "session_id": edge, "candidates": videos(4), "k": 2}),
+    );
+    assert_eq!(got, 200);
+    // KuaiRand's 0/1 flags are accepted wherever a boolean is; other numbers are not.
+    let fb = |like: serde_json::Value| {
+        s.post(
+            "/v1/feedback",
+            json!({"user_id": user(), "session_id": 1, "video_id": videos(1)[0], "play_time_ms": 5,
+                   "is_click": 1, "is_like": like, "long_view": 0}),
+        )
+    };
+    assert_eq!(fb(json!(1)).0, 200);
+    assert_eq!(fb(json!(false)).0, 200);
+    let (got, v) = fb(json!(2));
+    assert_eq!((got, v["error"].as_str()), (400, Some("invalid_request")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("true/false or 1/0"), "{v}");
+    let (got, _) = s.post(
+        "/v1/rank",
+        json!({"user_id": user(), "session_id": 2, "candidates": videos(4), "k": 2, "explain": 1}),
+    );
+    assert_eq!(got, 200);
+    // An unknown video never ranks first: it takes the lower median of the known scores
+    // and follows the known videos of that score.
+    for known in [1, 2, 4] {
+        let mut cands = videos(known);
+        cands.push(-7);
+        let (got, v) = s.post(
+            "/v1/rank",
+            json!({"user_id": user(), "session_id": 3, "candidates": cands, "k": known + 1}),
+        );
+        assert_eq!(got, 200, "{v}");
+        let items = v["items"].as_array().unwrap();
+        assert_eq!(items[0]["cold"], serde_json::Value::Null, "{known} known: {v}");
+        let mut known_scores: Vec<f64> = items
+            .iter()
+            .filter(|i| i["cold"] != true)
+            .map(|i| i["score"].as_f64().unwrap())
+            .collect();
+        known_scores.sort_by(f64::total_cmp);
+        let cold = items.iter().find(|i| i["cold"] == true).unwrap();
+        assert_eq!(cold["score"].as_f64().unwrap(), known_scores[(known - 1) / 2], "{v}");
+    }
+    s.shutdown();
+}
+
+#[test]
+fn a_stalled_client_is_cut_off_and_cannot_hold_the_shutdown() {
+    use std::io::{Read, Write};
+    let s = Server::start(ServeConfig {
+        header_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
+        ..no_log()
+    });
+    // Half a request head, then nothing: the connection is closed after the header timeout,
+    // and other clients are served meanwhile.
+    let mut head = std::net::TcpStream::connect(s.addr).unwrap();
+    head.write_all(b"POST /v1/rank HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert_eq!(s.call("GET", "/healthz", Bytes::new()).0, 200);
+    head.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = head.read_to_end(&mut buf);
+    assert!(t.elapsed() < Duration::from_secs(5), "held for {:?}", t.elapsed());
+    // A whole head and a body that never arrives: a 408 after the request timeout.
+    let mut body = std::net::TcpStream::connect(s.addr).unwrap();
+    body.write_all(b"POST /v1/rank HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"user\"")
+        .unwrap();
+    body.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = [0u8; 512];
+    let n = body.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    s.shutdown();
+
+    // A stalled client under a long header timeout still cannot hold the shutdown past
+    // its own timeout.
+    let s = Server::start(ServeConfig {
+        header_timeout: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_millis(500),
+        ..no_log()
+    });
+    let mut stalled = std::net::TcpStream::connect(s.addr).unwrap();
+    stalled.write_all(b"POST /v1/rank HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert_eq!(s.call("GET", "/healthz", Bytes::new()).0, 200);
+    let t = std::time::Instant::now();
+    s.shutdown();
+    assert!(t.elapsed() < Duration::from_secs(3), "shutdown took {:?}", t.elapsed());
+}
+
+#[test]
+fn a_configuration_with_a_zero_bound_is_refused() {
+    for (config, name) in [
+        (
+            ServeConfig {
+                max_sessions: 0,
+                ..no_log()
+            },
+            "max_sessions",
+        ),
+        (
+            ServeConfig {
+                max_candidates: 0,
+                ..no_log()
+            },
+            "max_candidates",
+        ),
+        (
+            ServeConfig {
+                header_timeout: Duration::ZERO,
+                ..no_log()
+            },
+            "header_timeout",
+        ),
+    ] {
+        let err = config.validate().unwrap_err();
+        assert!(err.starts_with(name), "{err}");
+    }
+    assert!(no_log().validate().is_ok());
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
 
