@@ -31,12 +31,13 @@ pub fn serve(run: &Path, data: Option<&Path>, addr: &str, config: ServeConfig) -
             .await
             .with_context(|| format!("binding {addr}"))?;
         eprintln!(
-            "serving {method} ({users} users, {videos} videos; loaded in {:.1}s) on http://{}; \
-             session state at most {:.0} MB ({} users)",
+            "serving {method} ({users} users, {videos} videos; loaded in {:.1}s) on http://{}",
             t.elapsed().as_secs_f64(),
-            listener.local_addr()?,
-            mmrf_serve::sessions::state_bytes_bound(max_sessions) as f64 / 1e6,
-            max_sessions
+            listener.local_addr()?
+        );
+        eprintln!(
+            "session state: at most {max_sessions} users, {:.0} MB",
+            mmrf_serve::sessions::state_bytes_bound(max_sessions) as f64 / 1e6
         );
         mmrf_serve::serve(listener, app, mmrf_serve::shutdown_signal()).await?;
         eprintln!("shut down");

@@ -177,6 +177,71 @@ fn a_killed_regeneration_leaves_one_whole_world() {
 }
 
 #[test]
+fn empty_logs_are_refused_by_check_train_and_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = tmp.path().join("w");
+    small_world(&world, 20);
+    // The KuaiRand files alone (real data has no side files), with a header-only log.
+    let copy = |dir: &std::path::Path, empty: &str| {
+        std::fs::create_dir(dir).unwrap();
+        for e in std::fs::read_dir(&world).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_1k.csv") {
+                std::fs::copy(e.path(), dir.join(&name)).unwrap();
+            }
+        }
+        let log = dir.join(empty);
+        let head = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        std::fs::write(log, head + "\n").unwrap();
+    };
+    let no_test = tmp.path().join("no-test");
+    copy(&no_test, "log_standard_4_22_to_5_08_1k.csv");
+    let out = mmrf().args(["data", "check"]).arg(&no_test).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the standard_test log has no rows"),
+        "{err}"
+    );
+    let run = tmp.path().join("bc");
+    let out = mmrf()
+        .args(["train", "--method", "bc", "--quiet", "--set", "epochs=1", "--data"])
+        .arg(&no_test)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mmrf()
+        .args(["eval", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&no_test)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("the standard_test log has no rows: nothing to evaluate"),
+        "{err}"
+    );
+    let no_train = tmp.path().join("no-train");
+    copy(&no_train, "log_standard_4_08_to_4_21_1k.csv");
+    let out = mmrf()
+        .args(["train", "--method", "bc", "--quiet", "--data"])
+        .arg(&no_train)
+        .arg("--out")
+        .arg(tmp.path().join("bc2"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nothing to train on"), "{err}");
+}
+
+#[test]
 fn the_shared_real_files_are_reported_incomplete_not_crashed() {
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/kuairand/kuairand_dataset_preprocessed");

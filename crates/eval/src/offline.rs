@@ -210,6 +210,13 @@ pub fn score_split(
     behaviour: Behaviour<'_>,
     cfg: &OfflineConfig,
 ) -> Result<ScoredImpressions, String> {
+    if data.log(split).is_empty() {
+        return Err(format!(
+            "{}: the {} log has no rows: nothing to evaluate",
+            data.dir.display(),
+            split.name()
+        ));
+    }
     if matches!(behaviour, Behaviour::True) && data.propensities.is_none() {
         return Err(format!(
             "{}: no true propensities (mmrf_propensities.csv); use a BC run for pi_beta",

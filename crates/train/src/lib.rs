@@ -182,6 +182,13 @@ pub struct TrainOptions {
 /// complete) or `opts.resume` (then training continues `out`'s checkpoint, with the
 /// checkpoint's method and settings: a conflicting method or setting is refused).
 pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -> Result<Box<dyn Ranker>, TrainError> {
+    if data.train.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{}: the {} log has no rows: nothing to train on",
+            data.dir.display(),
+            mmrf_data::LogSplit::Train.name()
+        )));
+    }
     if opts.resume {
         if !method.actor_critic() {
             return Err(TrainError::Run(format!(
