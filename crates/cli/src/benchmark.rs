@@ -785,11 +785,14 @@ fn world_checks(
         ..Default::default()
     };
     let logging = mmrf_world::LoggingPolicy { model: &world.model };
+    let oracle = mmrf_world::MyopicOracle { model: &world.model };
     let policies: Vec<AsPolicy> = methods.iter().map(|m| AsPolicy::top_k(*m)).collect();
-    // LTR is the control (Table 2); the logging policy and random exposure for reference.
+    // LTR is the control (Table 2); the logging policy, random exposure and the world's
+    // myopic oracle (the ceiling) for reference.
     let mut arms: Vec<&dyn mmrf_world::Policy> = policies.iter().rev().map(|p| p as &dyn mmrf_world::Policy).collect();
     arms.push(&logging);
     arms.push(&mmrf_world::RandomPolicy);
+    arms.push(&oracle);
     let online = ab_test(&world.model, &arms, 0, &ab_cfg);
     seconds.insert("online A/B".into(), t.elapsed().as_secs_f64());
 

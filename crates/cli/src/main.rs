@@ -86,8 +86,9 @@ enum Command {
     },
     /// Evaluate a run on the held-out split: GAUC and NCIS per signal.
     Eval {
-        #[arg(long)]
-        run: PathBuf,
+        /// The run to evaluate (or `--oracle`).
+        #[arg(long, required_unless_present = "oracle")]
+        run: Option<PathBuf>,
         #[arg(long)]
         data: PathBuf,
         /// Where π_β comes from: a BC run directory, or `true` for the data's true
@@ -126,6 +127,10 @@ enum Command {
         /// non-impression samples. Reported as METHOD-simulator.
         #[arg(long)]
         simulator: bool,
+        /// Score by the world's myopic oracle instead of a run: each candidate's true
+        /// expected play time at the state the user was in (generated worlds only).
+        #[arg(long, conflicts_with_all = ["run", "simulator"])]
+        oracle: bool,
     },
     /// Serve a trained run over HTTP: POST /v1/rank, POST /v1/feedback, GET /healthz,
     /// GET /metrics. Stops cleanly on SIGTERM or Ctrl-C.
@@ -447,9 +452,11 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             let policies: Vec<mmrf_train::AsPolicy> = named.iter().map(|r| mmrf_train::AsPolicy::top_k(r)).collect();
             let logging = mmrf_world::LoggingPolicy { model: &world.model };
+            let oracle = mmrf_world::MyopicOracle { model: &world.model };
             let mut arms: Vec<&dyn mmrf_world::Policy> =
                 policies.iter().map(|p| p as &dyn mmrf_world::Policy).collect();
             arms.push(&logging);
+            arms.push(&oracle);
             let names: Vec<String> = arms.iter().map(|a| a.name().to_string()).collect();
             let mut seen = std::collections::HashSet::new();
             anyhow::ensure!(
@@ -490,6 +497,7 @@ fn run(cli: Cli) -> Result<()> {
             against,
             truth,
             simulator,
+            oracle,
         } => {
             let split = match split.as_str() {
                 "test" => mmrf_data::LogSplit::Test,
@@ -498,14 +506,19 @@ fn run(cli: Cli) -> Result<()> {
             };
             let (ds, _) = Dataset::open(&data)?;
             // With --simulator only the run's simulator is loaded, not its policy.
-            let (manifest, ranker): (_, Box<dyn mmrf_train::Ranker>) = if simulator {
-                (
-                    mmrf_train::run::Manifest::read(&run)?,
-                    Box::new(mmrf_train::mmrf::SimulatorScorer::load(&run, &ds)?),
-                )
-            } else {
-                mmrf_train::load(&run, &ds)?
+            let run_name = run.as_ref().map_or("oracle".to_string(), |r| r.display().to_string());
+            let (is_bc, ranker): (bool, Box<dyn mmrf_train::Ranker>) = match &run {
+                None => (
+                    false,
+                    Box::new(mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?),
+                ),
+                Some(run) if simulator => (false, Box::new(mmrf_train::mmrf::SimulatorScorer::load(run, &ds)?)),
+                Some(run) => {
+                    let (m, r) = mmrf_train::load(run, &ds)?;
+                    (m.method == "bc", r)
+                }
             };
+            debug_assert!(oracle == run.is_none());
             let method = ranker.method().to_string();
             let beh_run;
             let beh = match behaviour.as_deref() {
@@ -520,7 +533,7 @@ fn run(cli: Cli) -> Result<()> {
                     beh_run = r;
                     mmrf_eval::offline::Behaviour::Model(beh_run.as_ref())
                 }
-                None if manifest.method == "bc" => mmrf_eval::offline::Behaviour::Model(ranker.as_ref()),
+                None if is_bc => mmrf_eval::offline::Behaviour::Model(ranker.as_ref()),
                 None => bail!("--behaviour: pass a BC run directory (or `true` on a generated world) for pi_beta"),
             };
             let cfg = mmrf_eval::offline::OfflineConfig {
@@ -551,7 +564,7 @@ fn run(cli: Cli) -> Result<()> {
                 let c = mmrf_eval::offline::compare(&report, &theirs, &cfg.ope).map_err(anyhow::Error::msg)?;
                 let name = other.display().to_string();
                 text += "\n";
-                text += &mmrf_eval::report::comparison_text(&run.display().to_string(), &name, &c);
+                text += &mmrf_eval::report::comparison_text(&run_name, &name, &c);
                 comparisons.insert(name, serde_json::to_value(&c)?);
             }
             let checked = match (truth, beh) {
@@ -634,7 +647,7 @@ fn generate_world(config: &WorldConfig, out: &Path) -> Result<(mmrf_world::Summa
 /// the seconds spent generating (`None` when reused).
 fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
     let reuse = mmrf_world::World::load(dir)
-        .map(|w| &w.file.config == config)
+        .map(|w| &w.file.config == config && w.file.format == mmrf_world::WORLD_FORMAT)
         .unwrap_or(false);
     if reuse {
         eprintln!("reusing the world in {}", dir.display());

@@ -391,7 +391,47 @@ fn train_then_eval_json_and_dump() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(arms, ["bc", "logging"]);
+    assert_eq!(arms, ["bc", "logging", "oracle"]);
+    // The world's myopic oracle is the ceiling online and, through the same offline code,
+    // in Table 1's WatchTime GAUC.
+    let watch = |name: &str| {
+        let arm = ab["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap();
+        let per_session = arm["per_session"].as_array().unwrap();
+        let w = per_session.iter().find(|m| m[0] == "watch_time").unwrap();
+        w[1]["mean"].as_f64().unwrap()
+    };
+    assert!(watch("oracle") > watch("logging"), "{ab}");
+    let out = ok(mmrf()
+        .args([
+            "eval",
+            "--oracle",
+            "--behaviour",
+            "true",
+            "--tau",
+            "5",
+            "--json",
+            "--data",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap());
+    let oracle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(oracle["method"], "oracle");
+    let out = ok(mmrf()
+        .args(["eval", "--behaviour", "true", "--tau", "5", "--json", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let bc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let g = |v: &serde_json::Value| v["signals"]["WatchTime"]["gauc"].as_f64().unwrap();
+    assert!(g(&oracle) > g(&bc), "oracle {} against bc {}", g(&oracle), g(&bc));
     let bad = mmrf()
         .args(["ab", "--control", "nope", "--data"])
         .arg(&dir)

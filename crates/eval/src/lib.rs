@@ -7,12 +7,14 @@
 //!   (π_β from BC or the world's truth), and the scored-impressions dump;
 //! - [`abtest`]: the simulated online A/B test with paired arms, CIs and per-day lifts;
 //! - [`fidelity`]: NCIS against the world's true online values;
+//! - [`oracle`]: the world's myopic oracle scored like a method (the ceiling of Table 1);
 //! - [`report`]: Table 1 / Table 2 / fidelity as Markdown, and PNG plots;
 //! - [`ssb`]: the feedback simulator against the world on shown and never-shown items.
 
 pub mod abtest;
 pub mod fidelity;
 pub mod offline;
+pub mod oracle;
 pub mod report;
 pub mod ssb;
 

@@ -29,6 +29,8 @@ struct UserLog {
     /// (split, first row within this user's rows of the split, viewed, local session).
     requests: Vec<(LogSplit, u32, u16, u32)>,
     candidates: Vec<u32>,
+    /// Per request: the true interest and fatigue when it was ranked.
+    truth: Vec<f32>,
     n_sessions: u32,
 }
 
@@ -100,6 +102,8 @@ fn simulate_user(model: &WorldModel, user: u32) -> UserLog {
                     out.requests
                         .push((split, out.rows[s].len() as u32, req.viewed.len() as u16, session));
                     out.candidates.extend_from_slice(req.candidates);
+                    out.truth.extend_from_slice(req.interest);
+                    out.truth.push(req.fatigue);
                     for v in req.viewed {
                         let (date, hourmin) = time::date_hourmin(v.time_ms);
                         let f = &v.feedback;
@@ -240,13 +244,19 @@ fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Syn
     mmrf_data::side::write_candidate_log(dir, &requests, &blocks, &ident_users, &ident_videos)
         .map_err(|e| WorldError::io(dir, e))?;
     mmrf_data::side::write_propensities(dir, &props, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
+    let truth = crate::oracle::TruthSnapshots {
+        dim: model.dim,
+        values: users.iter().flat_map(|u| u.truth.iter().copied()).collect(),
+    };
+    let states = dir.join(crate::oracle::STATES_FILE);
+    truth.write(&states).map_err(|e| WorldError::io(&states, e))?;
 
     write_user_features(model, &dir.join(version.user_features()))?;
     write_video_features(model, &dir.join(version.video_features_basic()))?;
     write_video_statistics(model, &users, &dir.join(&version.video_features_statistic()[0]))?;
 
     let meta = crate::WorldFile {
-        format: 1,
+        format: crate::WORLD_FORMAT,
         generator: format!("mmrf-world {}", env!("CARGO_PKG_VERSION")),
         config: model.config.clone(),
         checksum: format!("{:016x}", model.checksum()),

@@ -10,12 +10,15 @@
 //!   propensities, `mmrf_world.json`) by running the noisy [`LoggingPolicy`];
 //! - [`Policy`] and [`run_policy`]: the online interface, any ranker run in the world for
 //!   N days per user, returning per-user WatchTime, Depth and interaction counts;
+//! - [`oracle`]: the ceiling, a ranker by the world's true expected play time
+//!   ([`MyopicOracle`]);
 //! - [`World::load`]: reload a generated world from its directory.
 
 pub mod config;
 pub mod generate;
 pub mod model;
 pub mod online;
+pub mod oracle;
 pub mod policy;
 pub mod sim;
 
@@ -25,6 +28,7 @@ pub use config::{Scale, WorldConfig};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
 pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
+pub use oracle::MyopicOracle;
 pub use policy::{LoggingPolicy, Policy, RandomPolicy};
 
 /// The world's own parameter file inside a generated directory (written last).
@@ -47,6 +51,10 @@ impl WorldError {
         }
     }
 }
+
+/// The format of the worlds this version writes: 2 adds `mmrf_states.bin`, the logged
+/// requests' true states that the offline oracle reads.
+pub const WORLD_FORMAT: u32 = 2;
 
 /// `mmrf_world.json`: what reproduces the world, and a checksum to prove it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

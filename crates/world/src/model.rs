@@ -408,9 +408,15 @@ impl WorldModel {
 
     /// The relevance of `item` to the user now, without the per-impression noise.
     pub fn relevance(&self, state: &UserState, item: u32) -> f32 {
-        let u = state.user as usize;
-        2.3 * dot(&state.interest, self.topic(item)) + 0.7 * self.item_quality[item as usize] + self.user_patience[u]
-            - 1.1 * state.fatigue
+        self.relevance_at(state.user, &state.interest, state.fatigue, item)
+    }
+
+    /// [`Self::relevance`] from the parts of the state it reads.
+    pub fn relevance_at(&self, user: u32, interest: &[f32], fatigue: f32, item: u32) -> f32 {
+        2.3 * dot(interest, self.topic(item))
+            + 0.7 * self.item_quality[item as usize]
+            + self.user_patience[user as usize]
+            - 1.1 * fatigue
     }
 
     fn author_affinity(&self, state: &UserState, author: u32) -> f32 {

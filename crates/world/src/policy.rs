@@ -2,7 +2,7 @@
 
 use mmrf_data::session::RequestState;
 
-use crate::model::WorldModel;
+use crate::model::{UserState, WorldModel};
 
 /// A ranking policy: given a request's state and candidates, score every candidate.
 ///
@@ -15,6 +15,14 @@ pub trait Policy: Sync {
 
     /// Write one score per candidate into `scores` (same length as `candidates`).
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]);
+
+    /// [`Policy::score`] inside the world, which also hands over its own state of the user
+    /// (`truth`). Only the world's oracles read it; every other policy ranks by what it
+    /// can observe, and the default ignores it.
+    fn score_in(&self, truth: &UserState, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        let _ = truth;
+        self.score(state, candidates, scores);
+    }
 
     /// `Some(τ)` for a stochastic policy that samples from `softmax(score / τ)`.
     fn temperature(&self) -> Option<f32> {

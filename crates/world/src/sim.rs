@@ -39,6 +39,10 @@ pub struct Viewed {
 
 /// What one request did, handed to the caller's sink.
 pub struct RequestOutcome<'a> {
+    /// The user's true interest and fatigue when the request was ranked (what the world's
+    /// oracle ranks by; recorded in a generated world's `mmrf_states.bin`).
+    pub interest: &'a [f32],
+    pub fatigue: f32,
     pub position: u16,
     pub hour: u8,
     pub tab: u8,
@@ -56,6 +60,7 @@ pub struct Scratch {
     keys: Vec<(f32, u32)>,
     probs: Vec<f32>,
     viewed: Vec<Viewed>,
+    interest: Vec<f32>,
 }
 
 /// Simulate a visit starting at `t0`; returns the time the user left.
@@ -99,16 +104,17 @@ pub fn simulate_session(
             scratch.probs.resize(n, 1.0 / n as f32);
         } else {
             scratch.scores.resize(n, 0.0);
-            let history = state.history.make_contiguous();
+            state.history.make_contiguous();
+            let truth: &UserState = state;
             let rs = RequestState {
-                user: state.user,
+                user: truth.user,
                 time_ms: t,
                 hour: hour as u8,
                 tab,
                 position,
-                history,
+                history: truth.history.as_slices().0,
             };
-            policy.score(&rs, &scratch.candidates, &mut scratch.scores);
+            policy.score_in(truth, &rs, &scratch.candidates, &mut scratch.scores);
             match policy.temperature() {
                 Some(tau) => {
                     softmax(&scratch.scores, tau, &mut scratch.probs);
@@ -129,6 +135,9 @@ pub fn simulate_session(
                 }
             }
         }
+        scratch.interest.clear();
+        scratch.interest.extend_from_slice(&state.interest);
+        let fatigue = state.fatigue;
         let by_key = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         if k < n {
             scratch.keys.select_nth_unstable_by(k - 1, by_key);
@@ -160,6 +169,8 @@ pub fn simulate_session(
             break;
         }
         sink(RequestOutcome {
+            interest: &scratch.interest,
+            fatigue,
             position,
             hour: hour as u8,
             tab,
