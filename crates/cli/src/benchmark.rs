@@ -118,6 +118,52 @@ struct MethodResults {
     offline: std::collections::BTreeMap<String, SignalFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     online: Option<OnlineFigures>,
+    /// How much of the way to the world's myopic oracle the method goes (generated worlds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headroom_share: Option<HeadroomShare>,
+}
+
+/// A method's share of the headroom the world's myopic oracle shows.
+#[derive(Serialize)]
+struct HeadroomShare {
+    /// `(method − control) / (oracle − control)` of session WatchTime online; its interval
+    /// is the method's paired lift interval over the oracle's mean lift.
+    online: Option<f64>,
+    online_ci: Option<[f64; 2]>,
+    /// Per signal, `(GAUC − 0.5) / (oracle's GAUC − 0.5)`: 0 for a random ranking, 1 for the
+    /// oracle's.
+    offline: std::collections::BTreeMap<String, f64>,
+}
+
+/// The method the headroom is measured against: the world's myopic oracle.
+const ORACLE: &str = "oracle";
+
+fn headroom_share(
+    report: &OfflineReport,
+    oracle: Option<&OfflineReport>,
+    online: Option<&AbReport>,
+) -> Option<HeadroomShare> {
+    let oracle = oracle?;
+    let offline = report
+        .signals
+        .iter()
+        .filter_map(|(sig, m)| {
+            let o = oracle.signals.get(sig)?.gauc?;
+            Some((sig.clone(), (m.gauc? - 0.5) / (o - 0.5)))
+        })
+        .collect();
+    let lift = |name: &str| online?.arms.iter().find(|a| a.name == name)?.lift("watch_time");
+    let is_control = online.is_some_and(|o| o.control == report.method);
+    let (share, ci) = match (lift(&report.method), lift(ORACLE)) {
+        (Some(m), Some(o)) => (Some(m.mean / o.mean), Some([m.ci[0] / o.mean, m.ci[1] / o.mean])),
+        (None, Some(_)) if is_control => (Some(0.0), Some([0.0, 0.0])),
+        _ => (None, None),
+    };
+    Some(HeadroomShare {
+        online: share,
+        online_ci: ci,
+        offline,
+    })
 }
 
 fn method_results(
@@ -164,6 +210,7 @@ fn method_results(
                 MethodResults {
                     offline: off,
                     online: on,
+                    headroom_share: headroom_share(r, offline.iter().find(|o| o.method == ORACLE), online),
                 },
             )
         })
@@ -334,6 +381,10 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
         "\n### Table 2 over {} seeds: session WatchTime and its lift against the control\n\n| Arm | WatchTime / session | lift vs control |\n|---|---:|---:|\n",
         seeds.len()
     );
+    let mut md5 = format!(
+        "\n### Headroom share over {} seeds: the way to the world's myopic oracle covered, mean [95 % CI over seeds]\n\n| Method | online session WatchTime | WatchTime GAUC |\n|---|---:|---:|\n",
+        seeds.len()
+    );
     for m in &methods {
         let mut offline = serde_json::Map::new();
         for sig in signals {
@@ -351,6 +402,18 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
         for k in online_keys {
             online.insert(k.to_string(), figure(&["methods", m, "online", k]));
         }
+        let headroom = serde_json::json!({
+            "online": figure(&["methods", m, "headroom_share", "online"]),
+            "offline": signals
+                .iter()
+                .map(|sig| (sig.to_string(), figure(&["methods", m, "headroom_share", "offline", sig])))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        md5 += &format!(
+            "| {m} | {} | {} |\n",
+            cell(&headroom["online"], 3),
+            cell(&headroom["offline"]["WatchTime"], 3)
+        );
         md += &format!(
             "| {m} | {} | {} | {} | {} | {} | {} | {} |\n",
             cell(&offline["WatchTime"]["gauc"], 4),
@@ -366,7 +429,10 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
             cell(&online["watch_time"], 1),
             cell(&online["lift_vs_control"], 4)
         );
-        out.insert(m.clone(), serde_json::json!({"offline": offline, "online": online}));
+        out.insert(
+            m.clone(),
+            serde_json::json!({"offline": offline, "online": online, "headroom_share": headroom}),
+        );
     }
     // MMRF against each method, paired over users within each seed: the mean difference
     // over seeds and on how many seeds MMRF was ahead or behind with an interval that
@@ -517,7 +583,14 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
     });
     Ok((
         serde_json::to_string_pretty(&json)?,
-        md + &md2 + if paired.is_empty() { "" } else { &md3 } + if fid.is_empty() { "" } else { &md4 },
+        md + &md2
+            + if paired.is_empty() { "" } else { &md3 }
+            + if all[0]["methods"][ORACLE].is_object() {
+                &md5
+            } else {
+                ""
+            }
+            + if fid.is_empty() { "" } else { &md4 },
     ))
 }
 
@@ -600,13 +673,13 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let mut offline = Vec::new();
     // On a world, the same scores also with the true π_β, for the NCIS fidelity check.
     let mut offline_true = Vec::new();
-    for m in &methods {
+    let mut evaluate = |m: &dyn Ranker| -> Result<()> {
         stage(&format!("evaluate {}", m.method()));
         let scored = score_split(
             &ds,
             &timelines,
             mmrf_data::LogSplit::Test,
-            *m,
+            m,
             Behaviour::Model(bc.as_ref()),
             &offline_cfg,
         )
@@ -616,7 +689,18 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             let truth = scored.with_true_propensities(&ds).map_err(anyhow::Error::msg)?;
             offline_true.push(metrics(m.method(), &ds, &truth, &offline_cfg).map_err(anyhow::Error::msg)?);
         }
+        Ok(())
+    };
+    for m in &methods {
+        evaluate(*m)?;
         overall.inc(1);
+    }
+    // On a world, its myopic oracle scored the same way: Table 1's ceiling. It is last, after
+    // the methods, and takes no part in the online arms built from them (online, the world
+    // runs its own oracle arm with the users' live states).
+    if world.is_some() {
+        let oracle = mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?;
+        evaluate(&oracle)?;
     }
     let paired = paired_against(FOCUS, &offline, &offline_cfg)?;
     stage("online A/B, NCIS fidelity, simulator check");
@@ -692,6 +776,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         md += "\n";
         md += &mmrf_eval::report::paired_table(FOCUS, &results.paired, &results.offline);
     }
+    md += &headroom_table(&results.methods);
     match (&results.online, &results.fidelity) {
         (Some(o), Some(f)) => {
             md += "\n";
@@ -739,6 +824,34 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         started.elapsed().as_secs_f64()
     );
     Ok(serde_json::to_value(&results)?)
+}
+
+/// Each method's headroom share as Markdown (empty without an oracle row).
+fn headroom_table(methods: &std::collections::BTreeMap<String, MethodResults>) -> String {
+    let order = METHODS.iter().map(|m| m.name()).chain([ORACLE]);
+    let rows: Vec<(&str, &HeadroomShare)> = order
+        .filter_map(|m| Some((m, methods.get(m)?.headroom_share.as_ref()?)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n### Headroom: each method's share of the way to the world's myopic oracle\n\nOnline: (method − control) / (oracle − control) of session WatchTime, with the method's paired lift interval over the oracle's mean lift. Offline: (GAUC − 0.5) / (oracle's GAUC − 0.5), 0 for a random ranking.\n\n| Method | online WatchTime | WatchTime GAUC | Click GAUC | LongView GAUC |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (m, h) in rows {
+        let online = match (h.online, h.online_ci) {
+            (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+            _ => "–".into(),
+        };
+        let off = |sig: &str| h.offline.get(sig).map_or("–".into(), |v| format!("{v:.3}"));
+        md += &format!(
+            "| {m} | {online} | {} | {} | {} |\n",
+            off("WatchTime"),
+            off("Click"),
+            off("LongView")
+        );
+    }
+    md
 }
 
 /// What only a world can tell.

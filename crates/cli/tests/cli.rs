@@ -531,7 +531,11 @@ fn quick_benchmark_writes_every_report() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(methods, METHODS);
+    let with_oracle: Vec<&str> = METHODS.iter().copied().chain(["oracle"]).collect();
+    assert_eq!(
+        methods, with_oracle,
+        "the methods in table order, then the world's oracle"
+    );
     for m in results["offline"].as_array().unwrap() {
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
             assert!(m["signals"][sig]["ncis"].is_number(), "{} {sig}", m["method"]);
@@ -542,7 +546,7 @@ fn quick_benchmark_writes_every_report() {
         // unrelated to it would give cosines near 0 in 32 dimensions).
         let a = &m["critic_alignment"];
         match m["method"].as_str().unwrap() {
-            "bc" | "wide-deep" | "deepfm" | "ltr" => assert!(a.is_null(), "{m}"),
+            "bc" | "wide-deep" | "deepfm" | "ltr" | "oracle" => assert!(a.is_null(), "{m}"),
             name => {
                 assert!(a["requests"].as_u64().unwrap() > 0, "{name}");
                 let (mean, p01) = (a["mean"].as_f64().unwrap(), a["p01"].as_f64().unwrap());
@@ -560,7 +564,7 @@ fn quick_benchmark_writes_every_report() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     let mut expected: Vec<&str> = METHODS.iter().rev().copied().collect();
-    expected.extend(["logging", "random"]);
+    expected.extend(["logging", "random", "oracle"]);
     assert_eq!(arms, expected, "LTR (control) first, then the table in reverse");
     assert_eq!(results["online"]["control"], "ltr");
     // The documented schema: methods → offline per signal, online for the arms.
@@ -577,6 +581,31 @@ fn quick_benchmark_writes_every_report() {
         assert!(m["online"]["lift_vs_control"].is_number(), "{name}");
     }
     assert_eq!(results["methods"]["ltr"]["online"]["lift_vs_control"], 0.0);
+    // The oracle is the ceiling: the highest WatchTime GAUC offline and the highest session
+    // WatchTime online, and each method's headroom share is measured against it.
+    let figure = |m: &str, path: &[&str]| {
+        path.iter()
+            .fold(&results["methods"][m], |v, k| &v[*k])
+            .as_f64()
+            .unwrap()
+    };
+    for name in METHODS {
+        assert!(
+            figure("oracle", &["offline", "WatchTime", "gauc"]) > figure(name, &["offline", "WatchTime", "gauc"]),
+            "{name}"
+        );
+        assert!(
+            figure("oracle", &["online", "watch_time"]) > figure(name, &["online", "watch_time"]),
+            "{name}"
+        );
+        let share = figure(name, &["headroom_share", "offline", "WatchTime"]);
+        let want = (figure(name, &["offline", "WatchTime", "gauc"]) - 0.5)
+            / (figure("oracle", &["offline", "WatchTime", "gauc"]) - 0.5);
+        assert!((share - want).abs() < 1e-12 && share < 1.0, "{name}: {share}");
+        assert!(figure(name, &["headroom_share", "online"]) < 1.0, "{name}");
+    }
+    assert_eq!(figure("ltr", &["headroom_share", "online"]), 0.0);
+    assert_eq!(figure("oracle", &["headroom_share", "online"]), 1.0);
     // MMRF against every other method, paired: the difference is that of the two figures
     // in Table 1, and its interval holds it.
     for name in METHODS.iter().filter(|&&m| m != "mmrf") {
@@ -652,6 +681,7 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("### Table 1") && md.contains("### Table 2") && md.contains("NCIS fidelity"));
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
+    assert!(md.contains("### Headroom: each method's share") && md.contains("| oracle | 1.000"));
     // Beside the GAUCs, the actor-critic cosine: a number for MMRF (the one in
     // results.json), a dash for a method without a critic.
     let split: Vec<&str> = md
@@ -770,6 +800,19 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
         .as_f64()
         .unwrap();
     assert!((rq - (per_seed_rq(3) + per_seed_rq(4)) / 2.0).abs() < 1e-9);
+    // Each method's headroom share, as a mean with its interval over seeds.
+    let h = &r["methods"]["mmrf"]["headroom_share"];
+    for v in [&h["online"], &h["offline"]["WatchTime"]] {
+        let (mean, ci) = (v["mean"].as_f64().unwrap(), &v["ci"]);
+        assert!(
+            ci[0].as_f64().unwrap() <= mean && mean <= ci[1].as_f64().unwrap(),
+            "{h}"
+        );
+    }
+    assert_eq!(
+        r["methods"]["oracle"]["headroom_share"]["offline"]["WatchTime"]["mean"],
+        1.0
+    );
     // Per seed: whether NCIS orders the methods as the world does.
     let f = r["fidelity_methods"]["per_seed"].as_array().unwrap();
     assert_eq!(
@@ -819,6 +862,7 @@ fn benchmark_over_seeds_reports_means_and_intervals() {
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("over 2 seeds") && md.contains("paired over users within each seed"));
     assert!(md.contains("### NCIS across the methods against the truth, per seed"));
+    assert!(md.contains("### Headroom share over 2 seeds"));
 }
 
 #[test]
