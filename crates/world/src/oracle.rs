@@ -3,11 +3,11 @@
 //! [`WorldModel::expected_play_s`] is a video's expected play time, in seconds, for a user
 //! in a given state: the expectation of [`WorldModel::respond`]'s play time over all of
 //! its randomness, computed by quadrature rather than by sampling. `respond` draws a
-//! relevance noise `ε ~ N(0, 0.6²)`; given it, hate, like and comment are independent
-//! coin flips; given those, the user engages with probability `σ(z)` and then watches a
+//! relevance noise `ε ~ N(0, 0.3²)`; given it, hate, like and comment are independent
+//! coin flips; given those, the user engages with probability `σ(2z)` and then watches a
 //! fraction `σ(z + 2.2 + 0.36 η)` of the video (`η ~ N(0, 1)`), re-watching part of it when
-//! that fraction passes 0.85; otherwise the video is swiped away after a uniform
-//! 0.3–6.5 s. The expectation is exact in every step but two numerical ones: `ε` is
+//! that fraction passes 0.85; otherwise the video is swiped away after 0.3–6.5 s, 70 % of
+//! that range set by the relevance and 30 % uniform. The expectation is exact in every step but two numerical ones: `ε` is
 //! integrated with Gauss–Hermite quadrature, and `η` through look-up tables of
 //! `E[σ(a + 0.36 η)]` and `P(σ(a + 0.36 η) > 0.85)` on a fine grid (built once, themselves by
 //! high-order quadrature). A test holds it within 1 % of a large Monte-Carlo mean.
@@ -18,19 +18,15 @@
 
 use std::sync::OnceLock;
 
-use crate::model::{UserState, WorldModel};
+use crate::model::{
+    UserState, WorldModel, ENGAGEMENT_SLOPE, FRACTION_NOISE, RELEVANCE_NOISE, SWIPE_MS, SWIPE_RELEVANCE_SHARE,
+};
 use crate::policy::Policy;
 use mmrf_data::session::RequestState;
 
 /// Gauss–Hermite nodes for the relevance noise: the integrand is smooth, and 12 nodes put
 /// the quadrature error far below the 1 % the oracle promises (see the tests).
 const RELEVANCE_NODES: usize = 12;
-
-/// The relevance noise's standard deviation in [`WorldModel::respond`].
-const RELEVANCE_NOISE: f64 = 0.6;
-
-/// The watched fraction's logit noise there: `0.6 ×` a draw of that same `N(0, 0.6²)`.
-const FRACTION_NOISE: f64 = 0.36;
 
 /// Nodes `x` and weights `w` of `E[f(Z)] ≈ Σ w f(x)` for a standard normal `Z`
 /// (probabilists' Gauss–Hermite, by Newton iteration on the Hermite recurrence).
@@ -105,9 +101,14 @@ impl WatchTables {
             let (mut fraction, mut rewatch) = (Vec::new(), Vec::new());
             for i in 0..Self::POINTS {
                 let a = Self::LO + i as f64 * step;
-                fraction.push(nodes.iter().map(|&(x, w)| w * sigmoid64(a + FRACTION_NOISE * x)).sum());
+                fraction.push(
+                    nodes
+                        .iter()
+                        .map(|&(x, w)| w * sigmoid64(a + FRACTION_NOISE as f64 * x))
+                        .sum(),
+                );
                 // P(a + s η > logit(0.85)) = Φ((a − logit(0.85)) / s).
-                rewatch.push(normal_cdf((a - logit_085) / FRACTION_NOISE));
+                rewatch.push(normal_cdf((a - logit_085) / FRACTION_NOISE as f64));
             }
             WatchTables {
                 lo: Self::LO,
@@ -145,14 +146,24 @@ fn normal_cdf(x: f64) -> f64 {
     }
 }
 
-/// Expected play of a swiped video: `min(U, duration)` for `U` uniform on 300..6,500 ms.
-fn swipe_play_ms(duration_ms: u32) -> f64 {
-    let (lo, hi) = (300u64, 6_500u64);
-    let d = duration_ms as u64;
-    let below = d.clamp(lo, hi);
-    // Σ u for u in lo..below, plus d for every u in below..hi.
-    let sum_below = (below - lo) as f64 * (lo + below - 1) as f64 / 2.0;
-    (sum_below + (hi - below) as f64 * d as f64) / (hi - lo) as f64
+/// Expected play, in ms, of a video swiped away at relevance `rel`: `min(a + b·U, duration)`
+/// with `U` uniform on [0, 1), `a` the shortest swipe plus the relevance's share and `b`
+/// the uniform share of the swipe range ([`SWIPE_RELEVANCE_SHARE`]).
+fn swipe_play_ms(rel: f64, duration_ms: u32) -> f64 {
+    let (lo, hi) = (SWIPE_MS.0 as f64, SWIPE_MS.1 as f64);
+    let share = SWIPE_RELEVANCE_SHARE as f64;
+    let a = lo + (hi - lo) * share * sigmoid64(rel);
+    let b = (hi - lo) * (1.0 - share);
+    let d = duration_ms as f64;
+    if d >= a + b {
+        a + b / 2.0
+    } else if d <= a {
+        d
+    } else {
+        // The draws below d − a play out; the rest stop at the end of the video.
+        let t = (d - a) / b;
+        t * (a + b * t / 2.0) + (1.0 - t) * d
+    }
 }
 
 impl WorldModel {
@@ -170,7 +181,6 @@ impl WorldModel {
         let dur = self.item_duration_ms[j];
         let rel0 = self.relevance_at(user, interest, fatigue, item) as f64;
         let tables = WatchTables::get();
-        let swipe = swipe_play_ms(dur);
         let rewatch_share = if dur < 20_000 { 1.0 } else { 0.25 };
         let base_z = -3.0 - 0.45 * (dur as f64 / 24_000.0).ln();
         let (uh, ul, uc) = (
@@ -180,8 +190,9 @@ impl WorldModel {
         );
         let mut total = 0.0;
         for &(x, w) in relevance_nodes() {
-            let rel = rel0 + RELEVANCE_NOISE * x;
+            let rel = rel0 + RELEVANCE_NOISE as f64 * x;
             let (ph, pl, pc) = (sigmoid64(uh - 1.1 * rel), sigmoid64(ul + rel), sigmoid64(uc + rel));
+            let swipe = swipe_play_ms(rel, dur);
             // (hate, like, comment) and their probability; a hate cancels the like.
             let combos = [
                 (0.0, 0.0, 0.0, (1.0 - ph) * (1.0 - pl) * (1.0 - pc)),
@@ -197,7 +208,7 @@ impl WorldModel {
                 let (fraction, past_085) = tables.at(z + 2.2);
                 // A re-watch adds U·m of the video, U uniform on [0, 1): m/2 on average.
                 let engaged = dur as f64 * (fraction + past_085 * sigmoid64(z - 1.5) * rewatch_share);
-                let pe = sigmoid64(z);
+                let pe = sigmoid64(ENGAGEMENT_SLOPE as f64 * z);
                 given_noise += p * (pe * engaged + (1.0 - pe) * swipe);
             }
             total += w * given_noise;
@@ -327,11 +338,15 @@ mod tests {
     }
 
     #[test]
-    fn a_swiped_video_plays_a_uniform_time_capped_at_its_duration() {
-        assert!((swipe_play_ms(60_000) - 3_399.5).abs() < 1e-9);
-        assert!((swipe_play_ms(100) - 100.0).abs() < 1e-9);
-        // Duration 3,400: half the draws stop at 3,400, the other half average 1,849.5.
-        let want = (3_100.0 * 1_849.5 + 3_100.0 * 3_400.0) / 6_200.0;
-        assert!((swipe_play_ms(3_400) - want).abs() < 1e-9);
+    fn a_swiped_video_plays_longer_the_more_relevant_it_is_capped_at_its_duration() {
+        // A long video: the mean of a + b·U.
+        let (a, b) = (300.0 + 6200.0 * 0.7 * 0.5, 6200.0 * 0.3);
+        assert!((swipe_play_ms(0.0, 600_000) - (a + b / 2.0)).abs() < 1e-6);
+        assert!(swipe_play_ms(2.0, 600_000) > swipe_play_ms(-2.0, 600_000));
+        assert!((swipe_play_ms(0.0, 100) - 100.0).abs() < 1e-9);
+        // Capped halfway through the uniform part: half the draws stop at the end.
+        let d = a + b / 2.0;
+        let want = 0.5 * (a + b / 4.0) + 0.5 * d;
+        assert!((swipe_play_ms(0.0, d as u32) - want).abs() < 1.0);
     }
 }
