@@ -777,6 +777,9 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         md += &mmrf_eval::report::paired_table(FOCUS, &results.paired, &results.offline);
     }
     md += &headroom_table(&results.methods);
+    if let Some(o) = &results.online {
+        md += &long_horizon_line(o);
+    }
     match (&results.online, &results.fidelity) {
         (Some(o), Some(f)) => {
             md += "\n";
@@ -854,6 +857,27 @@ fn headroom_table(methods: &std::collections::BTreeMap<String, MethodResults>) -
     md
 }
 
+/// How much more session WatchTime the session-aware oracle gets than the myopic one: the
+/// share of the world's value that only a policy looking past the request can reach.
+fn long_horizon_line(online: &AbReport) -> String {
+    let watch = |name: &str| {
+        online
+            .arms
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.per_session("watch_time"))
+            .map(|e| e.mean)
+    };
+    match (watch(ORACLE), watch("oracle-session")) {
+        (Some(myopic), Some(session)) => format!(
+            "\nThe session-aware oracle (horizon {} s) runs {:+.1} % of the myopic oracle's session WatchTime ({session:.1} s against {myopic:.1} s): the value only a policy that looks past the request can reach.\n",
+            mmrf_world::oracle::SESSION_HORIZON_S,
+            100.0 * (session / myopic - 1.0)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// What only a world can tell.
 struct WorldChecks {
     /// The online A/B test.
@@ -901,11 +925,13 @@ fn world_checks(
     let oracle = mmrf_world::MyopicOracle { model: &world.model };
     let policies: Vec<AsPolicy> = methods.iter().map(|m| AsPolicy::top_k(*m)).collect();
     // LTR is the control (Table 2); the logging policy, random exposure and the world's
-    // myopic oracle (the ceiling) for reference.
+    // oracles (the ceilings, myopic and session-aware) for reference.
     let mut arms: Vec<&dyn mmrf_world::Policy> = policies.iter().rev().map(|p| p as &dyn mmrf_world::Policy).collect();
     arms.push(&logging);
     arms.push(&mmrf_world::RandomPolicy);
     arms.push(&oracle);
+    let session_oracle = mmrf_world::SessionOracle::new(&world.model);
+    arms.push(&session_oracle);
     let online = ab_test(&world.model, &arms, 0, &ab_cfg);
     seconds.insert("online A/B".into(), t.elapsed().as_secs_f64());
 

@@ -457,6 +457,8 @@ fn run(cli: Cli) -> Result<()> {
                 policies.iter().map(|p| p as &dyn mmrf_world::Policy).collect();
             arms.push(&logging);
             arms.push(&oracle);
+            let session = mmrf_world::SessionOracle::new(&world.model);
+            arms.push(&session);
             let names: Vec<String> = arms.iter().map(|a| a.name().to_string()).collect();
             let mut seen = std::collections::HashSet::new();
             anyhow::ensure!(

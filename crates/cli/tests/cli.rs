@@ -391,7 +391,7 @@ fn train_then_eval_json_and_dump() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(arms, ["bc", "logging", "oracle"]);
+    assert_eq!(arms, ["bc", "logging", "oracle", "oracle-session"]);
     // The world's myopic oracle is the ceiling online and, through the same offline code,
     // in Table 1's WatchTime GAUC.
     let watch = |name: &str| {
@@ -564,7 +564,7 @@ fn quick_benchmark_writes_every_report() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     let mut expected: Vec<&str> = METHODS.iter().rev().copied().collect();
-    expected.extend(["logging", "random", "oracle"]);
+    expected.extend(["logging", "random", "oracle", "oracle-session"]);
     assert_eq!(arms, expected, "LTR (control) first, then the table in reverse");
     assert_eq!(results["online"]["control"], "ltr");
     // The documented schema: methods → offline per signal, online for the arms.
@@ -682,6 +682,7 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
     assert!(md.contains("### Headroom: each method's share") && md.contains("| oracle | 1.000"));
+    assert!(md.contains("The session-aware oracle (horizon 400 s) runs"), "{md}");
     // Beside the GAUCs, the actor-critic cosine: a number for MMRF (the one in
     // results.json), a dash for a method without a critic.
     let split: Vec<&str> = md

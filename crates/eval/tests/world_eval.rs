@@ -410,9 +410,19 @@ fn the_oracle_ranks_play_time_above_every_policy_and_needs_a_world() {
     };
     let logging = LoggingPolicy { model: m };
     let online = mmrf_world::MyopicOracle { model: m };
-    let arms: [&dyn Policy; 2] = [&logging, &online];
-    let lift = ab_test(m, &arms, 0, &cfg).arms[1].lift("watch_time").unwrap();
+    let session = mmrf_world::SessionOracle::new(m);
+    let arms: [&dyn Policy; 3] = [&logging, &online, &session];
+    let report = ab_test(m, &arms, 0, &cfg);
+    let lift = report.arms[1].lift("watch_time").unwrap();
     assert!(lift.significant() && lift.mean > 0.0, "{lift:?}");
+    // Weighing whether the user stays buys session WatchTime the myopic oracle leaves.
+    let watch = |i: usize| report.arms[i].per_session("watch_time").unwrap().mean;
+    assert!(
+        watch(2) > watch(1),
+        "session-aware {} against myopic {}",
+        watch(2),
+        watch(1)
+    );
 
     // A directory without the world's truth: the KuaiRand files alone.
     let tmp = tempfile::tempdir().unwrap();

@@ -176,6 +176,38 @@ impl WorldModel {
     /// [`Self::expected_play_s`] from the parts of the state it reads: the user's current
     /// interest and fatigue (what [`TruthSnapshots`] records per logged request).
     pub fn expected_play_at(&self, user: u32, interest: &[f32], fatigue: f32, item: u32) -> f64 {
+        self.expected_outcome(user, interest, fatigue, item, None).0
+    }
+
+    /// The expected play time (seconds) of `item` and the probability that the user leaves
+    /// right after it, for a user in `state`. The leave hazard is averaged over everything
+    /// [`Self::expected_play_s`] averages over except the watched share's own noise, which
+    /// enters through its mean (and follows, rare enough to leave out).
+    pub fn expected_play_and_leave(&self, state: &UserState, item: u32) -> (f64, f64) {
+        let topic = self.topic(item);
+        let repetition = state
+            .recent_topic
+            .iter()
+            .zip(topic)
+            .map(|(a, b)| a * b)
+            .sum::<f32>()
+            .max(0.0);
+        let after = LeaveInputs {
+            leave: self.user_leave[state.user as usize] as f64,
+            satisfaction: state.satisfaction as f64,
+            fatigue: (state.fatigue + 0.02 + 0.10 * repetition * repetition) as f64,
+        };
+        self.expected_outcome(state.user, &state.interest, state.fatigue, item, Some(&after))
+    }
+
+    fn expected_outcome(
+        &self,
+        user: u32,
+        interest: &[f32],
+        fatigue: f32,
+        item: u32,
+        after: Option<&LeaveInputs>,
+    ) -> (f64, f64) {
         let u = user as usize;
         let j = item as usize;
         let dur = self.item_duration_ms[j];
@@ -188,7 +220,7 @@ impl WorldModel {
             (-7.2 + self.user_like[u] + self.item_like_appeal[j]) as f64,
             (-8.9 + self.user_comment[u] + self.item_comment_appeal[j]) as f64,
         );
-        let mut total = 0.0;
+        let (mut total, mut leave) = (0.0, 0.0);
         for &(x, w) in relevance_nodes() {
             let rel = rel0 + RELEVANCE_NOISE as f64 * x;
             let (ph, pl, pc) = (sigmoid64(uh - 1.1 * rel), sigmoid64(ul + rel), sigmoid64(uc + rel));
@@ -203,6 +235,7 @@ impl WorldModel {
                 (1.0, 0.0, 1.0, ph * pc),
             ];
             let mut given_noise = 0.0;
+            let mut leave_given_noise = 0.0;
             for (h, l, c, p) in combos {
                 let z = base_z + 1.25 * rel + 1.1 * c + 0.5 * l - 3.0 * h;
                 let (fraction, past_085) = tables.at(z + 2.2);
@@ -210,10 +243,37 @@ impl WorldModel {
                 let engaged = dur as f64 * (fraction + past_085 * sigmoid64(z - 1.5) * rewatch_share);
                 let pe = sigmoid64(ENGAGEMENT_SLOPE as f64 * z);
                 given_noise += p * (pe * engaged + (1.0 - pe) * swipe);
+                if let Some(a) = after {
+                    let hazard = |watched_ms: f64| a.hazard((watched_ms / dur as f64).min(1.0), l, c, h);
+                    leave_given_noise += p * (pe * hazard(engaged) + (1.0 - pe) * hazard(swipe));
+                }
             }
             total += w * given_noise;
+            leave += w * leave_given_noise;
         }
-        total / 1000.0
+        (total / 1000.0, leave)
+    }
+}
+
+/// What the leave hazard after a video reads besides the feedback on it.
+struct LeaveInputs {
+    leave: f64,
+    satisfaction: f64,
+    /// The fatigue after the video (its repetition of the recent topics included).
+    fatigue: f64,
+}
+
+impl LeaveInputs {
+    /// [`WorldModel::respond`]'s hazard for a watched share and like / comment / hate.
+    fn hazard(&self, watched: f64, like: f64, comment: f64, hate: f64) -> f64 {
+        let joy = watched + 0.6 * like + 0.8 * comment - 3.0 * hate;
+        let satisfaction = 0.75 * self.satisfaction + 0.25 * joy;
+        let h = sigmoid64(-2.9 + self.leave - 3.2 * (satisfaction - 0.4) + 1.3 * self.fatigue);
+        if hate > 0.0 {
+            h.max(0.45)
+        } else {
+            h
+        }
     }
 }
 
@@ -307,6 +367,47 @@ impl TruthSnapshots {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
         Ok(TruthSnapshots { dim, values })
+    }
+}
+
+/// A session-aware oracle from a one-parameter family of truth-based re-rankings: a video's
+/// expected play plus `horizon_s` times the probability that the user stays after it. With
+/// `horizon_s` = 0 it is the myopic oracle; a larger horizon trades immediate play for a
+/// longer visit (a satisfying, unrepetitive, unhated video keeps the user). The horizon
+/// stands for the value of the rest of the visit; the benchmark's is chosen on worlds 7–9.
+pub struct SessionOracle<'a> {
+    pub model: &'a WorldModel,
+    pub horizon_s: f64,
+}
+
+/// The horizon of the benchmark's session-aware oracle, in seconds of play (chosen on
+/// worlds 7–9 by its session WatchTime over the myopic oracle's).
+pub const SESSION_HORIZON_S: f64 = 400.0;
+
+impl<'a> SessionOracle<'a> {
+    /// The session-aware oracle at [`SESSION_HORIZON_S`].
+    pub fn new(model: &'a WorldModel) -> Self {
+        SessionOracle {
+            model,
+            horizon_s: SESSION_HORIZON_S,
+        }
+    }
+}
+
+impl Policy for SessionOracle<'_> {
+    fn name(&self) -> &str {
+        "oracle-session"
+    }
+
+    fn score(&self, _state: &RequestState<'_>, _candidates: &[u32], scores: &mut [f32]) {
+        scores.iter_mut().for_each(|s| *s = 0.0);
+    }
+
+    fn score_in(&self, truth: &UserState, _state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        for (s, &c) in scores.iter_mut().zip(candidates) {
+            let (play, leave) = self.model.expected_play_and_leave(truth, c);
+            *s = (play + self.horizon_s * (1.0 - leave)) as f32;
+        }
     }
 }
 

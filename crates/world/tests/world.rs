@@ -388,3 +388,57 @@ fn the_oracles_expected_play_time_is_the_mean_response() {
         }
     }
 }
+
+/// The session-aware oracle's family: its play is the myopic oracle's, its leave
+/// probability is a probability near the one `respond` draws, and with no horizon it ranks
+/// as the myopic oracle does.
+#[test]
+fn the_session_oracle_adds_the_value_of_staying_to_the_myopic_oracle() {
+    use mmrf_data::session::RequestState;
+    use mmrf_world::{MyopicOracle, Policy, SessionOracle};
+    use rand::SeedableRng;
+    let (tmp, _) = small();
+    let world = World::load(tmp.path()).unwrap();
+    let m = &world.model;
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut state = m.initial_state(3, 1);
+    m.start_session(&mut state, &mut r);
+    let candidates: Vec<u32> = (0..40).collect();
+    for &c in &candidates {
+        let (play, leave) = m.expected_play_and_leave(&state, c);
+        assert_eq!(play, m.expected_play_s(&state, c));
+        assert!(leave > 0.0 && leave < 1.0);
+    }
+    // The leave probability is near the rate of leaving after the video (the watched
+    // share's noise enters through its mean, so not exactly).
+    let item = 7;
+    let n = 50_000;
+    let left = (0..n).filter(|_| m.respond(&mut state.clone(), item, &mut r).1).count() as f64 / n as f64;
+    let (_, leave) = m.expected_play_and_leave(&state, item);
+    assert!(
+        (leave - left).abs() < 0.1 * left + 0.005,
+        "expected {leave}, sampled {left}"
+    );
+    let rs = RequestState {
+        user: state.user,
+        time_ms: 0,
+        hour: 0,
+        tab: 0,
+        position: 0,
+        history: &[],
+    };
+    let score = |p: &dyn Policy| {
+        let mut s = vec![0f32; candidates.len()];
+        p.score_in(&state, &rs, &candidates, &mut s);
+        s
+    };
+    let myopic = score(&MyopicOracle { model: m });
+    assert_eq!(
+        score(&SessionOracle {
+            model: m,
+            horizon_s: 0.0
+        }),
+        myopic
+    );
+    assert_ne!(score(&SessionOracle::new(m)), myopic);
+}
