@@ -150,8 +150,8 @@ pub struct MmrfConfig {
     pub checkpoint_every: usize,
     /// Which shown items of a session's last request lose the continuation value.
     /// `request` (default): all of them. `item` credits the leave to the last item viewed
-    /// only; on the default world it trained a clearly worse policy (online WatchTime per
-    /// session 201.5 s against 254.3 s, `mmrf ab`), kept for study.
+    /// only; on the default world it trained a clearly worse policy (online WatchTime of
+    /// 201.5 s per session against 254.3 s, `mmrf ab`), kept for study.
     pub leave_credit: LeaveCredit,
     /// What the actors ascend (`agents` for MMRF; set by the Pareto and TSCAC baselines).
     pub objective: Objective,
