@@ -319,7 +319,7 @@ fn over_seeds(per_seed: &[&serde_json::Value], digits: usize) -> (serde_json::Va
 }
 
 /// Mean and a 95 % t-interval of per-seed values.
-fn mean_ci(v: &[f64]) -> (f64, [f64; 2]) {
+pub(crate) fn mean_ci(v: &[f64]) -> (f64, [f64; 2]) {
     let v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     let n = v.len() as f64;
     if v.is_empty() {
@@ -594,6 +594,18 @@ fn across_seeds(all: &[serde_json::Value]) -> Result<(String, String)> {
     ))
 }
 
+/// The settings of `method` in a quick run (the small world's smoke test): a few short
+/// updates, enough to exercise every part.
+pub(crate) fn quick_sets(method: Method) -> Vec<String> {
+    match method {
+        Method::Bc => vec!["epochs=1".into()],
+        m if m.name().starts_with("mmrf") => {
+            vec!["steps=60".into(), "batch=64".into(), "sim_pretrain_steps=20".into()]
+        }
+        _ => vec!["steps=60".into(), "batch=64".into()],
+    }
+}
+
 /// One seed's benchmark, its reports written to `out`; returns `results.json`'s value.
 fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<serde_json::Value> {
     let started = Instant::now();
@@ -630,7 +642,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let t = Instant::now();
     let opts = TrainOptions {
         seed,
-        sets: if quick { vec!["epochs=1".into()] } else { vec![] },
+        sets: if quick { quick_sets(Method::Bc) } else { vec![] },
         progress: mmrf_train::Progress {
             quiet: false,
             multi: Some(multi.clone()),
@@ -650,10 +662,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         stage(&format!("train {}", method.name()));
         let mut o = opts.clone();
         if quick {
-            o.sets = vec!["steps=60".into(), "batch=64".into()];
-            if method.name().starts_with("mmrf") {
-                o.sets.push("sim_pretrain_steps=20".into());
-            }
+            o.sets = quick_sets(method);
         }
         trained.push(mmrf_train::train(
             method,

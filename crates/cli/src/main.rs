@@ -6,6 +6,7 @@
 
 mod benchmark;
 mod serve;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -166,6 +167,30 @@ enum Command {
         seed: u64,
         #[arg(long)]
         json: bool,
+    },
+    /// Choose a method's settings on the tuning worlds (7–9; 10–12 are refused): train each
+    /// grid point on each world and keep the best online WatchTime lift over LTR.
+    Tune {
+        /// The method to tune (as `train --method`).
+        #[arg(long)]
+        method: String,
+        /// A setting and its candidate values, e.g. `--grid tscac_bound=0.4,0.8`; repeat
+        /// for the product of several.
+        #[arg(long = "grid", value_name = "KEY=V1,V2,...", required = true)]
+        grids: Vec<String>,
+        /// The world seeds to tune on.
+        #[arg(long, value_delimiter = ',', default_values_t = mmrf_world::TUNING_SEEDS)]
+        worlds: Vec<u64>,
+        /// A setting fixed at every point (as `train --set`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Output directory (shared by every method's tune): worlds, runs, and
+        /// tune-METHOD.json and tune-METHOD.md.
+        #[arg(long)]
+        out: PathBuf,
+        /// Small worlds and short training (a smoke test).
+        #[arg(long)]
+        quick: bool,
     },
     /// The main job: generate (or reuse) the default world and report on it.
     Benchmark {
@@ -383,6 +408,21 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             limits,
         } => serve::serve(&run, data.as_deref(), &addr, limits.config()),
+        Command::Tune {
+            method,
+            grids,
+            worlds,
+            sets,
+            out,
+            quick,
+        } => tune::run(&tune::TuneArgs {
+            method,
+            grids,
+            worlds,
+            sets,
+            out,
+            quick,
+        }),
         Command::Benchmark {
             out,
             quick,

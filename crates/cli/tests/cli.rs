@@ -961,3 +961,74 @@ fn serve_answers_the_load_generator_and_stops_on_sigterm() {
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert!(status.success() && rest.contains("shut down"), "{status:?}: {rest}");
 }
+
+#[test]
+fn tune_chooses_the_best_point_on_tuning_worlds_and_refuses_held_out_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tune");
+    let run = mmrf()
+        .args([
+            "tune",
+            "--quick",
+            "--method",
+            "ltr",
+            "--grid",
+            "listwise_temperature_s=3,30",
+            "--worlds",
+            "7",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tune-ltr.json")).unwrap()).unwrap();
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(report["worlds"], serde_json::json!([7]));
+    // Each point trained and ran online: a real session WatchTime and a lift over the control.
+    let lifts: Vec<f64> = points
+        .iter()
+        .map(|p| {
+            let w = &p["worlds"][0];
+            assert!(w["watch_time"].as_f64().unwrap() > 0.0, "{w}");
+            w["lift"].as_f64().unwrap()
+        })
+        .collect();
+    assert!(lifts.iter().all(|l| l.is_finite() && l.abs() < 1.0), "{lifts:?}");
+    let best = if lifts[1] > lifts[0] { 1 } else { 0 };
+    assert_eq!(report["chosen"], points[best]["point"]);
+    // The two temperatures trained different rankers.
+    assert_ne!(lifts[0], lifts[1]);
+    let md = std::fs::read_to_string(out.join("tune-ltr.md")).unwrap();
+    assert!(
+        md.contains("**chosen**") && md.contains("listwise_temperature_s=30"),
+        "{md}"
+    );
+
+    let held_out = mmrf()
+        .args([
+            "tune",
+            "--quick",
+            "--method",
+            "ltr",
+            "--grid",
+            "steps=1,2",
+            "--worlds",
+            "8,10",
+            "--out",
+        ])
+        .arg(tmp.path().join("no"))
+        .output()
+        .unwrap();
+    assert!(!held_out.status.success());
+    let err = String::from_utf8_lossy(&held_out.stderr);
+    assert!(
+        err.contains("world 10 is held out") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("no").exists(),
+        "nothing is generated for a refused tune"
+    );
+}

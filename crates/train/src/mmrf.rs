@@ -159,10 +159,11 @@ pub struct MmrfConfig {
     pub bootstrap: Bootstrap,
     /// Pareto: the least weight of each signal in the scalarisation.
     pub pareto_floor: f64,
-    /// TSCAC: the multiplier λ of each closeness constraint in stage 2.
-    pub tscac_lambda: f64,
-    /// TSCAC: the share of the updates spent in stage 1.
-    pub tscac_stage1: f64,
+    /// TSCAC: the bound ε on the main action's cosine distance to each auxiliary one in
+    /// stage 2 (0: the same direction, 1: orthogonal).
+    pub tscac_bound: f64,
+    /// TSCAC: the step size η of the Lagrange multipliers' ascent.
+    pub tscac_dual_lr: f64,
 }
 
 /// What the actors ascend.
@@ -231,13 +232,27 @@ impl Default for MmrfConfig {
             objective: Objective::Agents,
             bootstrap: Bootstrap::Policy,
             pareto_floor: 0.05,
-            tscac_lambda: 0.2,
-            tscac_stage1: 0.5,
+            tscac_bound: 0.3,
+            tscac_dual_lr: 0.05,
         }
     }
 }
 
 impl MmrfConfig {
+    /// The number of updates a run makes: `steps`, or `2 × steps` for TSCAC, whose two
+    /// stages each get the full budget.
+    pub fn updates(&self) -> usize {
+        match self.objective {
+            Objective::Tscac => 2 * self.steps,
+            _ => self.steps,
+        }
+    }
+
+    /// Whether update `step` is the last of the run.
+    fn is_last(&self, step: usize) -> bool {
+        step + 1 == self.updates()
+    }
+
     /// The configuration of a method name: `mmrf`, `mmrf-co`, `mmrf-da`, `mmrf-ns`, and
     /// the actor-critic baselines `pareto`, `tscac`, `massa`.
     pub fn for_method(method: &str) -> MmrfConfig {
@@ -293,17 +308,17 @@ impl Validate for MmrfConfig {
             ("gamma", self.gamma),
             ("soft_update", self.soft_update),
             ("sample_share", self.sample_share),
-            ("tscac_stage1", self.tscac_stage1),
         ] {
             within(key, v, 0.0, 1.0)?;
         }
         within("sim.dropout", self.sim.dropout, 0.0, 0.99)?;
+        within("tscac_bound", self.tscac_bound, 0.0, 2.0)?;
         within("pareto_floor", self.pareto_floor, 0.0, 1.0 / N_AGENTS as f64)?;
         for (key, v) in [
             ("alpha", self.alpha),
             ("beta", self.beta),
             ("reward_head", self.reward_head),
-            ("tscac_lambda", self.tscac_lambda),
+            ("tscac_dual_lr", self.tscac_dual_lr),
             ("watch_time_huber", self.watch_time_huber),
         ] {
             non_negative(key, v)?;
@@ -507,8 +522,10 @@ fn sample_rows(
 }
 
 /// The learning rates' share at `step`: a cosine from 1 at the first update to
-/// `cfg.lr_final` at the last.
+/// `cfg.lr_final` at the last (of each of TSCAC's stages: the schedule restarts with the
+/// second).
 fn lr_share(cfg: &MmrfConfig, step: usize) -> f64 {
+    let step = step % cfg.steps.max(1);
     let t = step as f64 / cfg.steps.saturating_sub(1).max(1) as f64;
     cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
 }
@@ -520,6 +537,8 @@ struct ActorStats {
     alignment: Option<f32>,
     /// Pareto's scalarisation weights.
     scalarisation: Option<Vec<f64>>,
+    /// TSCAC's stage-2 mean distance of the main action to each auxiliary one.
+    distances: Option<Vec<f64>>,
 }
 
 /// The actors' phase of an update, on states `s` (detached) after the critics' step: the
@@ -532,6 +551,7 @@ fn actor_update(
     opt_actor: &mut burn::optim::ModuleOptimizer,
     cfg: &MmrfConfig,
     step: usize,
+    multipliers: &mut [f64],
     device: &Device,
 ) -> Result<(MmrfNet, ActorStats), TrainError> {
     let h = net.agents.embeddings(sd.clone());
@@ -542,7 +562,7 @@ fn actor_update(
     let frozen = net.critics.clone().no_grad();
     // How well the main actor has found its critic's best action: Q_N is linear in the
     // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
-    let alignment = if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+    let alignment = if step % cfg.log_every.max(1) == 0 || cfg.is_last(step) {
         let [n, bb, dd] = a.dims();
         let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
         let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
@@ -552,6 +572,7 @@ fn actor_update(
         None
     };
     let mut scalarisation = None;
+    let mut distances = None;
     let actor_loss = match cfg.objective {
         Objective::Agents => {
             let qa = frozen.q(sd, a); // [N, B]
@@ -571,8 +592,14 @@ fn actor_update(
         }
         Objective::Tscac => {
             let qa = frozen.q(sd, a.clone());
-            let stage = crate::tscac::stage(step, cfg.steps, cfg.tscac_stage1);
-            crate::tscac::actor_loss(a, qa, stage, cfg.tscac_lambda)
+            let stage = crate::tscac::stage(step, cfg.steps);
+            let (loss, d) = crate::tscac::actor_loss(a, qa, stage, multipliers);
+            if stage == 2 {
+                // The multipliers step on the violation before this update (primal-dual).
+                crate::tscac::dual_step(multipliers, &d, cfg.tscac_bound, cfg.tscac_dual_lr);
+                distances = Some(d);
+            }
+            loss
         }
     };
     let a_val = actor_loss.clone().into_scalar::<f32>();
@@ -597,6 +624,7 @@ fn actor_update(
             loss: a_val,
             alignment,
             scalarisation,
+            distances,
         },
     ))
 }
@@ -705,16 +733,16 @@ pub fn train(
         Trainer::new(data, fs, method, cfg, seed, out)?
     };
     t.pretrain_simulator(progress)?;
-    let bar = progress.bar(method, cfg.steps as u64);
+    let bar = progress.bar(method, cfg.updates() as u64);
     bar.set_position(t.step as u64);
-    while t.step < t.cfg.steps {
+    while t.step < t.cfg.updates() {
         let s = t.step()?;
         bar.inc(1);
         bar.set_message(format!(
             "td {:.3} head {:.3} actor {:.3}",
             s.td_loss, s.reward_head_loss, s.actor_loss
         ));
-        if t.cfg.checkpoint_every > 0 && t.step % t.cfg.checkpoint_every == 0 && t.step < t.cfg.steps {
+        if t.cfg.checkpoint_every > 0 && t.step % t.cfg.checkpoint_every == 0 && t.step < t.cfg.updates() {
             t.save_checkpoint()?;
         }
     }
@@ -871,6 +899,8 @@ pub struct Trainer<'a> {
     sim_ready: bool,
     slot: Vec<u32>,
     cands: Vec<u32>,
+    /// TSCAC's Lagrange multipliers, one per auxiliary constraint (unused by the others).
+    multipliers: Vec<f64>,
     /// Updates done.
     pub step: usize,
     log_out: TrainLog,
@@ -931,6 +961,7 @@ impl<'a> Trainer<'a> {
             sim,
             slot: vec![u32::MAX; fs.n_videos()],
             cands: Vec::new(),
+            multipliers: crate::tscac::initial_multipliers(),
             step: 0,
             log_out: TrainLog::create(out)?,
             device,
@@ -982,6 +1013,7 @@ impl<'a> Trainer<'a> {
             sim,
             slot,
             cands,
+            multipliers,
             step: step_ref,
             log_out,
             device,
@@ -1194,7 +1226,7 @@ impl<'a> Trainer<'a> {
             net = opt_critic.step(cfg.lr_critic * lr_share(cfg, step), net, grads);
             phases.critic += lap.lap();
 
-            let (net_after, actors) = actor_update(net, s.detach(), opt_actor, cfg, step, device)?;
+            let (net_after, actors) = actor_update(net, s.detach(), opt_actor, cfg, step, multipliers, device)?;
             net = net_after;
             phases.actor = lap.lap();
             target = soft_update(target, &net, cfg.soft_update);
@@ -1217,12 +1249,14 @@ impl<'a> Trainer<'a> {
             *table = item_table(&net, fs);
         }
         phases.simulator += lap.lap();
-        if step % cfg.log_every.max(1) == 0 || step + 1 == cfg.steps {
+        if step % cfg.log_every.max(1) == 0 || cfg.is_last(step) {
             log_out.write(&serde_json::json!({
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": actors.loss, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
                 "pareto_weights": actors.scalarisation,
                 "main_actor_alignment": actors.alignment,
+                "tscac_distances": actors.distances,
+                "tscac_multipliers": actors.distances.as_ref().map(|_| multipliers.clone()),
             }))?;
         }
         let stats = StepStats {
@@ -1340,6 +1374,9 @@ struct CheckpointState {
     /// Parameter ids in traversal order; the optimizers' states are keyed by them.
     net_ids: Vec<u64>,
     sim_ids: Vec<u64>,
+    /// TSCAC's Lagrange multipliers.
+    #[serde(default)]
+    multipliers: Vec<f64>,
     config: toml::Table,
 }
 
@@ -1420,6 +1457,7 @@ impl<'a> Trainer<'a> {
             rng_word_pos: self.rng.get_word_pos().to_string(),
             net_ids: ids(net),
             sim_ids,
+            multipliers: self.multipliers.clone(),
             config: run::to_table(&self.cfg),
         };
         let text = toml::to_string(&state).map_err(|e| TrainError::Run(e.to_string()))?;
@@ -1514,6 +1552,12 @@ impl<'a> Trainer<'a> {
         t.rng
             .set_word_pos(st.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
         t.cursor = st.cursor;
+        if !st.multipliers.is_empty() {
+            if st.multipliers.len() != t.multipliers.len() {
+                return Err(bad("multipliers: one per auxiliary agent expected"));
+            }
+            t.multipliers = st.multipliers.clone();
+        }
         t.step = st.step;
         t.sim_ready = st.sim_ready;
         if t.order.len()

@@ -60,6 +60,13 @@ pub struct WorldConfig {
     pub history_len: usize,
 }
 
+/// The world seeds settings are chosen on: every method's settings are tuned on these
+/// worlds and nowhere else (`mmrf tune` runs here by default).
+pub const TUNING_SEEDS: [u64; 3] = [7, 8, 9];
+
+/// The held-out world seeds: reported, never tuned on (`mmrf tune` refuses them).
+pub const HELD_OUT_SEEDS: [u64; 3] = [10, 11, 12];
+
 impl WorldConfig {
     pub fn new(scale: Scale, seed: u64) -> Self {
         let base = WorldConfig {

@@ -24,7 +24,7 @@ pub mod sim;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{Scale, WorldConfig};
+pub use config::{Scale, WorldConfig, HELD_OUT_SEEDS, TUNING_SEEDS};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
 pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
