@@ -707,9 +707,12 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     // On a world, its myopic oracle scored the same way: Table 1's ceiling. It is last, after
     // the methods, and takes no part in the online arms built from them (online, the world
     // runs its own oracle arm with the users' live states).
-    if world.is_some() {
-        let oracle = mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?;
-        evaluate(&oracle)?;
+    let oracle = match world {
+        Some(_) => Some(mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    if let Some(o) = &oracle {
+        evaluate(o)?;
     }
     let paired = paired_against(FOCUS, &offline, &offline_cfg)?;
     stage("online A/B, NCIS fidelity, simulator check");
@@ -721,6 +724,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             &ds,
             &timelines,
             &methods,
+            oracle.as_ref(),
             &offline,
             &offline_true,
             bc.as_ref(),
@@ -903,13 +907,14 @@ struct WorldChecks {
 
 /// What only a world can tell: the online A/B test, NCIS against the truth, and the
 /// simulator against the truth. `table1[i]` is `methods[i]`'s offline report, `truth[i]`
-/// the same with the true π_β.
+/// the same with the true π_β; the oracle's reports follow the methods'.
 #[allow(clippy::too_many_arguments)]
 fn world_checks(
     world: &mmrf_world::World,
     ds: &Dataset,
     timelines: &Timelines,
     methods: &[&dyn Ranker],
+    oracle_ranker: Option<&mmrf_eval::oracle::OracleRanker>,
     table1: &[OfflineReport],
     truth: &[OfflineReport],
     bc: &dyn Ranker,
@@ -958,24 +963,37 @@ fn world_checks(
         inner: &log_ranker,
         factor: 0.5,
     };
-    let candidates = [
+    // The world's oracle beside them, read at its Table-1 temperature: offline it scores
+    // the logged requests at their logged states, online the myopic oracle reads the live
+    // ones.
+    let oracle_reports = || -> Option<(&OfflineReport, &OfflineReport)> {
+        let of = |v: &'_ [OfflineReport]| v.iter().position(|r| r.method == ORACLE);
+        Some((&table1[of(table1)?], &truth[of(truth)?]))
+    };
+    let oracle_candidate = || -> Option<Candidate> {
+        let (bc, t) = oracle_reports()?;
+        Some(Candidate::with_reports(oracle_ranker?, bc, t).run_as(&oracle))
+    };
+    let mut candidates = vec![
         Candidate::new(&log_ranker, tau_log),
         Candidate::new(&sharp, tau_log),
         Candidate::new(&flat, tau_log),
         Candidate::new(&UniformRanker, 1.0),
         Candidate::new(bc, 1.0),
     ];
+    candidates.extend(oracle_candidate());
     // The truth over the held-out log's own period, so both sides see the same days.
     let fid_online = mmrf_eval::fidelity::test_period(ab_cfg.online.seed);
     let fid =
         fidelity(ds, timelines, &world.model, &candidates, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
     // The same check over the methods: close figures are where an estimator's error decides
     // the order, so this says how far Table 1's NCIS ranking can be trusted.
-    let as_read: Vec<Candidate> = methods
+    let mut as_read: Vec<Candidate> = methods
         .iter()
         .zip(table1.iter().zip(truth))
         .map(|(m, (bc, truth))| Candidate::with_reports(*m, bc, truth))
         .collect();
+    as_read.extend(oracle_candidate());
     let fid_methods =
         fidelity(ds, timelines, &world.model, &as_read, bc, offline_cfg, &fid_online).map_err(anyhow::Error::msg)?;
     let truth_paired = if fid_methods.outcomes.iter().any(|(name, _)| name == FOCUS) {

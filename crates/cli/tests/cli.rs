@@ -632,8 +632,8 @@ fn quick_benchmark_writes_every_report() {
         }
     }
     assert!(results["paired"]["mmrf"].is_null(), "no comparison of MMRF with itself");
-    // NCIS against the truth across the methods: every method, each at the temperature
-    // Table 1 read it at, with the very NCIS Table 1 reports.
+    // NCIS against the truth across the methods: every method and the world's oracle, each
+    // at the temperature Table 1 read it at, with the very NCIS Table 1 reports.
     let rows: Vec<&serde_json::Value> = results["fidelity_methods"]["rows"]
         .as_array()
         .unwrap()
@@ -642,7 +642,7 @@ fn quick_benchmark_writes_every_report() {
         .collect();
     assert_eq!(
         rows.iter().map(|r| r["policy"].as_str().unwrap()).collect::<Vec<_>>(),
-        METHODS
+        with_oracle
     );
     for (r, m) in rows.iter().zip(results["offline"].as_array().unwrap()) {
         assert_eq!(r["tau"].as_f64(), m["tau"].as_f64(), "{}", m["method"]);
@@ -663,8 +663,25 @@ fn quick_benchmark_writes_every_report() {
     }
     // MMRF against each method by the truth: exactly the differences of the rows' truths.
     let truth_of = |m: &str, key: &str| rows.iter().find(|r| r["policy"] == m).unwrap()[key].as_f64().unwrap();
+    // The oracle, run online from the users' live states as the same stochastic policy, is
+    // truly better than BC.
+    assert!(
+        truth_of("oracle", "online_first") > truth_of("bc", "online_first"),
+        "{rows:?}"
+    );
+    let reference: Vec<&str> = results["fidelity"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["signal"] == "WatchTime")
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reference,
+        ["logging", "logging-sharp", "logging-flat", "uniform", "bc", "oracle"]
+    );
     let paired = results["fidelity_methods_paired"].as_array().unwrap();
-    assert_eq!(paired.len(), METHODS.len() - 1);
+    assert_eq!(paired.len(), METHODS.len(), "every other method and the oracle");
     for d in paired {
         let m = d["policy"].as_str().unwrap();
         for (key, row_key) in [("first_draw", "online_first"), ("per_video", "online")] {

@@ -17,10 +17,10 @@
 //! the estimate lands between the two truths, so each row also gives the uncapped
 //! estimate (SNIPS) to show how far the cap moves it.
 
-use mmrf_data::session::Timelines;
+use mmrf_data::session::{RequestState, Timelines};
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_train::{AsPolicy, Ranker};
-use mmrf_world::{run_policy, OnlineConfig, Tally, UserOutcome, WorldModel};
+use mmrf_world::{run_policy, OnlineConfig, Policy, Tally, UserOutcome, UserState, WorldModel};
 use serde::{Deserialize, Serialize};
 
 use crate::offline::{metrics, score_split, Behaviour, OfflineConfig, OfflineReport};
@@ -33,6 +33,10 @@ pub struct Candidate<'a> {
     /// Its offline reports at this `tau` where already computed (Table 1's), so the check
     /// reuses them instead of scoring the split twice more.
     pub known: Option<Known<'a>>,
+    /// The policy run in the world in the ranker's place, read at the same `tau`: for a
+    /// ranker that scores logged requests only, such as the world's oracle, whose online
+    /// counterpart reads the user's live state instead.
+    pub online: Option<&'a dyn Policy>,
 }
 
 /// A policy's offline reports on the test split at its temperature.
@@ -51,6 +55,7 @@ impl<'a> Candidate<'a> {
             ranker,
             tau,
             known: None,
+            online: None,
         }
     }
 
@@ -61,7 +66,40 @@ impl<'a> Candidate<'a> {
             ranker,
             tau: bc.tau,
             known: Some(Known { bc, truth }),
+            online: None,
         }
+    }
+
+    /// Run `policy` in the world in the ranker's place (see [`Candidate::online`]).
+    pub fn run_as(self, policy: &'a dyn Policy) -> Self {
+        Candidate {
+            online: Some(policy),
+            ..self
+        }
+    }
+}
+
+/// A policy's scores read as the stochastic policy `softmax(score/τ)`.
+struct Tempered<'a> {
+    inner: &'a dyn Policy,
+    tau: f32,
+}
+
+impl Policy for Tempered<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        self.inner.score(state, candidates, scores)
+    }
+
+    fn score_in(&self, truth: &UserState, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        self.inner.score_in(truth, state, candidates, scores)
+    }
+
+    fn temperature(&self) -> Option<f32> {
+        Some(self.tau)
     }
 }
 
@@ -281,11 +319,17 @@ pub fn fidelity(
                 (truth, metrics(p.ranker.method(), data, &scored, &cfg)?)
             }
         };
-        let policy = AsPolicy {
-            ranker: p.ranker,
-            temperature: Some(p.tau),
+        let out = match p.online {
+            Some(inner) => run_policy(model, &Tempered { inner, tau: p.tau }, online),
+            None => run_policy(
+                model,
+                &AsPolicy {
+                    ranker: p.ranker,
+                    temperature: Some(p.tau),
+                },
+                online,
+            ),
         };
-        let out = run_policy(model, &policy, online);
         for signal in Signal::ALL {
             let (t, b) = (&truth.signals[signal.name()], &est.signals[signal.name()]);
             rows.push(FidelityRow {

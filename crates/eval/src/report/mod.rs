@@ -1,0 +1,8 @@
+//! Reports: terminal text, the paper's Table-1 layout in Markdown ([`tables`]), and PNG
+//! plots ([`plots`]).
+
+pub mod plots;
+pub mod tables;
+
+pub use plots::*;
+pub use tables::*;
