@@ -86,7 +86,7 @@ pub struct LoggedRequest {
     pub split: LogSplit,
     pub first_row: u32,
     pub n_shown: u16,
-    /// Offset of the request's candidates in [`CandidateLog::candidates`].
+    /// Offset of the request's candidates in the candidate log (read them with [`CandidateLog::candidates_of`]).
     pub candidate_offset: u64,
     pub n_candidates: u16,
 }

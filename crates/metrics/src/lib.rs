@@ -3,7 +3,7 @@
 //! `DESIGN.md` §6, one implementation each, shared by training (the simulator's fit) and
 //! evaluation (every method alike):
 //!
-//! - [`gauc`]: per-user AUC of scores against a label (concordance for a continuous label
+//! - [`gauc()`]: per-user AUC of scores against a label (concordance for a continuous label
 //!   such as play time), weighted by the user's impressions; O(n log n) per user, parallel;
 //!   and [`request_gauc`], the same over pairs within one request only (what a top-K
 //!   ranker decides);

@@ -1,5 +1,5 @@
 //! Reports: terminal text, the paper's Table-1 layout in Markdown ([`tables`]), and PNG
-//! plots ([`plots`]).
+//! plots ([the plots module](mod@self::plots)).
 
 pub mod plots;
 pub mod tables;
