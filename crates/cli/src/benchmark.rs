@@ -607,117 +607,43 @@ pub(crate) fn quick_sets(method: Method) -> Vec<String> {
 }
 
 /// One seed's benchmark, its reports written to `out`; returns `results.json`'s value.
+///
+/// The steps, in order: the data (a generated world, or `data`), the methods trained in
+/// table order, each scored offline on the held-out split (with the world's oracle last),
+/// the checks only a world allows (the online A/B test, NCIS against the truth, the
+/// simulator against the truth), then `results.json`, `results.md` and the plots.
 fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<serde_json::Value> {
     let started = Instant::now();
     let mut seconds = std::collections::BTreeMap::new();
-    let scale = if quick { Scale::Small } else { Scale::Default };
-    let config = WorldConfig::new(scale, seed);
-    let world_dir = match data {
-        Some(d) => d.to_path_buf(),
-        None => {
-            let world_dir = out.join("world");
-            if let Some(secs) = crate::ensure_world(&config, &world_dir)? {
-                seconds.insert("generate".into(), secs);
-            }
-            world_dir
-        }
-    };
-    // Real KuaiRand data has no world file: the checks against the truth are skipped.
-    let world = mmrf_world::World::load(&world_dir).ok();
+    let (world_dir, world) = prepare_data(out, quick, seed, data, &mut seconds)?;
     let (ds, _) = Dataset::open(&world_dir)?;
     let timelines = Timelines::build(&ds);
+    let progress = StageBar::new();
 
-    // One bar for the whole job (stages: 11 trainings, 11 evaluations, the world checks),
-    // with each training's own bar drawn beneath it.
-    let multi = indicatif::MultiProgress::new();
-    let overall = multi.add(indicatif::ProgressBar::new(METHODS.len() as u64 * 2 + 1));
-    overall.set_style(
-        indicatif::ProgressStyle::with_template("benchmark [{bar:30}] {pos}/{len} {elapsed} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let stage = |msg: &str| overall.set_message(msg.to_string());
-
-    // Methods.
-    let t = Instant::now();
-    let opts = TrainOptions {
-        seed,
-        sets: if quick { quick_sets(Method::Bc) } else { vec![] },
-        progress: mmrf_train::Progress {
-            quiet: false,
-            multi: Some(multi.clone()),
-        },
-        // The benchmark owns its output directory: a rerun replaces its runs.
-        force: true,
-        ..Default::default()
-    };
-    stage("train bc");
-    let bc = mmrf_train::train(Method::Bc, &ds, &out.join("runs/bc"), &opts)?;
-    overall.inc(1);
-    seconds.insert("train bc".into(), t.elapsed().as_secs_f64());
-    // The other methods in table order.
-    let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
-    for method in METHODS[1..].iter().copied() {
-        let t = Instant::now();
-        stage(&format!("train {}", method.name()));
-        let mut o = opts.clone();
-        if quick {
-            o.sets = quick_sets(method);
-        }
-        trained.push(mmrf_train::train(
-            method,
-            &ds,
-            &out.join("runs").join(method.name()),
-            &o,
-        )?);
-        overall.inc(1);
-        seconds.insert(format!("train {}", method.name()), t.elapsed().as_secs_f64());
-    }
-
-    // Offline.
-    let offline_cfg = OfflineConfig::default();
-    let t = Instant::now();
+    let (bc, trained) = train_methods(&ds, out, quick, seed, &progress, &mut seconds)?;
     let mut methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
     methods.extend(trained.iter().map(|m| m.as_ref()));
-    let mut offline = Vec::new();
-    // On a world, the same scores also with the true π_β, for the NCIS fidelity check.
-    let mut offline_true = Vec::new();
-    let mut evaluate = |m: &dyn Ranker| -> Result<()> {
-        stage(&format!("evaluate {}", m.method()));
-        let scored = score_split(
-            &ds,
-            &timelines,
-            mmrf_data::LogSplit::Test,
-            m,
-            Behaviour::Model(bc.as_ref()),
-            &offline_cfg,
-        )
-        .map_err(anyhow::Error::msg)?;
-        offline.push(metrics(m.method(), &ds, &scored, &offline_cfg).map_err(anyhow::Error::msg)?);
-        if world.is_some() {
-            let truth = scored.with_true_propensities(&ds).map_err(anyhow::Error::msg)?;
-            offline_true.push(metrics(m.method(), &ds, &truth, &offline_cfg).map_err(anyhow::Error::msg)?);
-        }
-        Ok(())
-    };
-    for m in &methods {
-        evaluate(*m)?;
-        overall.inc(1);
-    }
-    // On a world, its myopic oracle scored the same way: Table 1's ceiling. It is last, after
-    // the methods, and takes no part in the online arms built from them (online, the world
-    // runs its own oracle arm with the users' live states).
     let oracle = match world {
         Some(_) => Some(mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    if let Some(o) = &oracle {
-        evaluate(o)?;
-    }
-    let paired = paired_against(FOCUS, &offline, &offline_cfg)?;
-    stage("online A/B, NCIS fidelity, simulator check");
+
+    let offline_cfg = OfflineConfig::default();
+    let t = Instant::now();
+    let scored = evaluate_offline(
+        &ds,
+        &timelines,
+        &methods,
+        oracle.as_ref(),
+        bc.as_ref(),
+        world.is_some(),
+        &offline_cfg,
+        &progress,
+    )?;
+    let paired = paired_against(FOCUS, &scored.bc, &offline_cfg)?;
     seconds.insert("offline eval".into(), t.elapsed().as_secs_f64());
 
+    progress.stage("online A/B, NCIS fidelity, simulator check");
     let checks = match &world {
         Some(world) => Some(world_checks(
             world,
@@ -725,8 +651,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             &timelines,
             &methods,
             oracle.as_ref(),
-            &offline,
-            &offline_true,
+            &scored,
             bc.as_ref(),
             &offline_cfg,
             quick,
@@ -742,7 +667,186 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
             None
         }
     };
-    let (online, fid, fid_methods, truth_paired, simulator) = match checks {
+    progress.finish();
+    seconds.insert("total".into(), started.elapsed().as_secs_f64());
+
+    let results = assemble(
+        scored.bc,
+        paired,
+        checks,
+        &world,
+        world_dir,
+        quick,
+        seed,
+        offline_cfg,
+        seconds,
+    );
+    write_reports(out, &results)?;
+    eprintln!(
+        "wrote {}/results.json, results.md and plots in {:.1}s",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(serde_json::to_value(&results)?)
+}
+
+/// The benchmark's overall progress bar: one step per training, per evaluation and for
+/// the world's checks, each training's own bar drawn beneath it.
+struct StageBar {
+    multi: indicatif::MultiProgress,
+    overall: indicatif::ProgressBar,
+}
+
+impl StageBar {
+    fn new() -> StageBar {
+        let multi = indicatif::MultiProgress::new();
+        let overall = multi.add(indicatif::ProgressBar::new(METHODS.len() as u64 * 2 + 1));
+        overall.set_style(
+            indicatif::ProgressStyle::with_template("benchmark [{bar:30}] {pos}/{len} {elapsed} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        StageBar { multi, overall }
+    }
+
+    /// Name the stage now running.
+    fn stage(&self, msg: &str) {
+        self.overall.set_message(msg.to_string());
+    }
+
+    /// One stage done.
+    fn done(&self) {
+        self.overall.inc(1);
+    }
+
+    fn finish(&self) {
+        self.overall.inc(1);
+        self.overall.finish_and_clear();
+    }
+}
+
+/// Step 1: the data directory, and its world where it is one. Without `data` the world of
+/// `seed` is generated into `out/world` (or reused when it is already there).
+fn prepare_data(
+    out: &Path,
+    quick: bool,
+    seed: u64,
+    data: Option<&Path>,
+    seconds: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<(std::path::PathBuf, Option<mmrf_world::World>)> {
+    let world_dir = match data {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let scale = if quick { Scale::Small } else { Scale::Default };
+            let world_dir = out.join("world");
+            if let Some(secs) = crate::ensure_world(&WorldConfig::new(scale, seed), &world_dir)? {
+                seconds.insert("generate".into(), secs);
+            }
+            world_dir
+        }
+    };
+    // Real KuaiRand data has no world file: the checks against the truth are skipped.
+    let world = mmrf_world::World::load(&world_dir).ok();
+    Ok((world_dir, world))
+}
+
+/// The methods after BC, in table order.
+type TrainedMethods = Vec<Box<dyn Ranker>>;
+
+/// Step 2: BC (the behaviour model every NCIS reads π_β from), then the other methods in
+/// table order, each into `out/runs/METHOD`.
+fn train_methods(
+    ds: &Dataset,
+    out: &Path,
+    quick: bool,
+    seed: u64,
+    progress: &StageBar,
+    seconds: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<(Box<dyn Ranker>, TrainedMethods)> {
+    let opts = |method: Method| TrainOptions {
+        seed,
+        sets: if quick { quick_sets(method) } else { vec![] },
+        progress: mmrf_train::Progress {
+            quiet: false,
+            multi: Some(progress.multi.clone()),
+        },
+        // The benchmark owns its output directory: a rerun replaces its runs.
+        force: true,
+        ..Default::default()
+    };
+    let mut train = |method: Method| -> Result<Box<dyn Ranker>> {
+        let t = Instant::now();
+        progress.stage(&format!("train {}", method.name()));
+        let run = mmrf_train::train(method, ds, &out.join("runs").join(method.name()), &opts(method))?;
+        progress.done();
+        seconds.insert(format!("train {}", method.name()), t.elapsed().as_secs_f64());
+        Ok(run)
+    };
+    let bc = train(Method::Bc)?;
+    let trained = METHODS[1..].iter().map(|&m| train(m)).collect::<Result<Vec<_>>>()?;
+    Ok((bc, trained))
+}
+
+/// Table 1's reports: each method's (and the oracle's, last) offline report with BC's
+/// π_β, and on a world the same scores with the true π_β (for the fidelity check).
+struct Scored {
+    bc: Vec<OfflineReport>,
+    truth: Vec<OfflineReport>,
+}
+
+/// Step 3: every method scored on the held-out split, then the world's oracle. The oracle
+/// is last and takes no part in the online arms built from the methods (online, the world
+/// runs its own oracle arm with the users' live states).
+#[allow(clippy::too_many_arguments)]
+fn evaluate_offline(
+    ds: &Dataset,
+    timelines: &Timelines,
+    methods: &[&dyn Ranker],
+    oracle: Option<&mmrf_eval::oracle::OracleRanker>,
+    bc: &dyn Ranker,
+    on_world: bool,
+    cfg: &OfflineConfig,
+    progress: &StageBar,
+) -> Result<Scored> {
+    let mut scored = Scored {
+        bc: Vec::new(),
+        truth: Vec::new(),
+    };
+    let oracle = oracle.map(|o| o as &dyn Ranker);
+    for m in methods.iter().copied().chain(oracle) {
+        progress.stage(&format!("evaluate {}", m.method()));
+        let s = score_split(ds, timelines, mmrf_data::LogSplit::Test, m, Behaviour::Model(bc), cfg)
+            .map_err(anyhow::Error::msg)?;
+        scored
+            .bc
+            .push(metrics(m.method(), ds, &s, cfg).map_err(anyhow::Error::msg)?);
+        if on_world {
+            let truth = s.with_true_propensities(ds).map_err(anyhow::Error::msg)?;
+            scored
+                .truth
+                .push(metrics(m.method(), ds, &truth, cfg).map_err(anyhow::Error::msg)?);
+        }
+        if m.method() != ORACLE {
+            progress.done();
+        }
+    }
+    Ok(scored)
+}
+
+/// Step 5: `results.json`'s value from the steps' outputs.
+#[allow(clippy::too_many_arguments)]
+fn assemble(
+    offline: Vec<OfflineReport>,
+    paired: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Comparison>>,
+    checks: Option<WorldChecks>,
+    world: &Option<mmrf_world::World>,
+    data_dir: std::path::PathBuf,
+    quick: bool,
+    seed: u64,
+    offline_config: OfflineConfig,
+    seconds: std::collections::BTreeMap<String, f64>,
+) -> Results {
+    let (online, fidelity, fidelity_methods, fidelity_methods_paired, simulator) = match checks {
         Some(c) => (
             Some(c.online),
             Some(c.fidelity),
@@ -752,36 +856,54 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
         ),
         None => (None, None, None, Vec::new(), None),
     };
-    overall.inc(1);
-    overall.finish_and_clear();
-    seconds.insert("total".into(), started.elapsed().as_secs_f64());
-
-    let results = Results {
+    Results {
         methods: method_results(&offline, online.as_ref()),
         config: BenchmarkConfig {
             quick,
             control: online.as_ref().map(|o| o.control.clone()),
             online_days: online.as_ref().map(|o| o.days),
             tau: "matched to the behaviour model's entropy per method",
-            cap: offline_cfg.ope.cap,
+            cap: offline_config.ope.cap,
         },
         seeds: vec![seed],
-        data_dir: world_dir.clone(),
+        data_dir,
         world: world.as_ref().map(|w| w.file.config.clone()),
         seed,
-        offline_config: offline_cfg,
+        offline_config,
         offline,
         paired,
         online,
-        fidelity: fid,
-        fidelity_methods: fid_methods,
-        fidelity_methods_paired: truth_paired,
+        fidelity,
+        fidelity_methods,
+        fidelity_methods_paired,
         simulator,
         seconds,
-    };
+    }
+}
+
+/// Step 6: `results.json`, `results.md` (printed too), the plots and each run's learning
+/// curve.
+fn write_reports(out: &Path, results: &Results) -> Result<()> {
     std::fs::create_dir_all(out)?;
-    let json = serde_json::to_string_pretty(&results)?;
+    let json = serde_json::to_string_pretty(results)?;
     mmrf_data::write_atomic(&out.join("results.json"), json.as_bytes()).context("writing results.json")?;
+    let md = results_markdown(results);
+    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
+    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref(), FOCUS) {
+        eprintln!("warning: plots skipped: {e}");
+    }
+    for m in results.offline.iter().filter(|m| m.method != ORACLE) {
+        if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
+            eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
+        }
+    }
+    println!("{md}");
+    Ok(())
+}
+
+/// `results.md`: Table 1, the GAUC split, the paired table, the headroom, then what only a
+/// world tells (Table 2, the fidelity tables, the simulator check) and the paper's figures.
+fn results_markdown(results: &Results) -> String {
     let mut md = mmrf_eval::report::table1(&results.offline);
     md += "\n";
     md += &mmrf_eval::report::gauc_split_table(&results.offline);
@@ -824,22 +946,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     }
     md += "\n";
     md += &mmrf_eval::report::paper_reference(&results.offline, results.online.as_ref());
-    mmrf_data::write_atomic(&out.join("results.md"), md.as_bytes()).context("writing results.md")?;
-    if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref(), FOCUS) {
-        eprintln!("warning: plots skipped: {e}");
-    }
-    for m in &results.offline {
-        if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
-            eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
-        }
-    }
-    println!("{md}");
-    eprintln!(
-        "wrote {}/results.json, results.md and plots in {:.1}s",
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(serde_json::to_value(&results)?)
+    md
 }
 
 /// Each method's headroom share as Markdown (empty without an oracle row).
@@ -905,9 +1012,9 @@ struct WorldChecks {
     simulator: Option<mmrf_eval::ssb::SsbReport>,
 }
 
-/// What only a world can tell: the online A/B test, NCIS against the truth, and the
-/// simulator against the truth. `table1[i]` is `methods[i]`'s offline report, `truth[i]`
-/// the same with the true π_β; the oracle's reports follow the methods'.
+/// Step 4, what only a world can tell: the online A/B test, NCIS against the truth, and
+/// the simulator against the truth. `scored.bc[i]` is `methods[i]`'s offline report,
+/// `scored.truth[i]` the same with the true π_β; the oracle's reports follow the methods'.
 #[allow(clippy::too_many_arguments)]
 fn world_checks(
     world: &mmrf_world::World,
@@ -915,8 +1022,7 @@ fn world_checks(
     timelines: &Timelines,
     methods: &[&dyn Ranker],
     oracle_ranker: Option<&mmrf_eval::oracle::OracleRanker>,
-    table1: &[OfflineReport],
-    truth: &[OfflineReport],
+    scored: &Scored,
     bc: &dyn Ranker,
     offline_cfg: &OfflineConfig,
     quick: bool,
@@ -924,7 +1030,8 @@ fn world_checks(
     out: &Path,
     seconds: &mut std::collections::BTreeMap<String, f64>,
 ) -> Result<WorldChecks> {
-    // Online A/B: the logging policy is the control until LTR lands.
+    let (table1, truth) = (&scored.bc[..], &scored.truth[..]);
+    // Online A/B with LTR as the control (the arms are in reverse table order, LTR first).
     let t = Instant::now();
     let ab_cfg = AbConfig {
         online: mmrf_world::OnlineConfig {

@@ -157,10 +157,12 @@ pub struct MmrfConfig {
     pub objective: Objective,
     /// Where the TD target's next-state value is taken.
     pub bootstrap: Bootstrap,
-    /// Pareto: the least weight of each signal in the scalarisation.
+    /// Pareto: the least weight of each signal in the scalarisation (at most 1/7, where
+    /// the weights are uniform). Chosen by `mmrf tune` on worlds 7–9 (`docs/baselines.md`).
     pub pareto_floor: f64,
     /// TSCAC: the bound ε on the main action's cosine distance to each auxiliary one in
-    /// stage 2 (0: the same direction, 1: orthogonal).
+    /// stage 2 (0: the same direction, 1: orthogonal). Chosen by `mmrf tune` on worlds 7–9
+    /// (`docs/baselines.md`).
     pub tscac_bound: f64,
     /// TSCAC: the step size η of the Lagrange multipliers' ascent.
     pub tscac_dual_lr: f64,
@@ -231,8 +233,8 @@ impl Default for MmrfConfig {
             leave_credit: LeaveCredit::Request,
             objective: Objective::Agents,
             bootstrap: Bootstrap::Policy,
-            pareto_floor: 0.05,
-            tscac_bound: 0.3,
+            pareto_floor: 0.14,
+            tscac_bound: 1.0,
             tscac_dual_lr: 0.05,
         }
     }
