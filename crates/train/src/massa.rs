@@ -20,6 +20,8 @@ use crate::mmrf::{Augment, MmrfConfig};
 /// MASSA's configuration: independent actors, signalled critics, logged data only.
 pub fn config() -> MmrfConfig {
     let mut c = MmrfConfig::default();
+    // The discount its own settings were chosen at (`docs/baselines.md`).
+    c.gamma = 0.5;
     c.net.collaboration = Collaboration::None;
     c.net.critic_signal = true;
     c.augment = Augment::None;

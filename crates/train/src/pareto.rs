@@ -33,6 +33,8 @@ use crate::mmrf::{Augment, MmrfConfig, Objective};
 /// Pareto's configuration: one scalarised policy, logged data only.
 pub fn config() -> MmrfConfig {
     let mut c = MmrfConfig::default();
+    // The discount its own settings were chosen at (`docs/baselines.md`).
+    c.gamma = 0.5;
     c.net.collaboration = Collaboration::None;
     c.augment = Augment::None;
     c.objective = Objective::Pareto;

@@ -52,7 +52,8 @@ pub struct FeedbackWeights {
     pub follow: f32,
     pub comment: f32,
     pub long_view: f32,
-    /// Per second of play time.
+    /// Per second of play time: the sample weight's bet on watch time (the largest term
+    /// for a typical play of 10–30 s).
     pub watch_s: f32,
 }
 
@@ -63,7 +64,7 @@ impl Default for FeedbackWeights {
             follow: 5.0,
             comment: 3.0,
             long_view: 1.0,
-            watch_s: 0.05,
+            watch_s: 0.5,
         }
     }
 }
@@ -74,7 +75,8 @@ pub struct SupervisedConfig {
     pub net: SupervisedNetConfig,
     pub loss: Loss,
     pub weights: FeedbackWeights,
-    /// Temperature of LTR's target `softmax(watch seconds / T)`.
+    /// Temperature of LTR's target `softmax(watch seconds / T)`: 0.3 s puts nearly all the
+    /// target on the longest play of the request (chosen by `mmrf tune` on worlds 7–9).
     pub listwise_temperature_s: f32,
     pub steps: usize,
     /// Requests per step (all their shown items).
@@ -90,7 +92,7 @@ impl Default for SupervisedConfig {
             net: SupervisedNetConfig::default(),
             loss: Loss::Weighted,
             weights: FeedbackWeights::default(),
-            listwise_temperature_s: 10.0,
+            listwise_temperature_s: 0.3,
             steps: 1500,
             batch: 256,
             lr: 2e-3,
@@ -132,7 +134,10 @@ impl SupervisedConfig {
     /// `wide-deep`, `deepfm` or `ltr`.
     pub fn for_method(method: &str) -> SupervisedConfig {
         let mut c = SupervisedConfig::default();
+        // The weight of play time in the sample weight, chosen per method by `mmrf tune`
+        // on worlds 7–9 (`docs/baselines.md`): 0.5 per second for DeepFM, 1 for Wide&Deep.
         match method {
+            "wide-deep" => c.weights.watch_s = 1.0,
             "deepfm" => c.net.interaction = Interaction::DeepFm,
             "ltr" => {
                 c.net.interaction = Interaction::Deep;

@@ -35,6 +35,8 @@ use crate::mmrf::{Augment, MmrfConfig, Objective};
 /// TSCAC's configuration: two stages, independent actors, logged data only.
 pub fn config() -> MmrfConfig {
     let mut c = MmrfConfig::default();
+    // The discount its own settings were chosen at (`docs/baselines.md`).
+    c.gamma = 0.5;
     c.net.collaboration = Collaboration::None;
     c.augment = Augment::None;
     c.objective = Objective::Tscac;
