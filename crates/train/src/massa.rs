@@ -13,17 +13,21 @@
 //! state; the mix is added to the receiving critic's hidden layer before its heads. It
 //! learns from logged impressions only (no simulator).
 
-use mmrf_model::mmrf::Collaboration;
+use mmrf_model::mmrf::{Collaboration, MmrfNetConfig};
 
 use crate::mmrf::{Augment, MmrfConfig};
 
 /// MASSA's configuration: independent actors, signalled critics, logged data only.
 pub fn config() -> MmrfConfig {
-    let mut c = MmrfConfig::default();
-    // The discount its own settings were chosen at (`docs/baselines.md`).
-    c.gamma = 0.5;
-    c.net.collaboration = Collaboration::None;
-    c.net.critic_signal = true;
-    c.augment = Augment::None;
-    c
+    MmrfConfig {
+        net: MmrfNetConfig {
+            collaboration: Collaboration::None,
+            critic_signal: true,
+            ..MmrfNetConfig::default()
+        },
+        // The discount its own settings were chosen at (`docs/baselines.md`).
+        gamma: 0.5,
+        augment: Augment::None,
+        ..MmrfConfig::default()
+    }
 }

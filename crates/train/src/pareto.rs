@@ -26,19 +26,23 @@
 //!   actors do not communicate; the auxiliary actors are unused.
 
 use burn::prelude::*;
-use mmrf_model::mmrf::{Collaboration, Critics, N_AGENTS};
+use mmrf_model::mmrf::{Collaboration, Critics, MmrfNetConfig, N_AGENTS};
 
 use crate::mmrf::{Augment, MmrfConfig, Objective};
 
 /// Pareto's configuration: one scalarised policy, logged data only.
 pub fn config() -> MmrfConfig {
-    let mut c = MmrfConfig::default();
-    // The discount its own settings were chosen at (`docs/baselines.md`).
-    c.gamma = 0.5;
-    c.net.collaboration = Collaboration::None;
-    c.augment = Augment::None;
-    c.objective = Objective::Pareto;
-    c
+    MmrfConfig {
+        net: MmrfNetConfig {
+            collaboration: Collaboration::None,
+            ..MmrfNetConfig::default()
+        },
+        // The discount its own settings were chosen at (`docs/baselines.md`).
+        gamma: 0.5,
+        augment: Augment::None,
+        objective: Objective::Pareto,
+        ..MmrfConfig::default()
+    }
 }
 
 /// The min-norm point of `{w : w_i ≥ floor, Σ w_i = 1}` for the Gram matrix `gram`

@@ -28,19 +28,23 @@
 //!   and it learns from logged impressions only (no simulator).
 
 use burn::prelude::*;
-use mmrf_model::mmrf::{Collaboration, N_AGENTS};
+use mmrf_model::mmrf::{Collaboration, MmrfNetConfig, N_AGENTS};
 
 use crate::mmrf::{Augment, MmrfConfig, Objective};
 
 /// TSCAC's configuration: two stages, independent actors, logged data only.
 pub fn config() -> MmrfConfig {
-    let mut c = MmrfConfig::default();
-    // The discount its own settings were chosen at (`docs/baselines.md`).
-    c.gamma = 0.5;
-    c.net.collaboration = Collaboration::None;
-    c.augment = Augment::None;
-    c.objective = Objective::Tscac;
-    c
+    MmrfConfig {
+        net: MmrfNetConfig {
+            collaboration: Collaboration::None,
+            ..MmrfNetConfig::default()
+        },
+        // The discount its own settings were chosen at (`docs/baselines.md`).
+        gamma: 0.5,
+        augment: Augment::None,
+        objective: Objective::Tscac,
+        ..MmrfConfig::default()
+    }
 }
 
 /// Which stage update `step` is in (1 or 2), each stage `steps` updates long.
