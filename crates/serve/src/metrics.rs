@@ -84,7 +84,7 @@ impl Metrics {
         let _ = writeln!(s, "mmrf_rank_latency_seconds_count {count}");
         let gauges = [
             (
-                "mmrf_sessions",
+                "mmrf_sessions_held",
                 "Users whose session state is held.",
                 sessions as u64,
                 "gauge",
@@ -148,6 +148,6 @@ mod tests {
         assert!(text.contains("mmrf_rank_latency_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("mmrf_requests_total{route=\"rank\",status=\"4xx\"} 1"));
         assert!(text.contains("mmrf_requests_total{route=\"other\",status=\"5xx\"} 1"));
-        assert!(text.contains("mmrf_sessions 3"));
+        assert!(text.contains("mmrf_sessions_held 3"));
     }
 }

@@ -367,7 +367,7 @@ fn sessions_are_bounded() {
     }
     let (_, m) = s.call("GET", "/metrics", Bytes::new());
     let m = m.as_str().unwrap().to_string();
-    assert!(m.contains("\nmmrf_sessions 3\n"), "{m}");
+    assert!(m.contains("\nmmrf_sessions_held 3\n"), "{m}");
     assert!(m.contains("mmrf_sessions_evicted_total 2"), "{m}");
     s.shutdown();
 }
