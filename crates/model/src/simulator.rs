@@ -7,7 +7,9 @@
 //! fitted by MSE. A siamese twin head of the same shape, trained on the same targets
 //! through dropout, gives `r'`; where the two disagree the simulator is unsure. The
 //! uncertainty is `KL(P‖P')` with `P = (r, 1 − r)`, and the simulated reward is
-//! `r̃ = mean(r, r')·exp(λ·KL)` (λ < 0 shrinks uncertain labels).
+//! `r̃ = mean(r, r')·exp(λ·KL)` (λ < 0 shrinks uncertain labels, λ > 0 favours them). When
+//! labelling, burn's dropout is off; [`FeedbackSimulator::predict_with_twin_mask`] keeps the
+//! twin's dropout on with a mask the caller draws (Monte-Carlo dropout).
 
 use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, Linear, LinearConfig};
@@ -56,6 +58,7 @@ pub struct FeedbackSimulator {
     twin_out: Linear,
     dropout: Dropout,
     hidden: usize,
+    dim: usize,
 }
 
 impl FeedbackSimulator {
@@ -77,6 +80,7 @@ impl FeedbackSimulator {
             twin_out: LinearConfig::new(cfg.head, N_AGENTS).init(device),
             dropout: DropoutConfig::new(cfg.dropout).init(),
             hidden: cfg.hidden,
+            dim: cfg.dim,
         }
     }
 
@@ -102,19 +106,48 @@ impl FeedbackSimulator {
     }
 
     /// `(r, r')`: `[B, K, N]` predictions of the main and twin heads for items `[B, K, D]`.
+    /// The twin's input goes through burn's dropout, which acts in training only.
     pub fn predict(&self, context: Tensor<2>, items: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-        let [b, k, d] = items.dims();
+        let x = Self::inputs(context, items);
+        let twin = self.dropout.forward(x.clone());
+        self.heads(x, twin)
+    }
+
+    /// [`FeedbackSimulator::predict`] with the twin's dropout drawn from `mask`
+    /// (`[B, K, W]`, W = [`FeedbackSimulator::input_width`], each entry 0 or `1/(1 − p)`)
+    /// instead of by burn: Monte-Carlo dropout when labelling, where burn's dropout is off,
+    /// so the two heads' disagreement (eq. 6's KL) measures the twin's uncertainty.
+    pub fn predict_with_twin_mask(
+        &self,
+        context: Tensor<2>,
+        items: Tensor<3>,
+        mask: Tensor<3>,
+    ) -> (Tensor<3>, Tensor<3>) {
+        let x = Self::inputs(context, items);
+        let twin = x.clone() * mask;
+        self.heads(x, twin)
+    }
+
+    /// The width W of the heads' input: the context and the item embedding.
+    pub fn input_width(&self) -> usize {
+        2 * self.hidden + self.dim
+    }
+
+    /// The twin head's dropout probability.
+    pub fn dropout_p(&self) -> f64 {
+        self.dropout.prob
+    }
+
+    /// The heads' input `[B, K, C + D]`: the context beside each item.
+    fn inputs(context: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
+        let [b, k, _] = items.dims();
         let c = context.dims()[1];
-        let x = Tensor::cat(vec![context.reshape([b, 1, c]).repeat_dim(1, k), items], 2); // [B, K, C + D]
-        let _ = d;
-        let r = sigmoid(linear_rows(
-            &self.head_out,
-            relu(linear_rows(&self.head_hidden, x.clone())),
-        ));
-        let r2 = sigmoid(linear_rows(
-            &self.twin_out,
-            relu(linear_rows(&self.twin_hidden, self.dropout.forward(x))),
-        ));
+        Tensor::cat(vec![context.reshape([b, 1, c]).repeat_dim(1, k), items], 2)
+    }
+
+    fn heads(&self, x: Tensor<3>, twin: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        let r = sigmoid(linear_rows(&self.head_out, relu(linear_rows(&self.head_hidden, x))));
+        let r2 = sigmoid(linear_rows(&self.twin_out, relu(linear_rows(&self.twin_hidden, twin))));
         (r, r2)
     }
 }

@@ -146,6 +146,14 @@ pub struct MmrfConfig {
     /// before this setting existed read as 60 s, the cap they were trained with.
     #[serde(default = "default_sim_watch_cap_s")]
     pub sim_watch_cap_s: f64,
+    /// Keep the twin head's dropout on when M labels the non-impression samples
+    /// (Monte-Carlo dropout, masks drawn from the run's seed and the update). Without it
+    /// the two heads read the same input and differ by their own layers only, so eq. 6's
+    /// KL is small and `exp(λ·KL)` close to 1 (`simulator_kl` in `train_log.jsonl`). Off
+    /// by default, the labelling every figure in the docs was measured with. Runs trained
+    /// before this setting existed read as off.
+    #[serde(default)]
+    pub sim_mc_dropout: bool,
     /// Write a checkpoint every this many updates (0: never).
     pub checkpoint_every: usize,
     /// Which shown items of a session's last request lose the continuation value.
@@ -229,6 +237,7 @@ impl Default for MmrfConfig {
             sim_lr: 2e-3,
             sim_lambda: -5.0,
             sim_watch_cap_s: 60.0,
+            sim_mc_dropout: false,
             checkpoint_every: 250,
             leave_credit: LeaveCredit::Request,
             objective: Objective::Agents,
@@ -1039,7 +1048,9 @@ impl<'a> Trainer<'a> {
         let (device, plain) = (&*device, &*plain);
         let (batch, rows) = sample_rows(cfg, tr, log, rng, order, cursor, table, cands);
         phases.sample = lap.lap();
-        // Labels of the non-impression samples, per item and signal, in reward units.
+        // Labels of the non-impression samples, per item and signal, in reward units, and
+        // the two heads' mean disagreement on them (eq. 6's KL).
+        let mut sample_kl = f32::NAN;
         let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
             Some(sim) => {
                 let sampled: Vec<(usize, &[u32])> = rows
@@ -1047,7 +1058,9 @@ impl<'a> Trainer<'a> {
                     .filter(|r| r.sample)
                     .map(|r| (r.request, r.items.as_slice()))
                     .collect();
-                sim.label(fs, timelines, tr, log, &sampled, cfg)
+                let (labels, kl) = sim.label(fs, timelines, tr, log, &sampled, cfg, (*seed, step));
+                sample_kl = kl;
+                labels
             }
             None => rows
                 .iter()
@@ -1255,6 +1268,7 @@ impl<'a> Trainer<'a> {
             log_out.write(&serde_json::json!({
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": actors.loss, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
+                "simulator_kl": if sample_kl.is_nan() { serde_json::Value::Null } else { sample_kl.into() },
                 "pareto_weights": actors.scalarisation,
                 "main_actor_alignment": actors.alignment,
                 "tscac_distances": actors.distances,
@@ -1774,6 +1788,7 @@ impl Sim {
 
     /// Simulated rewards of `(request, items)` pairs: per item, per signal, in the agents'
     /// standardised units (Hate negated, WatchTime in seconds before scaling).
+    #[allow(clippy::too_many_arguments)]
     fn label(
         &self,
         fs: &FeatureSpace,
@@ -1782,9 +1797,10 @@ impl Sim {
         log: &mmrf_data::LogColumns,
         pairs: &[(usize, &[u32])],
         cfg: &MmrfConfig,
-    ) -> Vec<Vec<[f32; N_AGENTS]>> {
+        (seed, step): (u64, usize),
+    ) -> (Vec<Vec<[f32; N_AGENTS]>>, f32) {
         if pairs.is_empty() {
-            return Vec::new();
+            return (Vec::new(), f32::NAN);
         }
         let device = mmrf_model::device::inference();
         let states: Vec<RequestState<'_>> = pairs
@@ -1795,12 +1811,20 @@ impl Sim {
         let (state, items) = simulator_inputs(&self.plain, fs, &states, &items, cfg.history, &device);
         let width = items.dims()[1];
         let ctx = self.plain.context(state);
-        let (r, r2) = self.plain.predict(ctx, items);
+        let (r, r2) = if cfg.sim_mc_dropout {
+            let mask = twin_mask(&self.plain, &items.dims(), seed ^ MC_STREAM, step, &device);
+            self.plain.predict_with_twin_mask(ctx, items, mask)
+        } else {
+            self.plain.predict(ctx, items)
+        };
+        let kl = mmrf_model::simulator::bernoulli_kl(r.clone(), r2.clone())
+            .mean()
+            .into_scalar::<f32>();
         let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda)
             .into_data()
             .try_to_vec()
             .unwrap_or_default();
-        pairs
+        let labels = pairs
             .iter()
             .enumerate()
             .map(|(x, (_, items))| {
@@ -1818,8 +1842,27 @@ impl Sim {
                     })
                     .collect()
             })
-            .collect()
+            .collect();
+        (labels, kl)
     }
+}
+
+/// Mixed into the run's seed for the labelling masks' stream.
+const MC_STREAM: u64 = 0x6D63_2D64_726F_706F;
+
+/// A Monte-Carlo dropout mask for the twin head's input over items `[B, K, D]`: each
+/// entry 0 with the twin's dropout probability p, else `1/(1 − p)`; drawn from (seed, step)
+/// so a resumed run draws the same masks.
+fn twin_mask(model: &FeedbackSimulator, dims: &[usize; 3], seed: u64, step: usize, device: &Device) -> Tensor<3> {
+    let [b, k, _] = *dims;
+    let w = model.input_width();
+    let p = model.dropout_p();
+    let keep = 1.0 / (1.0 - p) as f32;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let v: Vec<f32> = (0..b * k * w)
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+        .collect();
+    Tensor::from_data(TensorData::new(v, [b, k, w]), device)
 }
 
 /// A trained run's feedback simulator, for checking what it predicts (MMRF and MMRF-CO runs).
@@ -1834,6 +1877,8 @@ pub struct SimulatorScorer {
     history: usize,
     watch_cap_s: f32,
     lambda: f64,
+    /// Label with the twin's dropout on, as the run was trained.
+    mc_dropout: bool,
 }
 
 impl SimulatorScorer {
@@ -1862,6 +1907,7 @@ impl SimulatorScorer {
             history: cfg.history,
             watch_cap_s: cfg.sim_watch_cap_s as f32,
             lambda: cfg.sim_lambda,
+            mc_dropout: cfg.sim_mc_dropout,
         })
     }
 
@@ -1879,7 +1925,13 @@ impl SimulatorScorer {
         let device = mmrf_model::device::inference();
         let (batch, it) = simulator_inputs(&self.model, &self.fs, states, items, self.history, &device);
         let width = it.dims()[1];
-        let (r, r2) = self.model.predict(self.model.context(batch), it);
+        let ctx = self.model.context(batch);
+        let (r, r2) = if self.mc_dropout {
+            let mask = twin_mask(&self.model, &it.dims(), MC_STREAM, 0, &device);
+            self.model.predict_with_twin_mask(ctx, it, mask)
+        } else {
+            self.model.predict(ctx, it)
+        };
         let label = simulated_reward(r.clone(), r2, self.lambda);
         let unpack = |t: Tensor<3>| -> Vec<Vec<[f32; N_AGENTS]>> {
             let v: Vec<f32> = t.into_data().try_to_vec().unwrap_or_default();

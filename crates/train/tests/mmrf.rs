@@ -422,3 +422,28 @@ fn requests_wider_than_six_are_trained_on_whole() {
     let ltr = mmrf_train::train(Method::Ltr, &data, &tmp.path().join("ltr"), &o).unwrap();
     assert!(scores(&data, ltr.as_ref()).iter().all(|x| x.is_finite()));
 }
+
+/// Eq. 6's uncertainty: with the twin's dropout kept on when labelling, the two heads
+/// disagree more on the non-impression samples than their own layers alone make them (a
+/// run without the masks is otherwise the same run, seed for seed). The same seed draws
+/// the same masks.
+#[test]
+fn monte_carlo_dropout_makes_the_labels_uncertainty_live() {
+    let (tmp, data) = small();
+    let mean_kl = |name: &str, extra: &[&str]| -> f64 {
+        let dir = tmp.path().join(name);
+        mmrf_train::train(Method::Mmrf, data, &dir, &opts(5, &[&["log_every=1"], extra].concat())).unwrap();
+        let text = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+        let kl: Vec<f64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["simulator_kl"].as_f64())
+            .collect();
+        assert!(kl.len() > 20, "{name}: {} KL lines", kl.len());
+        kl.iter().sum::<f64>() / kl.len() as f64
+    };
+    let off = mean_kl("mc-off", &[]);
+    let on = mean_kl("mc-on", &["sim_mc_dropout=true"]);
+    assert!(on > 1.1 * off, "KL with MC dropout {on}, without {off}");
+    let again = mean_kl("mc-on-again", &["sim_mc_dropout=true"]);
+    assert_eq!(on, again, "the same seed draws the same masks");
+}
