@@ -197,6 +197,11 @@ enum Command {
         /// Small worlds and short training (a smoke test).
         #[arg(long)]
         quick: bool,
+        /// While the best point is at the edge of a one-key numeric grid, try the next
+        /// value past it (geometric steps for positive values), up to three more points or
+        /// the end of the setting's range.
+        #[arg(long)]
+        extend: bool,
     },
     /// The main job: generate (or reuse) the default world and report on it.
     Benchmark {
@@ -427,6 +432,7 @@ fn run(cli: Cli) -> Result<()> {
             sets,
             out,
             quick,
+            extend,
         } => tune::run(&tune::TuneArgs {
             method,
             grids,
@@ -434,6 +440,7 @@ fn run(cli: Cli) -> Result<()> {
             sets,
             out,
             quick,
+            extend,
         }),
         Command::Benchmark {
             out,

@@ -37,6 +37,8 @@ pub struct TuneArgs {
     pub sets: Vec<String>,
     pub out: PathBuf,
     pub quick: bool,
+    /// Continue past a best point at the grid's edge (one numeric key).
+    pub extend: bool,
 }
 
 /// One point of the grid: its label and the settings it trains with.
@@ -143,18 +145,92 @@ struct TuneReport {
     train_seed_offset: u64,
     fixed_sets: Vec<String>,
     quick: bool,
+    /// Why `--extend` stopped short of an inside best, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
     points: Vec<PointResult>,
     /// The chosen point: the highest mean lift.
     chosen: Point,
 }
 
-/// Train each grid point on each world, run them online against LTR, choose the best.
+/// Train each grid point on each world, run them online against LTR, choose the best;
+/// with `extend`, go past a best point at the grid's edge until it is inside.
 pub fn run(args: &TuneArgs) -> Result<()> {
     let method: Method = args.method.parse()?;
-    let points = parse_grid(&args.grids)?;
+    let mut points = parse_grid(&args.grids)?;
     check_worlds(&args.worlds)?;
-    let scale = if args.quick { Scale::Small } else { Scale::Default };
     let multi = indicatif::MultiProgress::new();
+    let mut per_world = evaluate(args, method, &points, &multi)?;
+    let mut extension_note = None;
+    while args.extend && extension_note.is_none() {
+        let results = summarise(&points, &per_world);
+        let Some(next) = choose(&results).and_then(|best| next_point(&points, best)) else {
+            break;
+        };
+        if points.len() >= parse_grid(&args.grids)?.len() + MAX_EXTENSIONS {
+            extension_note = Some(format!("stopped after {MAX_EXTENSIONS} points past the grid"));
+            break;
+        }
+        match evaluate(args, method, std::slice::from_ref(&next), &multi) {
+            Ok(mut more) => {
+                per_world.append(&mut more);
+                points.push(next);
+            }
+            // The next value is out of the setting's range: the grid ends here.
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<mmrf_train::TrainError>(),
+                    Some(mmrf_train::TrainError::Setting(_))
+                ) =>
+            {
+                extension_note = Some(format!(
+                    "`{}` is out of range ({e}): the range ends at the edge",
+                    next.label
+                ));
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut results = summarise(&points, &per_world);
+    results.sort_by(|a, b| value_of(&a.point).total_cmp(&value_of(&b.point)));
+    let chosen = choose(&results).context("no point has a finite lift")?;
+    let report = TuneReport {
+        method: method.name().to_string(),
+        control: "ltr".into(),
+        worlds: args.worlds.clone(),
+        train_seed_offset: TRAIN_SEED_OFFSET,
+        fixed_sets: args.sets.clone(),
+        quick: args.quick,
+        extension: extension_note,
+        chosen: results[chosen].point.clone(),
+        points: results,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let name = format!("tune-{}", method.name());
+    let json = serde_json::to_string_pretty(&report)?;
+    let md = markdown(&report);
+    for (ext, text) in [("json", &json), ("md", &md)] {
+        let path = args.out.join(format!("{name}.{ext}"));
+        mmrf_data::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{md}");
+    eprintln!("wrote {}/{name}.json and {name}.md", args.out.display());
+    Ok(())
+}
+
+/// The most points `--extend` adds past the grid.
+pub const MAX_EXTENSIONS: usize = 3;
+
+/// Each point's figures per world, in `points`' order: on each world, LTR (the control) and
+/// every point trained, then all run online side by side on the same users.
+fn evaluate(
+    args: &TuneArgs,
+    method: Method,
+    points: &[Point],
+    multi: &indicatif::MultiProgress,
+) -> Result<Vec<Vec<PointOnWorld>>> {
+    let scale = if args.quick { Scale::Small } else { Scale::Default };
     let overall = multi.add(indicatif::ProgressBar::new(
         (args.worlds.len() * (points.len() + 2)) as u64,
     ));
@@ -192,7 +268,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         let control = mmrf_train::train(Method::Ltr, &ds, &runs.join("control-ltr"), &opts(&[], Method::Ltr))?;
         overall.inc(1);
         let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
-        for p in &points {
+        for p in points {
             overall.set_message(format!("world {world_seed}: {}", p.label));
             let sets: Vec<String> = args.sets.iter().chain(&p.sets).cloned().collect();
             let run_dir = runs.join(method.name()).join(dir_name(&p.label));
@@ -205,7 +281,7 @@ pub fn run(args: &TuneArgs) -> Result<()> {
             inner: control.as_ref(),
             factor: 1.0,
         })
-        .chain(trained.iter().zip(&points).map(|(r, p)| Scaled {
+        .chain(trained.iter().zip(points).map(|(r, p)| Scaled {
             name: p.label.clone(),
             inner: r.as_ref(),
             factor: 1.0,
@@ -229,42 +305,84 @@ pub fn run(args: &TuneArgs) -> Result<()> {
         }
     }
     overall.finish_and_clear();
-    let results: Vec<PointResult> = points
-        .into_iter()
+    Ok(per_world)
+}
+
+/// Each point with its mean lift over the worlds.
+fn summarise(points: &[Point], per_world: &[Vec<PointOnWorld>]) -> Vec<PointResult> {
+    points
+        .iter()
         .zip(per_world)
         .map(|(point, worlds)| {
             let lifts: Vec<f64> = worlds.iter().map(|w| w.lift).collect();
             let (mean_lift, mean_lift_ci) = crate::benchmark::mean_ci(&lifts);
             PointResult {
-                point,
-                worlds,
+                point: point.clone(),
+                worlds: worlds.clone(),
                 mean_lift,
                 mean_lift_ci,
             }
         })
-        .collect();
-    let chosen = choose(&results).context("no point has a finite lift")?;
-    let report = TuneReport {
-        method: method.name().to_string(),
-        control: "ltr".into(),
-        worlds: args.worlds.clone(),
-        train_seed_offset: TRAIN_SEED_OFFSET,
-        fixed_sets: args.sets.clone(),
-        quick: args.quick,
-        chosen: results[chosen].point.clone(),
-        points: results,
-    };
-    std::fs::create_dir_all(&args.out)?;
-    let name = format!("tune-{}", method.name());
-    let json = serde_json::to_string_pretty(&report)?;
-    let md = markdown(&report);
-    for (ext, text) in [("json", &json), ("md", &md)] {
-        let path = args.out.join(format!("{name}.{ext}"));
-        mmrf_data::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        .collect()
+}
+
+/// A one-key numeric point's value (NaN otherwise): the order points are reported in.
+fn value_of(p: &Point) -> f64 {
+    match p.sets.as_slice() {
+        [one] => one
+            .split_once('=')
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(f64::NAN),
+        _ => f64::NAN,
     }
-    println!("{md}");
-    eprintln!("wrote {}/{name}.json and {name}.md", args.out.display());
-    Ok(())
+}
+
+/// The point past the grid's edge when `points[best]` is on it: a grid of one numeric key,
+/// continued geometrically where its edge values are positive (0.2, 0.5 → 1.25; 10, 3.0 →
+/// 0.9) and arithmetically otherwise (0, 0.05 → −0.05), rounded when every value is
+/// written as an integer (10, 3 → 1). `None` when the best point is inside, or the grid is not one numeric key.
+pub fn next_point(points: &[Point], best: usize) -> Option<Point> {
+    let key = points.first()?.sets.first()?.split_once('=')?.0.to_string();
+    if points
+        .iter()
+        .any(|p| p.sets.len() != 1 || !p.sets[0].starts_with(&format!("{key}=")))
+    {
+        return None;
+    }
+    let mut values: Vec<f64> = points.iter().map(value_of).collect();
+    if values.len() < 2 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let integers = points.iter().all(|p| !p.sets[0].contains('.'));
+    let b = values[best];
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let (edge, inner) = if b == values[n - 1] {
+        (values[n - 1], values[n - 2])
+    } else if b == values[0] {
+        (values[0], values[1])
+    } else {
+        return None;
+    };
+    let next = if edge > 0.0 && inner > 0.0 {
+        edge * edge / inner
+    } else {
+        edge + (edge - inner)
+    };
+    let text = if integers {
+        format!("{}", next.round() as i64)
+    } else {
+        let t = format!("{next:.6}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    if values.iter().any(|v| format!("{v}") == text) || (integers && next.round() == edge) {
+        return None;
+    }
+    let set = format!("{key}={text}");
+    Some(Point {
+        label: set.clone(),
+        sets: vec![set],
+    })
 }
 
 /// A run directory's name for a point's label.
@@ -358,6 +476,9 @@ fn markdown(r: &TuneReport) -> String {
             if p.point == r.chosen { "**chosen**" } else { "" }
         );
     }
+    if let Some(note) = &r.extension {
+        md += &format!("\nExtension: {note}.\n");
+    }
     md += &format!("\nChosen for {}: `{}`\n", r.method, r.chosen.sets.join(" "));
     md
 }
@@ -420,6 +541,25 @@ mod tests {
         let results = [r("a=1", -0.02), r("a=2", f64::NAN), r("a=3", 0.01), r("a=4", 0.01)];
         assert_eq!(choose(&results), Some(2));
         assert_eq!(choose(&[r("a=1", f64::NAN)]), None);
+    }
+
+    fn points(values: &[&str]) -> Vec<Point> {
+        parse_grid(&[format!("k={}", values.join(","))]).unwrap()
+    }
+
+    #[test]
+    fn a_best_point_on_the_edge_is_continued_past_it() {
+        let p = points(&["0.2", "0.5"]);
+        assert_eq!(next_point(&p, 1).unwrap().sets, ["k=1.25"]);
+        assert_eq!(next_point(&points(&["3", "10", "30"]), 0).unwrap().sets, ["k=1"]);
+        assert_eq!(next_point(&points(&["3.0", "10"]), 0).unwrap().sets, ["k=0.9"]);
+        assert_eq!(next_point(&points(&["0", "0.05"]), 0).unwrap().sets, ["k=-0.05"]);
+        assert_eq!(next_point(&points(&["0.5", "0.9"]), 1).unwrap().sets, ["k=1.62"]);
+        // Inside: nothing to add.
+        assert!(next_point(&points(&["1", "2", "3"]), 1).is_none());
+        // Not one numeric key.
+        assert!(next_point(&points(&["a", "b"]), 1).is_none());
+        assert!(next_point(&parse_grid(&specs(&["a=1,2", "b=1"])).unwrap(), 1).is_none());
     }
 
     #[test]

@@ -1024,6 +1024,50 @@ fn tune_chooses_the_best_point_on_tuning_worlds_and_refuses_held_out_ones() {
         "{md}"
     );
 
+    // With --extend, a best point on the grid's edge is followed past it until it is inside
+    // the points tried, the setting's range ends, or three points were added.
+    let extended = mmrf()
+        .args([
+            "tune",
+            "--quick",
+            "--extend",
+            "--method",
+            "ltr",
+            "--grid",
+            "listwise_temperature_s=3,30",
+            "--worlds",
+            "7",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        extended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&extended.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tune-ltr.json")).unwrap()).unwrap();
+    let values: Vec<f64> = report["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            p["point"]["sets"][0].as_str().unwrap()["listwise_temperature_s=".len()..]
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "reported in order: {values:?}");
+    let chosen: f64 = report["chosen"]["sets"][0].as_str().unwrap()["listwise_temperature_s=".len()..]
+        .parse()
+        .unwrap();
+    let inside = values.iter().any(|&v| v < chosen) && values.iter().any(|&v| v > chosen);
+    assert!(
+        inside || values.len() == 2 + 3 || report["extension"].is_string(),
+        "{values:?}, chosen {chosen}"
+    );
+
     let held_out = mmrf()
         .args([
             "tune",
