@@ -37,6 +37,9 @@ pub struct Candidate<'a> {
     /// ranker that scores logged requests only, such as the world's oracle, whose online
     /// counterpart reads the user's live state instead.
     pub online: Option<&'a dyn Policy>,
+    /// Its online outcomes where already run (by another check on the same online
+    /// configuration), so the world need not run it again.
+    pub outcomes: Option<&'a [UserOutcome]>,
 }
 
 /// A policy's offline reports on the test split at its temperature.
@@ -56,6 +59,7 @@ impl<'a> Candidate<'a> {
             tau,
             known: None,
             online: None,
+            outcomes: None,
         }
     }
 
@@ -67,6 +71,16 @@ impl<'a> Candidate<'a> {
             tau: bc.tau,
             known: Some(Known { bc, truth }),
             online: None,
+            outcomes: None,
+        }
+    }
+
+    /// Reuse `outcomes`, this policy's run in the world on the check's online
+    /// configuration (see [`Candidate::outcomes`]).
+    pub fn with_outcomes(self, outcomes: &'a [UserOutcome]) -> Self {
+        Candidate {
+            outcomes: Some(outcomes),
+            ..self
         }
     }
 
@@ -319,9 +333,10 @@ pub fn fidelity(
                 (truth, metrics(p.ranker.method(), data, &scored, &cfg)?)
             }
         };
-        let out = match p.online {
-            Some(inner) => run_policy(model, &Tempered { inner, tau: p.tau }, online),
-            None => run_policy(
+        let out = match (p.outcomes, p.online) {
+            (Some(known), _) => known.to_vec(),
+            (None, Some(inner)) => run_policy(model, &Tempered { inner, tau: p.tau }, online),
+            (None, None) => run_policy(
                 model,
                 &AsPolicy {
                     ranker: p.ranker,

@@ -73,9 +73,90 @@ fn gauss_hermite(n: usize) -> Vec<(f64, f64)> {
     out
 }
 
-fn relevance_nodes() -> &'static [(f64, f64)] {
-    static NODES: OnceLock<Vec<(f64, f64)>> = OnceLock::new();
-    NODES.get_or_init(|| gauss_hermite(RELEVANCE_NODES))
+/// One quadrature node of the relevance noise `σ·x` with its weight, and the factors the
+/// node's noise contributes to each exponential of [`WorldModel::expected_outcome`]:
+/// every logistic there reads relevance linearly, so `exp(−(c + k·σx))` is the
+/// candidate's `exp(−c)` times the node's `exp(−k·σx)`, and a candidate needs six
+/// exponentials instead of about two hundred.
+struct Node {
+    /// `σ·x`, the relevance noise at this node.
+    noise: f64,
+    weight: f64,
+    /// `exp(−σx)`: like, comment and the swipe's relevance logistic.
+    e_rel: f64,
+    /// `exp(1.1·σx)`: hate, which falls with relevance.
+    e_hate: f64,
+    /// `exp(−1.25·σx)`: the engagement score's `sigmoid(z − 1.5)`.
+    e_z: f64,
+    /// `exp(−slope·1.25·σx)`: engagement, `sigmoid(slope·z)`.
+    e_engage: f64,
+}
+
+fn relevance_nodes() -> &'static [Node] {
+    static NODES: OnceLock<Vec<Node>> = OnceLock::new();
+    NODES.get_or_init(|| {
+        let slope = ENGAGEMENT_SLOPE as f64;
+        gauss_hermite(RELEVANCE_NODES)
+            .into_iter()
+            .map(|(x, weight)| {
+                let noise = RELEVANCE_NOISE as f64 * x;
+                Node {
+                    noise,
+                    weight,
+                    e_rel: (-noise).exp(),
+                    e_hate: (1.1 * noise).exp(),
+                    e_z: (-1.25 * noise).exp(),
+                    e_engage: (-slope * 1.25 * noise).exp(),
+                }
+            })
+            .collect()
+    })
+}
+
+/// `1 / (1 + e)`: the logistic of `v` given `e = exp(−v)`.
+fn logistic_of_exp(e: f64) -> f64 {
+    1.0 / (1.0 + e)
+}
+
+/// One combination of an impression's feedback: hate, like and comment (0 or 1), the
+/// engagement score's offset `1.1·comment + 0.5·like − 3·hate`, and the factors that offset
+/// contributes to `exp(−(z − 1.5))` and `exp(−slope·z)`.
+struct Combo {
+    hate: f64,
+    like: f64,
+    comment: f64,
+    offset: f64,
+    e_offset: f64,
+    e_offset_engage: f64,
+}
+
+/// The six combinations: a hate cancels the like.
+fn combos() -> &'static [Combo] {
+    static COMBOS: OnceLock<Vec<Combo>> = OnceLock::new();
+    COMBOS.get_or_init(|| {
+        let slope = ENGAGEMENT_SLOPE as f64;
+        [
+            (0.0, 0.0, 0.0),
+            (0.0, 0.0, 1.0),
+            (0.0, 1.0, 0.0),
+            (0.0, 1.0, 1.0),
+            (1.0, 0.0, 0.0),
+            (1.0, 0.0, 1.0),
+        ]
+        .into_iter()
+        .map(|(hate, like, comment): (f64, f64, f64)| {
+            let offset = 1.1 * comment + 0.5 * like - 3.0 * hate;
+            Combo {
+                hate,
+                like,
+                comment,
+                offset,
+                e_offset: (-offset).exp(),
+                e_offset_engage: (-slope * offset).exp(),
+            }
+        })
+        .collect()
+    })
 }
 
 /// `E[σ(a + s η)]` and `P(σ(a + s η) > 0.85)` for `η ~ N(0, 1)` and the watched fraction's
@@ -146,13 +227,14 @@ fn normal_cdf(x: f64) -> f64 {
     }
 }
 
-/// Expected play, in ms, of a video swiped away at relevance `rel`: `min(a + b·U, duration)`
-/// with `U` uniform on [0, 1), `a` the shortest swipe plus the relevance's share and `b`
-/// the uniform share of the swipe range ([`SWIPE_RELEVANCE_SHARE`]).
-fn swipe_play_ms(rel: f64, duration_ms: u32) -> f64 {
+/// Expected play, in ms, of a video swiped away at relevance `rel`, given
+/// `sigmoid_rel = sigmoid(rel)`: `min(a + b·U, duration)` with `U` uniform on [0, 1), `a`
+/// the shortest swipe plus the relevance's share and `b` the uniform share of the swipe
+/// range ([`SWIPE_RELEVANCE_SHARE`]).
+fn swipe_play_at(sigmoid_rel: f64, duration_ms: u32) -> f64 {
     let (lo, hi) = (SWIPE_MS.0 as f64, SWIPE_MS.1 as f64);
     let share = SWIPE_RELEVANCE_SHARE as f64;
-    let a = lo + (hi - lo) * share * sigmoid64(rel);
+    let a = lo + (hi - lo) * share * sigmoid_rel;
     let b = (hi - lo) * (1.0 - share);
     let d = duration_ms as f64;
     if d >= a + b {
@@ -220,36 +302,46 @@ impl WorldModel {
             (-7.2 + self.user_like[u] + self.item_like_appeal[j]) as f64,
             (-8.9 + self.user_comment[u] + self.item_comment_appeal[j]) as f64,
         );
+        // The candidate's part of each exponential; each node multiplies in its own.
+        let slope = ENGAGEMENT_SLOPE as f64;
+        let z0 = base_z + 1.25 * rel0;
+        let (e_hate, e_like, e_comment, e_rel) = (
+            (-(uh - 1.1 * rel0)).exp(),
+            (-(ul + rel0)).exp(),
+            (-(uc + rel0)).exp(),
+            (-rel0).exp(),
+        );
+        let (e_z, e_engage) = ((-(z0 - 1.5)).exp(), (-slope * z0).exp());
         let (mut total, mut leave) = (0.0, 0.0);
-        for &(x, w) in relevance_nodes() {
-            let rel = rel0 + RELEVANCE_NOISE as f64 * x;
-            let (ph, pl, pc) = (sigmoid64(uh - 1.1 * rel), sigmoid64(ul + rel), sigmoid64(uc + rel));
-            let swipe = swipe_play_ms(rel, dur);
-            // (hate, like, comment) and their probability; a hate cancels the like.
-            let combos = [
-                (0.0, 0.0, 0.0, (1.0 - ph) * (1.0 - pl) * (1.0 - pc)),
-                (0.0, 0.0, 1.0, (1.0 - ph) * (1.0 - pl) * pc),
-                (0.0, 1.0, 0.0, (1.0 - ph) * pl * (1.0 - pc)),
-                (0.0, 1.0, 1.0, (1.0 - ph) * pl * pc),
-                (1.0, 0.0, 0.0, ph * (1.0 - pc)),
-                (1.0, 0.0, 1.0, ph * pc),
-            ];
+        for node in relevance_nodes() {
+            let ph = logistic_of_exp(e_hate * node.e_hate);
+            let pl = logistic_of_exp(e_like * node.e_rel);
+            let pc = logistic_of_exp(e_comment * node.e_rel);
+            let swipe = swipe_play_at(logistic_of_exp(e_rel * node.e_rel), dur);
             let mut given_noise = 0.0;
             let mut leave_given_noise = 0.0;
-            for (h, l, c, p) in combos {
-                let z = base_z + 1.25 * rel + 1.1 * c + 0.5 * l - 3.0 * h;
+            // (hate, like, comment) and their probability; a hate cancels the like.
+            for combo in combos() {
+                let (h, l, c) = (combo.hate, combo.like, combo.comment);
+                let p = if h > 0.0 {
+                    ph * if c > 0.0 { pc } else { 1.0 - pc }
+                } else {
+                    (1.0 - ph) * if l > 0.0 { pl } else { 1.0 - pl } * if c > 0.0 { pc } else { 1.0 - pc }
+                };
+                let z = z0 + 1.25 * node.noise + combo.offset;
                 let (fraction, past_085) = tables.at(z + 2.2);
                 // A re-watch adds U·m of the video, U uniform on [0, 1): m/2 on average.
-                let engaged = dur as f64 * (fraction + past_085 * sigmoid64(z - 1.5) * rewatch_share);
-                let pe = sigmoid64(ENGAGEMENT_SLOPE as f64 * z);
+                let rewatch = logistic_of_exp(e_z * node.e_z * combo.e_offset);
+                let engaged = dur as f64 * (fraction + past_085 * rewatch * rewatch_share);
+                let pe = logistic_of_exp(e_engage * node.e_engage * combo.e_offset_engage);
                 given_noise += p * (pe * engaged + (1.0 - pe) * swipe);
                 if let Some(a) = after {
                     let hazard = |watched_ms: f64| a.hazard((watched_ms / dur as f64).min(1.0), l, c, h);
                     leave_given_noise += p * (pe * hazard(engaged) + (1.0 - pe) * hazard(swipe));
                 }
             }
-            total += w * given_noise;
-            leave += w * leave_given_noise;
+            total += node.weight * given_noise;
+            leave += node.weight * leave_given_noise;
         }
         (total / 1000.0, leave)
     }
@@ -442,12 +534,12 @@ mod tests {
     fn a_swiped_video_plays_longer_the_more_relevant_it_is_capped_at_its_duration() {
         // A long video: the mean of a + b·U.
         let (a, b) = (300.0 + 6200.0 * 0.7 * 0.5, 6200.0 * 0.3);
-        assert!((swipe_play_ms(0.0, 600_000) - (a + b / 2.0)).abs() < 1e-6);
-        assert!(swipe_play_ms(2.0, 600_000) > swipe_play_ms(-2.0, 600_000));
-        assert!((swipe_play_ms(0.0, 100) - 100.0).abs() < 1e-9);
+        assert!((swipe_play_at(sigmoid64(0.0), 600_000) - (a + b / 2.0)).abs() < 1e-6);
+        assert!(swipe_play_at(sigmoid64(2.0), 600_000) > swipe_play_at(sigmoid64(-2.0), 600_000));
+        assert!((swipe_play_at(sigmoid64(0.0), 100) - 100.0).abs() < 1e-9);
         // Capped halfway through the uniform part: half the draws stop at the end.
         let d = a + b / 2.0;
         let want = 0.5 * (a + b / 4.0) + 0.5 * d;
-        assert!((swipe_play_ms(0.0, d as u32) - want).abs() < 1.0);
+        assert!((swipe_play_at(sigmoid64(0.0), d as u32) - want).abs() < 1.0);
     }
 }
