@@ -984,23 +984,27 @@ fn serve_answers_the_load_generator_and_stops_on_sigterm() {
 fn tune_chooses_the_best_point_on_tuning_worlds_and_refuses_held_out_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tune");
-    let run = mmrf()
-        .args([
-            "tune",
-            "--quick",
-            "--method",
-            "ltr",
-            "--grid",
-            "listwise_temperature_s=3,30",
-            "--worlds",
-            "7",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tune-ltr.json")).unwrap()).unwrap();
+    // A quick tune of LTR's temperature on world 7 into `out`; its report.
+    let tune = |extra: &[&str]| -> serde_json::Value {
+        let run = mmrf()
+            .args([
+                "tune",
+                "--quick",
+                "--method",
+                "ltr",
+                "--grid",
+                "listwise_temperature_s=3,30",
+            ])
+            .args(["--worlds", "7"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        serde_json::from_slice(&std::fs::read(out.join("tune-ltr.json")).unwrap()).unwrap()
+    };
+    let report = tune(&[]);
     let points = report["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     assert_eq!(report["worlds"], serde_json::json!([7]));
@@ -1026,28 +1030,7 @@ fn tune_chooses_the_best_point_on_tuning_worlds_and_refuses_held_out_ones() {
 
     // With --extend, a best point on the grid's edge is followed past it until it is inside
     // the points tried, the setting's range ends, or three points were added.
-    let extended = mmrf()
-        .args([
-            "tune",
-            "--quick",
-            "--extend",
-            "--method",
-            "ltr",
-            "--grid",
-            "listwise_temperature_s=3,30",
-            "--worlds",
-            "7",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        extended.status.success(),
-        "{}",
-        String::from_utf8_lossy(&extended.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("tune-ltr.json")).unwrap()).unwrap();
+    let report = tune(&["--extend"]);
     let values: Vec<f64> = report["points"]
         .as_array()
         .unwrap()
