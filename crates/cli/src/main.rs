@@ -176,33 +176,7 @@ enum Command {
     ///
     /// Trains each grid point on each world and keeps the best online WatchTime lift over
     /// LTR; the held-out worlds 10–12 are refused.
-    Tune {
-        /// The method to tune (as `train --method`).
-        #[arg(long)]
-        method: String,
-        /// A setting and its candidate values, e.g. `--grid tscac_bound=0.4,0.8`; repeat
-        /// for the product of several.
-        #[arg(long = "grid", value_name = "KEY=V1,V2,...", required = true)]
-        grids: Vec<String>,
-        /// The world seeds to tune on.
-        #[arg(long, value_delimiter = ',', default_values_t = mmrf_world::TUNING_SEEDS)]
-        worlds: Vec<u64>,
-        /// A setting fixed at every point (as `train --set`).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Output directory (shared by every method's tune): worlds, runs, and
-        /// tune-METHOD.json and tune-METHOD.md.
-        #[arg(long)]
-        out: PathBuf,
-        /// Small worlds and short training (a smoke test).
-        #[arg(long)]
-        quick: bool,
-        /// While the best point is at the edge of a one-key numeric grid, try the next
-        /// value past it (geometric steps for positive values), up to three more points or
-        /// the end of the setting's range.
-        #[arg(long)]
-        extend: bool,
-    },
+    Tune(tune::TuneArgs),
     /// The main job: generate (or reuse) the default world and report on it.
     Benchmark {
         /// Output directory (the world goes to OUT/world).
@@ -425,23 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             limits,
         } => serve::serve(&run, data.as_deref(), &addr, limits.config()),
-        Command::Tune {
-            method,
-            grids,
-            worlds,
-            sets,
-            out,
-            quick,
-            extend,
-        } => tune::run(&tune::TuneArgs {
-            method,
-            grids,
-            worlds,
-            sets,
-            out,
-            quick,
-            extend,
-        }),
+        Command::Tune(args) => tune::run(&args),
         Command::Benchmark {
             out,
             quick,

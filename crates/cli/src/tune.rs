@@ -29,15 +29,33 @@ use serde::Serialize;
 /// Added to a world's seed to give the training seed of the tuning runs.
 pub const TRAIN_SEED_OFFSET: u64 = 100;
 
-/// What `mmrf tune` was asked for.
+/// What `mmrf tune` is asked for: its command-line arguments.
+#[derive(clap::Args)]
 pub struct TuneArgs {
+    /// The method to tune (as `train --method`).
+    #[arg(long)]
     pub method: String,
+    /// A setting and its candidate values, e.g. `--grid tscac_bound=0.4,0.8`; repeat
+    /// for the product of several.
+    #[arg(long = "grid", value_name = "KEY=V1,V2,...", required = true)]
     pub grids: Vec<String>,
+    /// The world seeds to tune on.
+    #[arg(long, value_delimiter = ',', default_values_t = mmrf_world::TUNING_SEEDS)]
     pub worlds: Vec<u64>,
+    /// A setting fixed at every point (as `train --set`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Output directory (shared by every method's tune): worlds, runs, and
+    /// tune-METHOD.json and tune-METHOD.md.
+    #[arg(long)]
     pub out: PathBuf,
+    /// Small worlds and short training (a smoke test).
+    #[arg(long)]
     pub quick: bool,
-    /// Continue past a best point at the grid's edge (one numeric key).
+    /// While the best point is at the edge of a one-key numeric grid, try the next
+    /// value past it (geometric steps for positive values), up to three more points or
+    /// the end of the setting's range.
+    #[arg(long)]
     pub extend: bool,
 }
 

@@ -13,21 +13,11 @@
 //! state; the mix is added to the receiving critic's hidden layer before its heads. It
 //! learns from logged impressions only (no simulator).
 
-use mmrf_model::mmrf::{Collaboration, MmrfNetConfig};
-
-use crate::mmrf::{Augment, MmrfConfig};
+use crate::mmrf::MmrfConfig;
 
 /// MASSA's configuration: independent actors, signalled critics, logged data only.
 pub fn config() -> MmrfConfig {
-    MmrfConfig {
-        net: MmrfNetConfig {
-            collaboration: Collaboration::None,
-            critic_signal: true,
-            ..MmrfNetConfig::default()
-        },
-        // The discount its own settings were chosen at (`docs/baselines.md`).
-        gamma: 0.5,
-        augment: Augment::None,
-        ..MmrfConfig::default()
-    }
+    let mut c = MmrfConfig::baseline();
+    c.net.critic_signal = true;
+    c
 }

@@ -250,6 +250,21 @@ impl Default for MmrfConfig {
 }
 
 impl MmrfConfig {
+    /// What the actor-critic baselines (Pareto, TSCAC, MASSA) share: actors that do not
+    /// communicate, logged impressions only (no simulator), and the discount their own
+    /// settings were chosen at (`docs/baselines.md`).
+    pub fn baseline() -> MmrfConfig {
+        MmrfConfig {
+            net: MmrfNetConfig {
+                collaboration: Collaboration::None,
+                ..MmrfNetConfig::default()
+            },
+            gamma: 0.5,
+            augment: Augment::None,
+            ..MmrfConfig::default()
+        }
+    }
+
     /// The number of updates a run makes: `steps`, or `2 × steps` for TSCAC, whose two
     /// stages each get the full budget.
     pub fn updates(&self) -> usize {

@@ -26,22 +26,15 @@
 //!   actors do not communicate; the auxiliary actors are unused.
 
 use burn::prelude::*;
-use mmrf_model::mmrf::{Collaboration, Critics, MmrfNetConfig, N_AGENTS};
+use mmrf_model::mmrf::{Critics, N_AGENTS};
 
-use crate::mmrf::{Augment, MmrfConfig, Objective};
+use crate::mmrf::{MmrfConfig, Objective};
 
 /// Pareto's configuration: one scalarised policy, logged data only.
 pub fn config() -> MmrfConfig {
     MmrfConfig {
-        net: MmrfNetConfig {
-            collaboration: Collaboration::None,
-            ..MmrfNetConfig::default()
-        },
-        // The discount its own settings were chosen at (`docs/baselines.md`).
-        gamma: 0.5,
-        augment: Augment::None,
         objective: Objective::Pareto,
-        ..MmrfConfig::default()
+        ..MmrfConfig::baseline()
     }
 }
 

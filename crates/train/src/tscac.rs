@@ -28,22 +28,15 @@
 //!   and it learns from logged impressions only (no simulator).
 
 use burn::prelude::*;
-use mmrf_model::mmrf::{Collaboration, MmrfNetConfig, N_AGENTS};
+use mmrf_model::mmrf::N_AGENTS;
 
-use crate::mmrf::{Augment, MmrfConfig, Objective};
+use crate::mmrf::{MmrfConfig, Objective};
 
 /// TSCAC's configuration: two stages, independent actors, logged data only.
 pub fn config() -> MmrfConfig {
     MmrfConfig {
-        net: MmrfNetConfig {
-            collaboration: Collaboration::None,
-            ..MmrfNetConfig::default()
-        },
-        // The discount its own settings were chosen at (`docs/baselines.md`).
-        gamma: 0.5,
-        augment: Augment::None,
         objective: Objective::Tscac,
-        ..MmrfConfig::default()
+        ..MmrfConfig::baseline()
     }
 }
 
