@@ -28,7 +28,7 @@ pub use config::{Scale, WorldConfig, HELD_OUT_SEEDS, TUNING_SEEDS};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
 pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
-pub use oracle::{MyopicOracle, SessionOracle};
+pub use oracle::{ExpectedStep, MyopicOracle, SessionOracle};
 pub use policy::{LoggingPolicy, Policy, RandomPolicy};
 
 /// The world's own parameter file inside a generated directory (written last).

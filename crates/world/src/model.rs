@@ -81,7 +81,7 @@ pub(crate) fn pick_weighted(weights: &[f32], total: f32, r: &mut impl Rng) -> us
     weights.len() - 1
 }
 
-fn normalize(v: &mut [f32]) {
+pub(crate) fn normalize(v: &mut [f32]) {
     let n = dot(v, v).sqrt().max(1e-6);
     v.iter_mut().for_each(|x| *x /= n);
 }
@@ -423,6 +423,13 @@ impl WorldModel {
         state.recent_topic.iter_mut().for_each(|x| *x = 0.0);
     }
 
+    /// The fatigue that watching `item` adds: a little for any video, more the closer it
+    /// is to the recent videos' topics (repetition tires).
+    pub fn fatigue_added(&self, state: &UserState, item: u32) -> f32 {
+        let repetition = dot(&state.recent_topic, self.topic(item)).max(0.0);
+        0.02 + 0.10 * repetition * repetition
+    }
+
     /// The relevance of `item` to the user now, without the per-impression noise.
     pub fn relevance(&self, state: &UserState, item: u32) -> f32 {
         self.relevance_at(state.user, &state.interest, state.fatigue, item)
@@ -522,13 +529,12 @@ impl WorldModel {
         // Session dynamics.
         let watched = (play as f32 / dur.max(1) as f32).min(1.0);
         let topic = self.topic(item);
-        let repetition = dot(&state.recent_topic, topic).max(0.0);
+        state.fatigue += self.fatigue_added(state, item);
         for d in 0..self.dim {
             state.interest[d] += 0.10 * watched * (topic[d] - state.interest[d]);
             state.recent_topic[d] = 0.6 * state.recent_topic[d] + 0.4 * topic[d];
         }
         normalize(&mut state.interest);
-        state.fatigue += 0.02 + 0.10 * repetition * repetition;
         let joy = watched + 0.6 * f.like as u8 as f32 + 0.8 * f.comment as u8 as f32 + 0.5 * f.follow as u8 as f32
             - 3.0 * f.hate as u8 as f32;
         state.satisfaction = 0.75 * state.satisfaction + 0.25 * joy;

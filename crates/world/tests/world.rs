@@ -436,9 +436,107 @@ fn the_session_oracle_adds_the_value_of_staying_to_the_myopic_oracle() {
     assert_eq!(
         score(&SessionOracle {
             model: m,
-            horizon_s: 0.0
+            horizon_s: 0.0,
+            fatigue_s: 0.0,
+            sequential: false,
         }),
         myopic
     );
     assert_ne!(score(&SessionOracle::new(m)), myopic);
+}
+
+/// The sequential oracle's roll-forward moves the state as `respond` does on average.
+#[test]
+fn the_expected_transition_is_the_mean_of_the_drawn_ones() {
+    use rand::SeedableRng;
+    let (tmp, _) = small();
+    let world = World::load(tmp.path()).unwrap();
+    let m = &world.model;
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut state = m.initial_state(5, 1);
+    m.start_session(&mut state, &mut r);
+    // A few videos in, so that the recent topics and satisfaction are not at their start.
+    for item in [3, 8, 13] {
+        m.respond(&mut state, item, &mut r);
+    }
+    for item in [21u32, 22, 40] {
+        let mut expected = state.clone();
+        let step = m.expected_step(&state, item);
+        m.expected_transition(&mut expected, item, &step);
+        let n = 20_000;
+        let (mut satisfaction, mut interest) = (0.0f64, vec![0.0f64; state.interest.len()]);
+        for _ in 0..n {
+            let mut s = state.clone();
+            m.respond(&mut s, item, &mut r);
+            // Fatigue and the recent topics do not depend on the draw.
+            assert_eq!(s.fatigue, expected.fatigue);
+            assert_eq!(s.recent_topic, expected.recent_topic);
+            satisfaction += s.satisfaction as f64 / n as f64;
+            interest
+                .iter_mut()
+                .zip(&s.interest)
+                .for_each(|(a, b)| *a += *b as f64 / n as f64);
+        }
+        // Satisfaction: a follow's joy is left out of the expectation (follows are rare).
+        assert!(
+            (expected.satisfaction as f64 - satisfaction).abs() < 0.01,
+            "item {item}: expected {}, sampled {satisfaction}",
+            expected.satisfaction
+        );
+        let gap = interest
+            .iter()
+            .zip(&expected.interest)
+            .map(|(a, b)| (a - *b as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 0.01, "item {item}: interest off by {gap}");
+    }
+}
+
+/// Chosen slot by slot, a slate counts its own repetition: over many requests its videos
+/// are further apart in topic than the same values' top-K chosen all at once.
+#[test]
+fn the_sequential_slate_repeats_itself_less() {
+    use mmrf_data::session::RequestState;
+    use mmrf_world::{Policy, SessionOracle};
+    use rand::SeedableRng;
+    let (tmp, _) = small();
+    let world = World::load(tmp.path()).unwrap();
+    let m = &world.model;
+    let k = m.config.k;
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+    let mut repetition = |p: &SessionOracle, sequential: bool| -> f64 {
+        let p = SessionOracle { sequential, ..*p };
+        let mut total = 0.0;
+        for user in 0..20u32 {
+            let mut state = m.initial_state(user, 1);
+            m.start_session(&mut state, &mut rand_chacha::ChaCha8Rng::seed_from_u64(user as u64));
+            let (mut candidates, mut seen) = (Vec::new(), Vec::new());
+            m.candidates(&state, 100, &mut r, &mut candidates, &mut seen);
+            let rs = RequestState {
+                user,
+                time_ms: 0,
+                hour: 0,
+                tab: 0,
+                position: 0,
+                history: &[],
+            };
+            let mut scores = vec![0f32; candidates.len()];
+            p.score_in(&state, &rs, &candidates, &mut scores);
+            let mut order: Vec<usize> = (0..candidates.len()).collect();
+            order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+            let slate: Vec<&[f32]> = order[..k].iter().map(|&i| m.topic(candidates[i])).collect();
+            for i in 0..k {
+                for j in 0..i {
+                    total += slate[i].iter().zip(slate[j]).map(|(a, b)| a * b).sum::<f32>() as f64;
+                }
+            }
+        }
+        total
+    };
+    let oracle = SessionOracle::new(m);
+    let (together, sequential) = (repetition(&oracle, false), repetition(&oracle, true));
+    assert!(
+        sequential < together,
+        "sequential {sequential} against all at once {together}"
+    );
 }
