@@ -277,6 +277,10 @@ enum BenchCommand {
         /// Where to write the world (default: a temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Override one of the method's settings (as `train --set`), e.g.
+        /// `--set net.critic=list` or `--set sample_fraction=0.25`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
     /// Load-test a running `mmrf serve`.
     ///
@@ -380,8 +384,9 @@ fn run(cli: Cli) -> Result<()> {
                     steps,
                     seed,
                     dir,
+                    sets,
                 },
-        } => bench_train_step(&method, steps, seed, dir),
+        } => bench_train_step(&method, steps, seed, dir, sets),
         Command::Bench {
             command:
                 BenchCommand::Serve {
@@ -745,7 +750,7 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
+fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>, sets: Vec<String>) -> Result<()> {
     use mmrf_train::mmrf::{update_flops, MmrfConfig, Trainer};
     anyhow::ensure!(
         method.parse::<mmrf_train::Method>()?.actor_critic(),
@@ -757,7 +762,11 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
     ensure_world(&config, &dir)?;
     let (ds, _) = Dataset::open(&dir)?;
     let fs = mmrf_model::FeatureSpace::from_dataset(&ds);
-    let mut cfg = MmrfConfig::for_method(method);
+    let opts = mmrf_train::TrainOptions {
+        sets,
+        ..Default::default()
+    };
+    let mut cfg = mmrf_train::settings::settings_from(MmrfConfig::for_method(method), &opts)?;
     cfg.sim_pretrain_steps = 5;
     let _seeded = mmrf_model::device::seeded(seed);
     let run = tmp.path().join("run");
@@ -780,7 +789,8 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>)
     let secs = start.elapsed().as_secs_f64();
     let sgemm = mmrf_model::device::sgemm_gflops(1024);
     println!(
-        "train-step method={method} batch={} updates/s={:.2} ms/update={:.1} (batch assembly {:.1}) matmul_gflop/update={:.3} achieved_gflop/s={:.2} sgemm_gflop/s={sgemm:.1} threads={}",
+        "train-step method={method} {}batch={} updates/s={:.2} ms/update={:.1} (batch assembly {:.1}) matmul_gflop/update={:.3} achieved_gflop/s={:.2} sgemm_gflop/s={sgemm:.1} threads={}",
+        opts.sets.iter().map(|s| format!("{s} ")).collect::<String>(),
         cfg.batch,
         steps as f64 / secs,
         1000.0 * secs / steps as f64,

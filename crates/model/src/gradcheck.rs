@@ -172,6 +172,7 @@ mod tests {
             collaboration,
             critic_signal: false,
             candidates: 0,
+            critic: crate::mmrf::CriticForm::Linear,
         }
     }
 

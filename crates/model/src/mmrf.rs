@@ -54,6 +54,20 @@ pub enum Collaboration {
     None,
 }
 
+/// The critics' form (see [`Critics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CriticForm {
+    /// `q_i(s, e) = c_i(s) + ⟨W_i(s), e⟩`: linear in the item, so the best unit action
+    /// is the closed form `W_i(s)/|W_i(s)|`.
+    #[default]
+    Linear,
+    /// The paper's critic of a score list: `q_i(s, e)` nonlinear in the item, and an
+    /// action valued by the ranking it induces over the request's real candidates,
+    /// `Q_i(s, a) = Σ_j softmax_j(⟨a, e_j⟩/τ) q_i(s, e_j)`. No closed-form best action.
+    List,
+}
+
 /// Sizes of MMRF's networks.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +93,9 @@ pub struct MmrfNetConfig {
     /// candidate sets say more about the moment than the user's history does, it may not.
     #[serde(default)]
     pub candidates: usize,
+    /// The critics' form. Runs trained before this setting existed read as linear.
+    #[serde(default)]
+    pub critic: CriticForm,
 }
 
 impl Default for MmrfNetConfig {
@@ -92,6 +109,7 @@ impl Default for MmrfNetConfig {
             collaboration: Collaboration::Attention,
             critic_signal: false,
             candidates: 0,
+            critic: CriticForm::Linear,
         }
     }
 }
@@ -387,6 +405,11 @@ impl Agents {
 /// `MLP(s, a)` critic trained only on logged actions extrapolates freely off them; offline,
 /// its maximiser can point anywhere.)
 ///
+/// With [`CriticForm::List`] the per-item value is nonlinear in the item,
+/// `q_i(s, e) = w_iᵀ ReLU(T_i(s) + G([e, u(s) ⊙ e])) + b_i` ([`ListCritic`]), and an action
+/// is valued by the score list it induces over a request's candidates ([`Critics::q_list`]):
+/// its best action depends on which candidates there are, so the actors must learn it.
+///
 /// With MASSA's signal network (`critic_signal`), each critic's hidden layer also receives a
 /// mix of all critics' messages `m_j = W_m t_j`, mixed per state by a signal network:
 /// `t_i ← ReLU(t_i + Σ_j σ_ij(s) m_j)`, `σ_i· = softmax(W_σ s)_i`.
@@ -397,7 +420,48 @@ pub struct Critics {
     advantage: BatchedLinear,
     reward: Linear,
     signal: Option<CriticSignal>,
+    /// Present with [`CriticForm::List`]: the per-item values come from it.
+    list: Option<ListCritic>,
     dim: usize,
+}
+
+/// The nonlinear per-item critic of [`CriticForm::List`]: each agent's state image
+/// `T_i(s)` and a shared item image `G([e, u(s) ⊙ e])` meet in one hidden layer; the
+/// product `u(s) ⊙ e` lets the item image itself depend on the state.
+#[derive(Module, Debug)]
+pub struct ListCritic {
+    state: BatchedLinear,
+    project: Linear,
+    item: Linear,
+    out: BatchedLinear,
+}
+
+impl ListCritic {
+    fn new(cfg: &MmrfNetConfig, device: &Device) -> Self {
+        ListCritic {
+            state: BatchedLinear::new(N_AGENTS, cfg.state, cfg.hidden, device),
+            project: LinearConfig::new(cfg.state, cfg.dim).init(device),
+            item: LinearConfig::new(2 * cfg.dim, cfg.hidden).with_bias(false).init(device),
+            out: BatchedLinear::new(N_AGENTS, cfg.hidden, 1, device),
+        }
+    }
+
+    /// `q_i(s, e)`: `[N, B, K]` for states `[B, S]` and items `[B, K, D]`.
+    fn forward(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
+        let [b, k, d] = items.dims();
+        let s_dim = s.dims()[1];
+        let u = self.project.forward(s.clone()).reshape([b, 1, d]);
+        let g = linear_rows(&self.item, Tensor::cat(vec![items.clone(), items * u], 2)); // [B, K, hid]
+        let hid = g.dims()[2];
+        let t = self
+            .state
+            .forward(s.reshape([1, b, s_dim]).repeat_dim(0, N_AGENTS))
+            .reshape([N_AGENTS, b, 1, hid]);
+        let h = relu(t + g.reshape([1, b, k, hid])); // [N, B, K, hid]
+        self.out
+            .forward(h.reshape([N_AGENTS, b * k, hid]))
+            .reshape([N_AGENTS, b, k])
+    }
 }
 
 /// MASSA's signal network: how much of each critic's message reaches each critic.
@@ -418,6 +482,7 @@ impl Critics {
                 message: LinearConfig::new(cfg.hidden, cfg.hidden).init(device),
                 mixing: LinearConfig::new(cfg.state, N_AGENTS * N_AGENTS).init(device),
             }),
+            list: (cfg.critic == CriticForm::List).then(|| ListCritic::new(cfg, device)),
             dim: cfg.dim,
         }
     }
@@ -453,9 +518,37 @@ impl Critics {
 
     /// Per-item values `[N, B, K]` of items `[B, K, D]`.
     pub fn q_items(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
+        if let Some(list) = &self.list {
+            return list.forward(s, items);
+        }
         let (c, w) = self.parts(s);
         let adv = w.swap_dims(0, 1).matmul(items.swap_dims(1, 2)).swap_dims(0, 1); // [N, B, K]
         adv + c
+    }
+
+    /// The critic of a score list: `Q_i(s, a^i) = Σ_j p_ij q_i(s, e_j)` with
+    /// `p_i = softmax_j(⟨a^i, e_j⟩ / τ)` over each request's candidates `[B, C, D]`
+    /// (`mask` `[B, C]`: 1 for a real candidate, 0 for padding). Returns `Q` `[N, B]` and
+    /// `log p` `[N, B, C]` (what a pull toward the logged behaviour reads).
+    pub fn q_list(
+        &self,
+        s: Tensor<2>,
+        a: Tensor<3>,
+        candidates: Tensor<3>,
+        mask: Tensor<2>,
+        temperature: f64,
+    ) -> (Tensor<2>, Tensor<3>) {
+        let [n, b, _] = a.dims();
+        let c = candidates.dims()[1];
+        let logits = a
+            .swap_dims(0, 1)
+            .matmul(candidates.clone().swap_dims(1, 2))
+            .swap_dims(0, 1)
+            / temperature; // [N, B, C]
+        let padding = (mask.reshape([1, b, c]) - 1.0) * 1e9;
+        let log_p = burn::tensor::activation::log_softmax(logits + padding, 2);
+        let q = self.q_items(s, candidates); // [N, B, C]
+        ((log_p.clone().exp() * q).sum_dim(2).reshape([n, b]), log_p)
     }
 
     /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.
@@ -503,6 +596,7 @@ mod tests {
             collaboration: Collaboration::Attention,
             critic_signal: false,
             candidates: 0,
+            critic: CriticForm::Linear,
         };
         let guard = crate::device::seeded(5);
         (cfg, Device::flex(), guard)
@@ -662,6 +756,50 @@ mod tests {
             &state(&ignores, pool, both.clone()),
             &state(&ignores, other, both)
         ));
+    }
+
+    #[test]
+    fn the_list_critic_values_an_action_by_the_ranking_it_induces() {
+        let (mut cfg, device, _seeded) = tiny();
+        cfg.critic = CriticForm::List;
+        let critics = Critics::new(&cfg, &device);
+        let (b, c) = (2, 3);
+        let s = Tensor::<2>::random([b, cfg.state], Distribution::Normal(0.0, 1.0), &device);
+        // Three orthogonal unit items: an action equal to one of them scores it 1, the others 0.
+        let eye = Tensor::<2>::eye(cfg.dim, &device).slice([0..c, 0..cfg.dim]);
+        let cands = eye.reshape([1, c, cfg.dim]).repeat_dim(0, b);
+        let q = critics.q_items(s.clone(), cands.clone()); // [N, B, C]
+        let qv: Vec<f32> = q.clone().into_data().try_to_vec().unwrap();
+        // Nonlinear in the item: the value of the mean of two items is not the mean value.
+        let mid = (cands.clone().slice([0..b, 0..1, 0..cfg.dim]) + cands.clone().slice([0..b, 1..2, 0..cfg.dim])) / 2.0;
+        let q_mid: Vec<f32> = critics.q_items(s.clone(), mid).into_data().try_to_vec().unwrap();
+        let linear_mid = |n: usize, x: usize| (qv[(n * b + x) * c] + qv[(n * b + x) * c + 1]) / 2.0;
+        assert!((0..N_AGENTS).any(|n| (q_mid[n * b] - linear_mid(n, 0)).abs() > 1e-4));
+        // An action pointing at candidate 1, at a sharp temperature, is worth q(e_1); the
+        // padded candidate 2 gets no weight even when the action points at it.
+        let mask = Tensor::<2>::from_floats([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]], &device);
+        let at = |j: usize| {
+            cands
+                .clone()
+                .slice([0..b, j..j + 1, 0..cfg.dim])
+                .swap_dims(0, 1)
+                .repeat_dim(0, N_AGENTS)
+        };
+        let (q1, log_p) = critics.q_list(s.clone(), at(1), cands.clone(), mask.clone(), 0.01);
+        let q1: Vec<f32> = q1.into_data().try_to_vec().unwrap();
+        let p: Vec<f32> = log_p.exp().into_data().try_to_vec().unwrap();
+        for n in 0..N_AGENTS {
+            for x in 0..b {
+                let want = qv[(n * b + x) * c + 1];
+                assert!(p[(n * b + x) * c + 1] > 0.999);
+                assert!((q1[n * b + x] - want).abs() < 1e-3 * (1.0 + want.abs()));
+                let sum: f32 = (0..c).map(|j| p[(n * b + x) * c + j]).sum();
+                assert!((sum - 1.0).abs() < 1e-4);
+            }
+        }
+        let (_, log_p) = critics.q_list(s, at(2), cands, mask, 0.01);
+        let p: Vec<f32> = log_p.exp().into_data().try_to_vec().unwrap();
+        assert!((0..N_AGENTS * b).all(|r| p[r * c + 2] < 1e-6));
     }
 
     #[test]

@@ -38,7 +38,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use mmrf_data::session::{RequestSet, RequestState, Timelines};
 use mmrf_data::{Dataset, LogSplit, Signal};
-use mmrf_model::mmrf::{square, Collaboration, MmrfNet, MmrfNetConfig, N_AGENTS};
+use mmrf_model::mmrf::{square, Collaboration, CriticForm, MmrfNet, MmrfNetConfig, N_AGENTS};
 use mmrf_model::simulator::{simulated_reward, FeedbackSimulator, SimulatorNetConfig};
 use mmrf_model::FeatureSpace;
 use rand::seq::SliceRandom;
@@ -115,6 +115,12 @@ pub struct MmrfConfig {
     pub augment: Augment,
     /// Share of each batch's requests that also yield a non-impression sample.
     pub sample_share: f64,
+    /// How large a sampled request's non-impression sample is: 0 (the default) as many
+    /// items as the request showed (K); otherwise this share of its never-shown candidates
+    /// (the paper's "about 25 %", 0.25, is about 98 of a 400-candidate request, in rows of
+    /// K, and about sixteen times the default's labelling and critic work).
+    #[serde(default)]
+    pub sample_fraction: f64,
     /// MMRF-NS's reward for a non-impression sample, per signal, in standardised units.
     pub negative_reward: f64,
     pub log_every: usize,
@@ -174,6 +180,34 @@ pub struct MmrfConfig {
     pub tscac_bound: f64,
     /// TSCAC: the step size η of the Lagrange multipliers' ascent.
     pub tscac_dual_lr: f64,
+    /// With the score-list critic (`net.critic = "list"`): the size of each request's
+    /// candidate set `C'` the actions are valued over: the row's shown (or sampled) items
+    /// and, up to this many, others of the request's candidates drawn at random. The next
+    /// request's set, at which the target bootstraps, is drawn the same way.
+    #[serde(default = "default_list_candidates")]
+    pub list_candidates: usize,
+    /// With the score-list critic: the temperature τ of `softmax(⟨a, e_j⟩ / τ)` (item
+    /// embeddings and actions are unit vectors, so scores lie in [−1, 1]).
+    #[serde(default = "default_list_temperature")]
+    pub list_temperature: f64,
+    /// With the score-list critic: the weight of the actors' pull toward the logged
+    /// behaviour, the mean `−log p_i(j)` of each logged request's shown items under every
+    /// agent's score list (TD3+BC's regulariser in a ranking's form: off the log the
+    /// critic's values are extrapolations, and the pull keeps the policy where it has data).
+    #[serde(default = "default_behaviour_pull")]
+    pub behaviour_pull: f64,
+}
+
+fn default_list_candidates() -> usize {
+    16
+}
+
+fn default_list_temperature() -> f64 {
+    0.1
+}
+
+fn default_behaviour_pull() -> f64 {
+    0.1
 }
 
 /// What the actors ascend.
@@ -228,6 +262,7 @@ impl Default for MmrfConfig {
             history: 20,
             augment: Augment::Simulator,
             sample_share: 0.25,
+            sample_fraction: 0.0,
             negative_reward: -0.5,
             log_every: 25,
             max_requests: 0,
@@ -245,6 +280,9 @@ impl Default for MmrfConfig {
             pareto_floor: 0.14,
             tscac_bound: 1.5,
             tscac_dual_lr: 0.05,
+            list_candidates: default_list_candidates(),
+            list_temperature: default_list_temperature(),
+            behaviour_pull: default_behaviour_pull(),
         }
     }
 }
@@ -334,6 +372,7 @@ impl Validate for MmrfConfig {
             ("gamma", self.gamma),
             ("soft_update", self.soft_update),
             ("sample_share", self.sample_share),
+            ("sample_fraction", self.sample_fraction),
         ] {
             within(key, v, 0.0, 1.0)?;
         }
@@ -348,6 +387,18 @@ impl Validate for MmrfConfig {
             ("watch_time_huber", self.watch_time_huber),
         ] {
             non_negative(key, v)?;
+        }
+        non_negative("behaviour_pull", self.behaviour_pull)?;
+        positive("list_temperature", self.list_temperature)?;
+        if n.critic == CriticForm::List {
+            at_least_one("list_candidates", self.list_candidates)?;
+            if self.objective == Objective::Pareto {
+                return Err(TrainError::Setting(
+                    "`net.critic` = \"list\" with Pareto: its MGDA weights read the linear critic's \
+                     action gradients; use `net.critic = \"linear\"`"
+                        .into(),
+                ));
+            }
         }
         finite("negative_reward", self.negative_reward)?;
         finite("sim_lambda", self.sim_lambda)
@@ -479,7 +530,8 @@ struct Row {
 
 /// An update's batch: `cfg.batch` logged requests, next in the shuffled epoch order, then
 /// for a `sample_share` of them a non-impression sample: as many of the request's
-/// candidates the logger did not show as it showed, the top ones under a random action
+/// candidates the logger did not show as it showed (or `sample_fraction` of them, in rows
+/// of a slate's width), the top ones under a random action
 /// (Algorithm 1's exploration), scored with the item table.
 #[allow(clippy::too_many_arguments)]
 fn sample_rows(
@@ -527,8 +579,15 @@ fn sample_rows(
             let e = &table[c as usize * d..(c as usize + 1) * d];
             (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
         }));
-        // The top `k` by score, best first.
-        let k = row.items.len().max(1).min(scored.len());
+        // The top `k` by score, best first: as many as the request showed, or the share of
+        // its non-impressions that `sample_fraction` asks for.
+        let shown = row.items.len().max(1);
+        let k = if cfg.sample_fraction > 0.0 {
+            ((scored.len() as f64 * cfg.sample_fraction).round() as usize).max(1)
+        } else {
+            shown
+        }
+        .min(scored.len());
         if k == 0 {
             continue;
         }
@@ -537,14 +596,73 @@ fn sample_rows(
             scored.select_nth_unstable_by(k - 1, best_first);
         }
         scored[..k].sort_by(best_first);
-        samples.push(Row {
-            request: row.request,
-            items: scored[..k].iter().map(|x| x.1).collect(),
-            sample: true,
-        });
+        // Rows are as wide as a slate: a larger sample fills several rows of one request.
+        for chunk in scored[..k].chunks(tr.k.max(1)) {
+            samples.push(Row {
+                request: row.request,
+                items: chunk.iter().map(|x| x.1).collect(),
+                sample: true,
+            });
+        }
     }
     rows.extend(samples);
     (batch, rows)
+}
+
+/// A request's candidate set `C'` for the score-list critic: `first` (the row's items),
+/// then others of the request's candidates drawn at random, `cfg.list_candidates` in all.
+fn candidate_list(
+    cfg: &MmrfConfig,
+    tr: &Transitions<'_>,
+    log: &mmrf_data::LogColumns,
+    request: usize,
+    first: &[u32],
+    rng: &mut ChaCha8Rng,
+    cands: &mut Vec<u32>,
+) -> Vec<u32> {
+    let mut out: Vec<u32> = first.iter().copied().take(cfg.list_candidates).collect();
+    tr.set.candidates(request, log, cands);
+    cands.retain(|c| !out.contains(c));
+    let extra = cfg.list_candidates.saturating_sub(out.len()).min(cands.len());
+    let (picked, _) = cands.partial_shuffle(rng, extra);
+    out.extend_from_slice(picked);
+    out
+}
+
+/// The candidate sets of a batch's rows as tensors: embeddings `[B, C, D]` (rows of
+/// `e_pad`, whose last row is padding), a mask of the real ones `[B, C]`.
+fn list_tensors(
+    lists: &[Vec<u32>],
+    width: usize,
+    e_pad: &Tensor<2>,
+    row_of: impl Fn(u32) -> i64,
+    device: &Device,
+) -> (Tensor<3>, Tensor<2>) {
+    let b = lists.len();
+    let [pad, d] = e_pad.dims();
+    let mut idx = vec![pad as i64 - 1; b * width];
+    let mut mask = vec![0f32; b * width];
+    for (x, list) in lists.iter().enumerate() {
+        for (k, &v) in list.iter().take(width).enumerate() {
+            idx[x * width + k] = row_of(v);
+            mask[x * width + k] = 1.0;
+        }
+    }
+    let e = e_pad
+        .clone()
+        .select(0, Tensor::from_data(TensorData::new(idx, [b * width]), device))
+        .reshape([b, width, d]);
+    (e, Tensor::from_data(TensorData::new(mask, [b, width]), device))
+}
+
+/// What the score-list critic's actor phase reads of a batch.
+struct ListBatch {
+    /// Each row's candidate embeddings `[B, C, D]` (no gradient).
+    candidates: Tensor<3>,
+    /// `[B, C]`: 1 for a real candidate.
+    mask: Tensor<2>,
+    /// `[B, C]`: 1 for an item the logger showed (logged rows only).
+    behaviour: Tensor<2>,
 }
 
 /// The learning rates' share at `step`: a cosine from 1 at the first update to
@@ -565,15 +683,20 @@ struct ActorStats {
     scalarisation: Option<Vec<f64>>,
     /// TSCAC's stage-2 mean distance of the main action to each auxiliary one.
     distances: Option<Vec<f64>>,
+    /// With the score-list critic, the mean `−log p` of the logged shown items under the
+    /// agents' score lists (on log steps).
+    behaviour_nll: Option<f32>,
 }
 
 /// The actors' phase of an update, on states `s` (detached) after the critics' step: the
 /// main actor ascends Q_N (and its gradient reaches the auxiliary actors with weight α),
 /// each auxiliary actor its own critic with weight β (eq. 4); or the objective of the
 /// Pareto and TSCAC baselines.
+#[allow(clippy::too_many_arguments)]
 fn actor_update(
     net: MmrfNet,
     sd: Tensor<2>,
+    list: Option<ListBatch>,
     opt_actor: &mut burn::optim::ModuleOptimizer,
     cfg: &MmrfConfig,
     step: usize,
@@ -588,7 +711,8 @@ fn actor_update(
     let frozen = net.critics.clone().no_grad();
     // How well the main actor has found its critic's best action: Q_N is linear in the
     // action, so the best unit action is W_N(s)/|W_N(s)|; log the mean cosine to it.
-    let alignment = if step % cfg.log_every.max(1) == 0 || cfg.is_last(step) {
+    let linear = list.is_none();
+    let alignment = if linear && (step % cfg.log_every.max(1) == 0 || cfg.is_last(step)) {
         let [n, bb, dd] = a.dims();
         let main = a.clone().detach().slice([n - 1..n, 0..bb, 0..dd]);
         let w = frozen.action_gradients(sd.clone()).slice([n - 1..n, 0..bb, 0..dd]);
@@ -599,9 +723,20 @@ fn actor_update(
     };
     let mut scalarisation = None;
     let mut distances = None;
+    // Each agent's value of its action, `[N, B]`, and with the score-list critic the pull
+    // toward the logged behaviour: the mean `−log p` of the shown items.
+    let (qa, pull) = match list {
+        Some(l) => {
+            let [b, c] = l.mask.dims();
+            let (q, log_p) = frozen.q_list(sd.clone(), a.clone(), l.candidates, l.mask, cfg.list_temperature);
+            let shown = l.behaviour.reshape([1, b, c]);
+            let count = shown.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+            (q, Some((log_p * shown).sum().neg() / count))
+        }
+        None => (frozen.q(sd.clone(), a.clone()), None),
+    };
     let actor_loss = match cfg.objective {
         Objective::Agents => {
-            let qa = frozen.q(sd, a); // [N, B]
             let weights: Vec<f32> = (0..N_AGENTS)
                 .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
                 .collect();
@@ -617,7 +752,6 @@ fn actor_update(
             loss
         }
         Objective::Tscac => {
-            let qa = frozen.q(sd, a.clone());
             let stage = crate::tscac::stage(step, cfg.steps);
             let (loss, d) = crate::tscac::actor_loss(a, qa, stage, multipliers);
             if stage == 2 {
@@ -627,6 +761,15 @@ fn actor_update(
             }
             loss
         }
+    };
+    let log_step = step % cfg.log_every.max(1) == 0 || cfg.is_last(step);
+    let behaviour_nll = pull
+        .as_ref()
+        .filter(|_| log_step)
+        .map(|p| p.clone().detach().into_scalar::<f32>());
+    let actor_loss = match pull {
+        Some(pull) => actor_loss + pull * cfg.behaviour_pull,
+        None => actor_loss,
     };
     let a_val = actor_loss.clone().into_scalar::<f32>();
     check_finite(a_val, step, "actors", "policy_loss")?;
@@ -651,6 +794,7 @@ fn actor_update(
             alignment,
             scalarisation,
             distances,
+            behaviour_nll,
         },
     ))
 }
@@ -658,11 +802,13 @@ fn actor_update(
 /// The value of every next state under the target networks, `[N, B]` row-major: the
 /// critics at the target policy's next action (`bootstrap = "policy"`), or their mean over
 /// the items of the slate the logger showed next (`"logged"`). No gradient.
+#[allow(clippy::too_many_arguments)]
 fn next_values(
     target: &MmrfNet,
     fs: &FeatureSpace,
     n_in: &StateInputs,
     next_shown: &[Vec<u32>],
+    next_lists: &[Vec<u32>],
     k_max: usize,
     cfg: &MmrfConfig,
     device: &Device,
@@ -675,6 +821,7 @@ fn next_values(
         .iter()
         .chain(&n_in.candidate_videos)
         .chain(next_shown.iter().flatten())
+        .chain(next_lists.iter().flatten())
     {
         if v != PAD {
             slot.entry(v).or_insert_with(|| {
@@ -699,7 +846,15 @@ fn next_values(
                 let [n, bb, dd] = an.dims();
                 an = an.slice([n - 1..n, 0..bb, 0..dd]).repeat_dim(0, n);
             }
-            target.critics.q(sn, an).into_data().try_to_vec().unwrap_or_default()
+            let q = if cfg.net.critic == CriticForm::List {
+                // The score list the target actor would rank the next request's real
+                // candidates by, valued by the target critics.
+                let (ne, mask) = list_tensors(next_lists, cfg.list_candidates, &te_pad, |v| slot[&v], device);
+                target.critics.q_list(sn, an, ne, mask, cfg.list_temperature).0
+            } else {
+                target.critics.q(sn, an)
+            };
+            q.into_data().try_to_vec().unwrap_or_default()
         }
         Bootstrap::Logged => {
             // The mean per-item value of the slate the logger showed next: the behaviour's
@@ -867,8 +1022,22 @@ pub fn update_flops(cfg: &MmrfConfig, shape: &mmrf_model::FeatureShape, stats: &
     let lin = |rows: f64, i: f64, o: f64| 2.0 * rows * i * o;
     let items = |rows: f64, hidden: f64, out: f64| lin(rows, v, hidden) + lin(rows, hidden, out);
     let state = lin(b, u, s) + lin(b * l, d + 7.0, s) + lin(b, s, s);
-    let critic = lin(n * b, s, hid) + lin(n * b, hid, 1.0) + lin(n * b, hid, d);
-    let q_items = critic + 2.0 * n * b * d * k;
+    // The per-item critic at `rows` items per state: linear (its parts, then one dot per
+    // item) or the score list's MLP (state and item images, the agents' hidden layers).
+    let per_item = |rows: f64| match cfg.net.critic {
+        CriticForm::Linear => lin(n * b, s, hid) + lin(n * b, hid, 1.0) + lin(n * b, hid, d) + 2.0 * n * b * d * rows,
+        CriticForm::List => {
+            lin(n * b, s, hid) + lin(b, s, d) + lin(b * rows, 2.0 * d, hid) + lin(n * b * rows, hid, 1.0)
+        }
+    };
+    let c_list = f(cfg.list_candidates);
+    // The actors' value of an action: a dot with the critic's slope, or the score list over
+    // the request's candidates.
+    let critic = match cfg.net.critic {
+        CriticForm::Linear => lin(n * b, s, hid) + lin(n * b, hid, 1.0) + lin(n * b, hid, d),
+        CriticForm::List => per_item(c_list) + 2.0 * n * b * c_list * d,
+    };
+    let q_items = per_item(k);
     let reward = lin(b, s, n * d) + 2.0 * b * k * d * n;
     let attention = match cfg.net.collaboration {
         Collaboration::Attention => 3.0 * lin(b * n, h, h) + 2.0 * 2.0 * b * heads * n * n * (h / heads),
@@ -1062,6 +1231,28 @@ impl<'a> Trainer<'a> {
             .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let (device, plain) = (&*device, &*plain);
         let (batch, rows) = sample_rows(cfg, tr, log, rng, order, cursor, table, cands);
+        // The score-list critic's candidate sets: each row's, and its next request's.
+        let list = cfg.net.critic == CriticForm::List;
+        let lists: Vec<Vec<u32>> = if list {
+            rows.iter()
+                .map(|r| candidate_list(cfg, tr, log, r.request, &r.items, rng, cands))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let next_lists: Vec<Vec<u32>> = if list && cfg.bootstrap == Bootstrap::Policy {
+            rows.iter()
+                .map(|r| match tr.next[r.request] {
+                    Some(j) => {
+                        let shown = tr.set.shown_videos(j as usize, log);
+                        candidate_list(cfg, tr, log, j as usize, &shown, rng, cands)
+                    }
+                    None => Vec::new(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         phases.sample = lap.lap();
         // Labels of the non-impression samples, per item and signal, in reward units, and
         // the two heads' mean disagreement on them (eq. 6's KL).
@@ -1144,6 +1335,7 @@ impl<'a> Trainer<'a> {
             }
             s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
             s_in.candidate_videos.iter().for_each(|&v| add(v, slot, &mut videos));
+            lists.iter().flatten().for_each(|&v| add(v, slot, &mut videos));
             let m = videos.len();
             // The next request's logged slate (for `bootstrap = "logged"`).
             let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
@@ -1160,7 +1352,7 @@ impl<'a> Trainer<'a> {
             // The target networks' pass needs nothing of the online update: it runs beside
             // the critics' forward pass.
             let next_job = scope.spawn(move || {
-                let qn = next_values(&target, fs, &n_in, &next_shown, k_max, cfg_ref, plain);
+                let qn = next_values(&target, fs, &n_in, &next_shown, &next_lists, k_max, cfg_ref, plain);
                 (target, qn)
             });
             let e = net.items.forward(video_batch(fs, &videos, device));
@@ -1203,6 +1395,24 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
+            let list_batch = list.then(|| {
+                let (candidates, mask) = list_tensors(&lists, cfg.list_candidates, &e_pad, row_of, device);
+                let width = cfg.list_candidates;
+                let mut behaviour = vec![0f32; b * width];
+                for (x, row) in rows.iter().enumerate() {
+                    if !row.sample {
+                        let shown = row.items.len().min(width);
+                        behaviour[x * width..x * width + shown]
+                            .iter_mut()
+                            .for_each(|v| *v = 1.0);
+                    }
+                }
+                ListBatch {
+                    candidates: candidates.detach(),
+                    mask,
+                    behaviour: Tensor::from_data(TensorData::new(behaviour, [b, width]), device),
+                }
+            });
             for v in &videos {
                 slot[*v as usize] = u32::MAX;
             }
@@ -1256,7 +1466,8 @@ impl<'a> Trainer<'a> {
             net = opt_critic.step(cfg.lr_critic * lr_share(cfg, step), net, grads);
             phases.critic += lap.lap();
 
-            let (net_after, actors) = actor_update(net, s.detach(), opt_actor, cfg, step, multipliers, device)?;
+            let (net_after, actors) =
+                actor_update(net, s.detach(), list_batch, opt_actor, cfg, step, multipliers, device)?;
             net = net_after;
             phases.actor = lap.lap();
             target = soft_update(target, &net, cfg.soft_update);
@@ -1288,6 +1499,7 @@ impl<'a> Trainer<'a> {
                 "main_actor_alignment": actors.alignment,
                 "tscac_distances": actors.distances,
                 "tscac_multipliers": actors.distances.as_ref().map(|_| multipliers.clone()),
+                "behaviour_nll": actors.behaviour_nll,
             }))?;
         }
         let stats = StepStats {

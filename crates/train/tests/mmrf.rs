@@ -447,3 +447,67 @@ fn monte_carlo_dropout_makes_the_labels_uncertainty_live() {
     let again = mean_kl("mc-on-again", &["sim_mc_dropout=true"]);
     assert_eq!(on, again, "the same seed draws the same masks");
 }
+
+/// The score-list critic: its actors are pulled toward the logged behaviour by the weight
+/// the settings give the pull (the logged items' `−log p` falls further with a strong pull
+/// than with none), a trained run loads and ranks, and Pareto, whose weights read the linear
+/// critic's action gradients, refuses it.
+#[test]
+fn the_list_critic_trains_pulled_toward_the_log_by_its_weight() {
+    let (tmp, data) = small();
+    let nll = |name: &str, pull: &str| -> f64 {
+        let dir = tmp.path().join(name);
+        let sets = ["net.critic=\"list\"", "log_every=1", "steps=40", pull];
+        let r = mmrf_train::train(Method::Mmrf, data, &dir, &opts(5, &sets)).unwrap();
+        let s = scores(data, r.as_ref());
+        assert!(
+            s.iter().all(|x| x.is_finite()) && s.iter().any(|x| *x != s[0]),
+            "{name}"
+        );
+        let text = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(lines.iter().all(|l| l["main_actor_alignment"].is_null()), "{name}");
+        let nll: Vec<f64> = lines.iter().filter_map(|l| l["behaviour_nll"].as_f64()).collect();
+        assert_eq!(nll.len(), 40, "{name}");
+        nll[30..].iter().sum::<f64>() / 10.0
+    };
+    let (free, pulled) = (
+        nll("list-free", "behaviour_pull=0"),
+        nll("list-pulled", "behaviour_pull=20"),
+    );
+    assert!(pulled < free - 0.05, "pulled {pulled}, free {free}");
+    let err = mmrf_train::train(
+        Method::Pareto,
+        data,
+        &tmp.path().join("list-pareto"),
+        &opts(5, &["net.critic=\"list\""]),
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("net.critic"), "{err}");
+}
+
+/// The paper's non-impression volume: `sample_fraction = 0.25` labels a quarter of a
+/// sampled request's never-shown candidates, in rows of a slate's width, where the
+/// default labels as many as the request showed.
+#[test]
+fn a_sample_fraction_labels_that_share_of_the_non_impressions() {
+    let (tmp, data) = small();
+    let mean_batch = |name: &str, extra: &[&str]| -> f64 {
+        let dir = tmp.path().join(name);
+        let sets = [&["log_every=1", "steps=12", "sample_share=1"], extra].concat();
+        mmrf_train::train(Method::Mmrf, data, &dir, &opts(5, &sets)).unwrap();
+        let text = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+        let b: Vec<f64> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["batch"].as_f64())
+            .collect();
+        b.iter().sum::<f64>() / b.len() as f64
+    };
+    // Every request sampled: K shown plus K labelled, twice the logged batch.
+    let default = mean_batch("fraction-default", &[]);
+    assert!((default - 64.0).abs() < 4.0, "{default}");
+    // A quarter of the small world's ~94 never-shown candidates: 24 in 4 rows of 6.
+    let quarter = mean_batch("fraction-quarter", &["sample_fraction=0.25"]);
+    assert!(quarter > 32.0 + 32.0 * 3.5 && quarter < 32.0 + 32.0 * 4.5, "{quarter}");
+}
