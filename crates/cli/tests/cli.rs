@@ -556,6 +556,14 @@ fn quick_benchmark_writes_every_report() {
                 }
             }
         }
+        // Collaboration's effect on the ranking, for the methods whose actors communicate.
+        let c = &m["collaboration_sensitivity"];
+        if m["method"].as_str().unwrap().starts_with("mmrf") {
+            let (mean, p01) = (c["mean"].as_f64().unwrap(), c["p01"].as_f64().unwrap());
+            assert!((0.0..=1.0).contains(&mean) && p01 <= mean, "{m}");
+        } else {
+            assert!(c.is_null(), "{m}");
+        }
     }
     let arms: Vec<&str> = results["online"]["arms"]
         .as_array()
@@ -709,10 +717,11 @@ fn quick_benchmark_writes_every_report() {
         .lines()
         .take_while(|l| !l.starts_with("###"))
         .collect();
-    let row = |m: &str| {
+    let cells = |m: &str| -> Vec<String> {
         let r = split.iter().find(|l| l.starts_with(&format!("| {m} |"))).unwrap();
-        r.trim_end_matches(" |").rsplit("| ").next().unwrap().to_string()
+        r.split('|').map(|c| c.trim().to_string()).collect()
     };
+    let row = |m: &str| cells(m)[4].clone();
     let mmrf_offline = results["offline"]
         .as_array()
         .unwrap()
@@ -722,6 +731,9 @@ fn quick_benchmark_writes_every_report() {
     let mmrf_cos = mmrf_offline["critic_alignment"]["mean"].as_f64().unwrap();
     assert_eq!(row("mmrf"), format!("{mmrf_cos:.4}"));
     assert_eq!(row("ltr"), "–");
+    let mmrf_agreement = mmrf_offline["collaboration_sensitivity"]["mean"].as_f64().unwrap();
+    assert_eq!(cells("mmrf")[5], format!("{mmrf_agreement:.4}"));
+    assert_eq!(cells("tscac")[5], "–");
     // `eval --simulator` ranks by the MMRF run's feedback simulator: a model fitted to
     // play time orders held-out impressions better than chance, and not as the policy does.
     let eval_simulator = |run: &str| {

@@ -81,6 +81,9 @@ pub struct ScoredImpressions {
     /// (every 8th batch of 256): the cosine of the ranking actor's action to the WatchTime
     /// critic's best action ([`Ranker::critic_alignment`]); empty for other methods.
     pub alignment: Vec<f32>,
+    /// The same requests' [`Ranker::collaboration_sensitivity`]; empty for methods whose
+    /// actors do not communicate.
+    pub collaboration: Vec<f32>,
 }
 
 impl ScoredImpressions {
@@ -237,7 +240,7 @@ pub fn score_split(
     let set = data.requests(split, &Default::default());
     let log = data.log(split);
     type Row = (u32, u32, u32, u32, f32, f32, f32);
-    type Chunk = (Vec<Row>, Option<Vec<f32>>);
+    type Chunk = (Vec<Row>, Option<Vec<f32>>, Option<Vec<f32>>);
     let chunks: Vec<Result<Chunk, String>> = (0..set.requests.len())
         .into_par_iter()
         .chunks(SCORE_BATCH)
@@ -260,8 +263,12 @@ pub fn score_split(
             ranker.score_batch(&states, &cand_refs, &mut scores);
             // A fixed eighth of the requests: the cosine is a diagnostic, and on every
             // request it would add a third to an actor-critic method's evaluation.
-            let alignment = (idx[0] / SCORE_BATCH % ALIGNMENT_EVERY == 0)
+            let diagnosed = idx[0] / SCORE_BATCH % ALIGNMENT_EVERY == 0;
+            let alignment = diagnosed
                 .then(|| ranker.critic_alignment(&states, &cand_refs))
+                .flatten();
+            let sensitivity = diagnosed
+                .then(|| ranker.collaboration_sensitivity(&states, &cand_refs))
                 .flatten();
             let mut behaviour_scores = vec![Vec::new(); idx.len()];
             if let Behaviour::Model(b) = behaviour {
@@ -296,7 +303,7 @@ pub fn score_split(
                     out.push((row, r.user, video, i as u32, scores[j], pi[j], pb));
                 }
             }
-            Ok((out, alignment))
+            Ok((out, alignment, sensitivity))
         })
         .collect();
     let mut s = ScoredImpressions {
@@ -305,8 +312,9 @@ pub fn score_split(
         ..Default::default()
     };
     for chunk in chunks {
-        let (rows, alignment) = chunk?;
+        let (rows, alignment, sensitivity) = chunk?;
         s.alignment.extend(alignment.unwrap_or_default());
+        s.collaboration.extend(sensitivity.unwrap_or_default());
         for (row, user, video, req, score, p, pb) in rows {
             s.row.push(row);
             s.user.push(user);
@@ -354,13 +362,19 @@ pub struct OfflineReport {
     /// reports written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub critic_alignment: Option<Alignment>,
+    /// MMRF and MMRF-CO: the ranking's pair agreement with itself when the main actor's
+    /// partners (their actions and views) come from another request
+    /// ([`Ranker::collaboration_sensitivity`]); 1 means collaboration changes no ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collaboration_sensitivity: Option<Alignment>,
     /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between
     /// methods ([`compare`]); not written out.
     #[serde(skip)]
     pub per_user: BTreeMap<String, SignalSums>,
 }
 
-/// The cosine of an actor's action to a critic's best action over held-out requests.
+/// A per-request diagnostic over held-out requests (the cosine of an actor's action to a
+/// critic's best action, a ranking's pair agreement): its mean and 1st percentile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Alignment {
     pub requests: usize,
@@ -493,6 +507,7 @@ pub fn metrics(
         cap: cfg.ope.cap,
         signals,
         critic_alignment: Alignment::of(&s.alignment),
+        collaboration_sensitivity: Alignment::of(&s.collaboration),
         per_user,
     })
 }

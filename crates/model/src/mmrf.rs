@@ -363,14 +363,25 @@ impl Agents {
         let aux = unit(self.aux_out.forward(relu(self.aux_hidden.forward(aux_in)))); // [N-1, B, D]
         let d = aux.dims()[2];
         let h_main = h.slice([0..b, n - 1..n, 0..hd]).reshape([b, hd]);
+        let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
+        let main = self.main_from(h_main, e, aux_for_main).reshape([1, b, d]);
+        Tensor::cat(vec![aux, main], 0)
+    }
+
+    /// The main actor alone, `[B, D]`: from its own embedding `h^N` `[B, H]`, every agent's
+    /// view `e` `[B, N, H]` and the auxiliary actions `[N-1, B, D]` (eq. 3). Apart from
+    /// [`Self::actions`], it lets a diagnostic hand the main actor its partners from other
+    /// states.
+    pub fn main_from(&self, h_main: Tensor<2>, e: Tensor<3>, aux: Tensor<3>) -> Tensor<2> {
+        let [b, n, hd] = e.dims();
+        let d = aux.dims()[2];
         let main_in = if self.talks {
-            let aux_for_main = aux.clone() * main_grad + aux.clone().detach() * (1.0 - main_grad);
             // Eq. 3: every agent's view e = [e^1..e^N] and the auxiliary actions.
             Tensor::cat(
                 vec![
                     h_main,
                     e.reshape([b, n * hd]),
-                    aux_for_main.swap_dims(0, 1).reshape([b, (n - 1) * d]),
+                    aux.swap_dims(0, 1).reshape([b, (n - 1) * d]),
                 ],
                 1,
             )
@@ -379,8 +390,12 @@ impl Agents {
             // same network shape, and nothing of the other actors reaches it.
             Tensor::cat(vec![h_main, Tensor::zeros([b, hd + (n - 1) * d], &aux.device())], 1)
         };
-        let main = unit(self.main_out.forward(relu(self.main_hidden.forward(main_in)))).reshape([1, b, d]);
-        Tensor::cat(vec![aux, main], 0)
+        unit(self.main_out.forward(relu(self.main_hidden.forward(main_in))))
+    }
+
+    /// Whether the actors communicate (attention or concatenation).
+    pub fn talks(&self) -> bool {
+        self.talks
     }
 
     /// The main agent's action `[B, D]` from a state.
@@ -800,6 +815,37 @@ mod tests {
         let (_, log_p) = critics.q_list(s, at(2), cands, mask, 0.01);
         let p: Vec<f32> = log_p.exp().into_data().try_to_vec().unwrap();
         assert!((0..N_AGENTS * b).all(|r| p[r * c + 2] < 1e-6));
+    }
+
+    #[test]
+    fn the_main_actor_alone_is_the_main_action() {
+        let (cfg, device, _seeded) = tiny();
+        let agents = Agents::new(&cfg, &device);
+        let s = Tensor::<2>::random([3, cfg.state], Distribution::Normal(0.0, 1.0), &device);
+        let h = agents.embeddings(s);
+        let e = agents.collaborate(h.clone());
+        let a = agents.actions(h.clone(), e.clone(), 1.0);
+        let n = N_AGENTS;
+        let main: Vec<f32> = a
+            .clone()
+            .slice([n - 1..n, 0..3, 0..cfg.dim])
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let h_main = h.slice([0..3, n - 1..n, 0..cfg.agent]).reshape([3, cfg.agent]);
+        let alone: Vec<f32> = agents
+            .main_from(h_main.clone(), e.clone(), a.clone().slice([0..n - 1, 0..3, 0..cfg.dim]))
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(main.iter().zip(&alone).all(|(x, y)| (x - y).abs() < 1e-6));
+        // Other partners, another action.
+        let moved: Vec<f32> = agents
+            .main_from(h_main, e, a.slice([0..n - 1, 0..3, 0..cfg.dim]).neg())
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        assert!(main.iter().zip(&moved).any(|(x, y)| (x - y).abs() > 1e-5));
     }
 
     #[test]

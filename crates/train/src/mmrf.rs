@@ -2316,6 +2316,47 @@ impl Ranker for MmrfRanker {
         (a * best).sum_dim(1).reshape([b]).into_data().try_to_vec().ok()
     }
 
+    /// The main actor's ranking with its partners' actions and views taken from the next
+    /// state of the batch (cyclically), against its own, as the share of candidate pairs
+    /// ordered alike.
+    fn collaboration_sensitivity(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Option<Vec<f32>> {
+        let agents = &self.net.agents;
+        let b = states.len();
+        if !agents.talks() || b < 2 {
+            return None;
+        }
+        let device = mmrf_model::device::inference();
+        let s = self.encode(states, candidates);
+        let h = agents.embeddings(s);
+        let e = agents.collaborate(h.clone());
+        let a = agents.actions(h.clone(), e.clone(), 1.0);
+        let [n, _, d] = a.dims();
+        let hd = h.dims()[2];
+        let own = a.clone().slice([n - 1..n, 0..b, 0..d]).reshape([b, d]);
+        let shift: Vec<i64> = (0..b).map(|i| ((i + 1) % b) as i64).collect();
+        let shift = Tensor::<1, Int>::from_data(TensorData::new(shift, [b]), &device);
+        let h_main = h.slice([0..b, n - 1..n, 0..hd]).reshape([b, hd]);
+        let other = agents.main_from(
+            h_main,
+            e.select(0, shift.clone()),
+            a.slice([0..n - 1, 0..b, 0..d]).select(1, shift),
+        );
+        let (own, other): (Vec<f32>, Vec<f32>) =
+            (own.into_data().try_to_vec().ok()?, other.into_data().try_to_vec().ok()?);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        Some(
+            (0..b)
+                .map(|i| {
+                    x.resize(candidates[i].len(), 0.0);
+                    y.resize(candidates[i].len(), 0.0);
+                    self.dot(&own[i * d..(i + 1) * d], candidates[i], &mut x);
+                    self.dot(&other[i * d..(i + 1) * d], candidates[i], &mut y);
+                    crate::ranker::pair_agreement(&x, &y)
+                })
+                .collect(),
+        )
+    }
+
     /// Every agent's action scored against the candidates (the last agent's scores are
     /// the ranking scores).
     fn agent_scores(&self, state: &RequestState<'_>, candidates: &[u32]) -> Option<Vec<Vec<f32>>> {

@@ -36,6 +36,33 @@ pub trait Ranker: Send + Sync {
     fn critic_alignment(&self, _states: &[RequestState<'_>], _candidates: &[&[u32]]) -> Option<Vec<f32>> {
         None
     }
+
+    /// For methods whose ranking actor reads its partners (MMRF and MMRF-CO), per state
+    /// the share of candidate pairs its ranking orders the same when the partners' actions
+    /// and views come from another state of the batch: 1 means the ranking ignores what it
+    /// reads of them. `None` for methods whose actors do not communicate.
+    fn collaboration_sensitivity(&self, _states: &[RequestState<'_>], _candidates: &[&[u32]]) -> Option<Vec<f32>> {
+        None
+    }
+}
+
+/// The share of pairs of `a` that `b` orders the same way (pairs tied in either count as
+/// agreeing only when tied in both).
+pub fn pair_agreement(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (mut same, mut pairs) = (0u64, 0u64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let (x, y) = (a[i].total_cmp(&a[j]), b[i].total_cmp(&b[j]));
+            same += (x == y) as u64;
+            pairs += 1;
+        }
+    }
+    if pairs == 0 {
+        1.0
+    } else {
+        same as f32 / pairs as f32
+    }
 }
 
 /// [`Ranker::score`] for a ranker whose batched pass is its real one: a batch of one.
@@ -147,6 +174,36 @@ impl Ranker for TwoTowerRanker {
         for (s, &c) in scores.iter_mut().zip(candidates) {
             let v = &self.videos[c as usize * d..(c as usize + 1) * d];
             *s = u.iter().zip(v).map(|(a, b)| a * b).sum::<f32>() + self.bias[c as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pair_agreement;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pair_agreement_is_one_with_itself_zero_reversed_and_a_share_between(
+            v in proptest::collection::vec(-100i32..100, 2..60),
+            w in proptest::collection::vec(-100i32..100, 2..60),
+        ) {
+            let a: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+            let b: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+            prop_assert_eq!(pair_agreement(&a, &a), 1.0);
+            // Negation reverses every untied pair and keeps the ties.
+            let neg: Vec<f32> = a.iter().map(|x| -x).collect();
+            let n = a.len();
+            let ties = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).filter(|&(i, j)| a[i] == a[j]).count();
+            let pairs = n * (n - 1) / 2;
+            prop_assert!((pair_agreement(&a, &neg) - ties as f32 / pairs as f32).abs() < 1e-6);
+            let x = pair_agreement(&a, &b);
+            prop_assert!((0.0..=1.0).contains(&x));
+            // Symmetric, and blind to a monotone transform.
+            prop_assert_eq!(x, pair_agreement(&b, &a));
+            let shifted: Vec<f32> = b.iter().map(|y| 3.0 * y + 7.0).collect();
+            prop_assert_eq!(x, pair_agreement(&a, &shifted));
         }
     }
 }

@@ -37,6 +37,12 @@ pub fn offline_text(r: &OfflineReport) -> String {
             a.requests, a.mean, a.p01
         );
     }
+    if let Some(c) = r.collaboration_sensitivity {
+        s += &format!(
+            "the ranking with the main actor's partners taken from another request, on the same requests: pair agreement {:.4} (1st percentile {:.4}; 1: collaboration changes no ranking)\n",
+            c.mean, c.p01
+        );
+    }
     s
 }
 
@@ -47,8 +53,8 @@ pub fn offline_text(r: &OfflineReport) -> String {
 pub fn gauc_split_table(offline: &[OfflineReport]) -> String {
     let mut s = String::from(
         "### WatchTime GAUC: all of a user's pairs, and pairs within one request\n\n\
-Table 1's GAUC also compares impressions from different requests of a user, which no ranking decision does: a score offset that follows the state (fatigue, time of day) moves it without changing any top-K. The second column counts only pairs shown in the same request. The third, for the actor-critic methods: the mean cosine of the ranking actor's action to the WatchTime critic's best action on the held-out requests (a fixed eighth of them); near 1, the method ranks by what that critic values, whatever feeds its actor.\n\n\
-| Method | GAUC, all pairs | GAUC, within a request | actor · WatchTime critic (cosine) |\n|---|---:|---:|---:|\n",
+Table 1's GAUC also compares impressions from different requests of a user, which no ranking decision does: a score offset that follows the state (fatigue, time of day) moves it without changing any top-K. The second column counts only pairs shown in the same request. The third, for the actor-critic methods with a linear critic: the mean cosine of the ranking actor's action to the WatchTime critic's best action on the held-out requests (a fixed eighth of them); near 1, the method ranks by what that critic values, whatever feeds its actor. The fourth, for the methods whose actors communicate: the share of candidate pairs the ranking orders alike when the main actor's partners (their actions and views) come from another request; 1, collaboration changes no ranking.\n\n\
+| Method | GAUC, all pairs | GAUC, within a request | actor · WatchTime critic (cosine) | ranking with others' partners (pair agreement) |\n|---|---:|---:|---:|---:|\n",
     );
     let wt = |r: &OfflineReport| r.signals.get("WatchTime").copied();
     let all: Vec<Option<f64>> = offline.iter().map(|r| wt(r).and_then(|m| m.gauc)).collect();
@@ -59,12 +65,16 @@ Table 1's GAUC also compares impressions from different requests of a user, whic
     let (ma, mw) = (marks(&all, false), marks(&within, false));
     for (i, r) in offline.iter().enumerate() {
         let cosine = r.critic_alignment.map_or("–".to_string(), |a| format!("{:.4}", a.mean));
+        let agreement = r
+            .collaboration_sensitivity
+            .map_or("–".to_string(), |a| format!("{:.4}", a.mean));
         s += &format!(
-            "| {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} |\n",
             r.method,
             cell(all[i], ma[i], 4),
             cell(within[i], mw[i], 4),
-            cosine
+            cosine,
+            agreement
         );
     }
     s
