@@ -990,8 +990,9 @@ fn long_horizon_line(online: &AbReport) -> String {
     };
     match (watch(ORACLE), watch("oracle-session")) {
         (Some(myopic), Some(session)) => format!(
-            "\nThe session-aware oracle (horizon {} s) runs {:+.1} % of the myopic oracle's session WatchTime ({session:.1} s against {myopic:.1} s): the value only a policy that looks past the request can reach.\n",
+            "\nThe session-aware oracle (its slate chosen slot by slot, staying valued at {} s and a unit of fatigue at {} s) runs {:+.1} % session WatchTime over the myopic oracle ({session:.1} s against {myopic:.1} s): the value only a policy that looks past the request can reach.\n",
             mmrf_world::oracle::SESSION_HORIZON_S,
+            mmrf_world::oracle::SESSION_FATIGUE_S,
             100.0 * (session / myopic - 1.0)
         ),
         _ => String::new(),

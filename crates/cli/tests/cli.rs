@@ -564,6 +564,14 @@ fn quick_benchmark_writes_every_report() {
         } else {
             assert!(c.is_null(), "{m}");
         }
+        // Eq. 6's factor, for the methods that label with the simulator.
+        let u = &m["uncertainty"];
+        if ["mmrf", "mmrf-co"].contains(&m["method"].as_str().unwrap()) {
+            assert!(u["labels"].as_u64().unwrap() > 0, "{m}");
+            assert!((0.0..=1.0).contains(&u["outside_099_101"].as_f64().unwrap()), "{m}");
+        } else {
+            assert!(u.is_null(), "{m}");
+        }
     }
     let arms: Vec<&str> = results["online"]["arms"]
         .as_array()
@@ -707,7 +715,10 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
     assert!(md.contains("### Headroom: each method's share") && md.contains("| oracle | 1.000"));
-    assert!(md.contains("The session-aware oracle (horizon 400 s) runs"), "{md}");
+    assert!(
+        md.contains("The session-aware oracle (its slate chosen slot by slot, staying valued at 800 s and a unit of fatigue at 500 s) runs"),
+        "{md}"
+    );
     // Beside the GAUCs, the actor-critic cosine: a number for MMRF (the one in
     // results.json), a dash for a method without a critic.
     let split: Vec<&str> = md

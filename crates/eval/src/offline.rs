@@ -84,6 +84,8 @@ pub struct ScoredImpressions {
     /// The same requests' [`Ranker::collaboration_sensitivity`]; empty for methods whose
     /// actors do not communicate.
     pub collaboration: Vec<f32>,
+    /// The ranker's [`Ranker::label_uncertainty`].
+    pub uncertainty: Option<mmrf_train::mmrf::LabelUncertainty>,
 }
 
 impl ScoredImpressions {
@@ -309,6 +311,7 @@ pub fn score_split(
     let mut s = ScoredImpressions {
         split: Some(split),
         tau,
+        uncertainty: ranker.label_uncertainty(),
         ..Default::default()
     };
     for chunk in chunks {
@@ -367,6 +370,10 @@ pub struct OfflineReport {
     /// ([`Ranker::collaboration_sensitivity`]); 1 means collaboration changes no ranking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collaboration_sensitivity: Option<Alignment>,
+    /// MMRF and MMRF-CO: the share of the run's simulated labels that eq. 6's factor
+    /// `exp(λ·KL)` moved by more than 1 % ([`Ranker::label_uncertainty`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<mmrf_train::mmrf::LabelUncertainty>,
     /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between
     /// methods ([`compare`]); not written out.
     #[serde(skip)]
@@ -508,6 +515,7 @@ pub fn metrics(
         signals,
         critic_alignment: Alignment::of(&s.alignment),
         collaboration_sensitivity: Alignment::of(&s.collaboration),
+        uncertainty: s.uncertainty,
         per_user,
     })
 }

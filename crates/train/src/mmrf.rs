@@ -1096,6 +1096,9 @@ pub struct Trainer<'a> {
     cands: Vec<u32>,
     /// TSCAC's Lagrange multipliers, one per auxiliary constraint (unused by the others).
     multipliers: Vec<f64>,
+    /// Eq. 6's factors over the run's labelled samples: how many fell outside
+    /// [0.99, 1.01], of how many.
+    uncertainty: [u64; 2],
     /// Updates done.
     pub step: usize,
     log_out: TrainLog,
@@ -1157,6 +1160,7 @@ impl<'a> Trainer<'a> {
             slot: vec![u32::MAX; fs.n_videos()],
             cands: Vec::new(),
             multipliers: crate::tscac::initial_multipliers(),
+            uncertainty: [0, 0],
             step: 0,
             log_out: TrainLog::create(out)?,
             device,
@@ -1209,6 +1213,7 @@ impl<'a> Trainer<'a> {
             slot,
             cands,
             multipliers,
+            uncertainty,
             step: step_ref,
             log_out,
             device,
@@ -1257,6 +1262,7 @@ impl<'a> Trainer<'a> {
         // Labels of the non-impression samples, per item and signal, in reward units, and
         // the two heads' mean disagreement on them (eq. 6's KL).
         let mut sample_kl = f32::NAN;
+        let mut step_uncertainty = [0u64; 2];
         let sample_labels: Vec<Vec<[f32; N_AGENTS]>> = match sim.as_ref() {
             Some(sim) => {
                 let sampled: Vec<(usize, &[u32])> = rows
@@ -1264,8 +1270,11 @@ impl<'a> Trainer<'a> {
                     .filter(|r| r.sample)
                     .map(|r| (r.request, r.items.as_slice()))
                     .collect();
-                let (labels, kl) = sim.label(fs, timelines, tr, log, &sampled, cfg, (*seed, step));
+                let (labels, kl, counts) = sim.label(fs, timelines, tr, log, &sampled, cfg, (*seed, step));
                 sample_kl = kl;
+                step_uncertainty = counts;
+                uncertainty[0] += counts[0];
+                uncertainty[1] += counts[1];
                 labels
             }
             None => rows
@@ -1495,6 +1504,8 @@ impl<'a> Trainer<'a> {
                 "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": actors.loss, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
                 "simulator_kl": if sample_kl.is_nan() { serde_json::Value::Null } else { sample_kl.into() },
+                "uncertainty_outside": (step_uncertainty[1] > 0)
+                    .then(|| step_uncertainty[0] as f64 / step_uncertainty[1] as f64),
                 "pareto_weights": actors.scalarisation,
                 "main_actor_alignment": actors.alignment,
                 "tscac_distances": actors.distances,
@@ -1530,9 +1541,15 @@ impl<'a> Trainer<'a> {
         let method = self.method.clone();
         let valid = net.valid();
         run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
+        let [outside, labels] = self.uncertainty;
+        let uncertainty = (labels > 0).then(|| LabelUncertainty {
+            labels,
+            outside_099_101: outside as f64 / labels as f64,
+        });
         if let Some(sim) = sim {
             run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
-            let fit = sim.fit(data, fs, timelines, &cfg, seed);
+            let mut fit = sim.fit(data, fs, timelines, &cfg, seed);
+            fit.uncertainty = uncertainty;
             let text = serde_json::to_string_pretty(&fit).unwrap_or_default();
             mmrf_data::write_atomic(&out.join(SIMULATOR_FIT_FILE), text.as_bytes())
                 .map_err(|e| TrainError::io(&out.join(SIMULATOR_FIT_FILE), e))?;
@@ -1542,13 +1559,9 @@ impl<'a> Trainer<'a> {
         for dir in checkpoint_dirs(&out) {
             let _ = std::fs::remove_dir_all(dir);
         }
-        Ok(MmrfRanker::new(
-            &method,
-            valid,
-            fs.clone(),
-            cfg.history,
-            cfg.net.candidates,
-        ))
+        let mut ranker = MmrfRanker::new(&method, valid, fs.clone(), cfg.history, cfg.net.candidates);
+        ranker.uncertainty = uncertainty;
+        Ok(ranker)
     }
 }
 
@@ -1620,6 +1633,9 @@ struct CheckpointState {
     /// TSCAC's Lagrange multipliers.
     #[serde(default)]
     multipliers: Vec<f64>,
+    /// Eq. 6's factors so far: outside [0.99, 1.01], and in all.
+    #[serde(default)]
+    uncertainty: [u64; 2],
     config: toml::Table,
 }
 
@@ -1701,6 +1717,7 @@ impl<'a> Trainer<'a> {
             net_ids: ids(net),
             sim_ids,
             multipliers: self.multipliers.clone(),
+            uncertainty: self.uncertainty,
             config: run::to_table(&self.cfg),
         };
         let text = toml::to_string(&state).map_err(|e| TrainError::Run(e.to_string()))?;
@@ -1801,6 +1818,7 @@ impl<'a> Trainer<'a> {
             }
             t.multipliers = st.multipliers.clone();
         }
+        t.uncertainty = st.uncertainty;
         t.step = st.step;
         t.sim_ready = st.sim_ready;
         if t.order.len()
@@ -1853,6 +1871,19 @@ pub struct SimulatorFit {
     pub watch_time_rmse_s: f64,
     /// RMSE of always predicting the training mean, for scale.
     pub watch_time_rmse_baseline_s: f64,
+    /// Eq. 6's factor `exp(λ·KL)` over every label the run drew for a non-impression
+    /// (per item and signal). Absent in fits written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<LabelUncertainty>,
+}
+
+/// How far eq. 6's factor moved the simulated labels over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabelUncertainty {
+    /// Labels drawn (items × signals).
+    pub labels: u64,
+    /// The share whose factor lies outside [0.99, 1.01]: near 0, eq. 6 changes nothing.
+    pub outside_099_101: f64,
 }
 
 fn default_sim_watch_cap_s() -> f64 {
@@ -2010,6 +2041,7 @@ impl Sim {
             auc,
             watch_time_rmse_s: rmse * cfg.sim_watch_cap_s,
             watch_time_rmse_baseline_s: base * cfg.sim_watch_cap_s,
+            uncertainty: None,
         }
     }
 
@@ -2025,9 +2057,9 @@ impl Sim {
         pairs: &[(usize, &[u32])],
         cfg: &MmrfConfig,
         (seed, step): (u64, usize),
-    ) -> (Vec<Vec<[f32; N_AGENTS]>>, f32) {
+    ) -> (Vec<Vec<[f32; N_AGENTS]>>, f32, [u64; 2]) {
         if pairs.is_empty() {
-            return (Vec::new(), f32::NAN);
+            return (Vec::new(), f32::NAN, [0, 0]);
         }
         let device = mmrf_model::device::inference();
         let states: Vec<RequestState<'_>> = pairs
@@ -2044,9 +2076,24 @@ impl Sim {
         } else {
             self.plain.predict(ctx, items)
         };
-        let kl = mmrf_model::simulator::bernoulli_kl(r.clone(), r2.clone())
-            .mean()
-            .into_scalar::<f32>();
+        let kl_items = mmrf_model::simulator::bernoulli_kl(r.clone(), r2.clone());
+        let kl = kl_items.clone().mean().into_scalar::<f32>();
+        // Eq. 6's factor exp(λ·KL) of each real item and signal: how many leave [0.99, 1.01].
+        let factors: Vec<f32> = (kl_items * cfg.sim_lambda)
+            .exp()
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
+        let mut counts = [0u64; 2];
+        for (x, (_, items)) in pairs.iter().enumerate() {
+            for k in 0..items.len().min(width) {
+                let at = (x * width + k) * N_AGENTS;
+                for f in &factors[at..at + N_AGENTS] {
+                    counts[0] += !(0.99..=1.01).contains(f) as u64;
+                    counts[1] += 1;
+                }
+            }
+        }
         let v: Vec<f32> = simulated_reward(r, r2, cfg.sim_lambda)
             .into_data()
             .try_to_vec()
@@ -2070,7 +2117,7 @@ impl Sim {
                     .collect()
             })
             .collect();
-        (labels, kl)
+        (labels, kl, counts)
     }
 }
 
@@ -2206,13 +2253,16 @@ pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<MmrfRa
         || MmrfNet::new(&fs.shape(), &cfg.net, &device),
         &dir.join(run::WEIGHTS_FILE),
     )?;
-    Ok(MmrfRanker::new(
-        &manifest.method,
-        net,
-        fs.clone(),
-        cfg.history,
-        cfg.net.candidates,
-    ))
+    let mut ranker = MmrfRanker::new(&manifest.method, net, fs.clone(), cfg.history, cfg.net.candidates);
+    // The simulator's fit, when the run has one, says how much eq. 6 moved its labels.
+    let fit_path = dir.join(SIMULATOR_FIT_FILE);
+    if fit_path.exists() {
+        let text = std::fs::read_to_string(&fit_path).map_err(|e| TrainError::io(&fit_path, e))?;
+        let fit: SimulatorFit =
+            serde_json::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", fit_path.display())))?;
+        ranker.uncertainty = fit.uncertainty;
+    }
+    Ok(ranker)
 }
 
 /// A trained MMRF as a [`Ranker`]: the main (WatchTime) agent's action for the state,
@@ -2227,6 +2277,8 @@ pub struct MmrfRanker {
     history: usize,
     candidates: usize,
     dim: usize,
+    /// How much eq. 6 moved the run's simulated labels (runs with a simulator).
+    uncertainty: Option<LabelUncertainty>,
 }
 
 impl MmrfRanker {
@@ -2247,6 +2299,7 @@ impl MmrfRanker {
             history,
             candidates,
             dim,
+            uncertainty: None,
         }
     }
 
@@ -2314,6 +2367,10 @@ impl Ranker for MmrfRanker {
         let [n, b, d] = w.dims();
         let best = mmrf_model::mmrf::unit(w.slice([n - 1..n, 0..b, 0..d]).reshape([b, d]));
         (a * best).sum_dim(1).reshape([b]).into_data().try_to_vec().ok()
+    }
+
+    fn label_uncertainty(&self) -> Option<LabelUncertainty> {
+        self.uncertainty
     }
 
     /// The main actor's ranking with its partners' actions and views taken from the next

@@ -44,6 +44,12 @@ pub trait Ranker: Send + Sync {
     fn collaboration_sensitivity(&self, _states: &[RequestState<'_>], _candidates: &[&[u32]]) -> Option<Vec<f32>> {
         None
     }
+
+    /// For methods that label non-impressions with a feedback simulator (MMRF and
+    /// MMRF-CO), how far eq. 6's uncertainty factor moved the labels over training.
+    fn label_uncertainty(&self) -> Option<crate::mmrf::LabelUncertainty> {
+        None
+    }
 }
 
 /// The share of pairs of `a` that `b` orders the same way (pairs tied in either count as

@@ -43,6 +43,13 @@ pub fn offline_text(r: &OfflineReport) -> String {
             c.mean, c.p01
         );
     }
+    if let Some(u) = r.uncertainty {
+        s += &format!(
+            "eq. 6's factor exp(λ·KL) over the run's {} simulated labels: {:.1} % outside [0.99, 1.01]\n",
+            u.labels,
+            100.0 * u.outside_099_101
+        );
+    }
     s
 }
 
