@@ -93,7 +93,10 @@ pub struct MmrfNetConfig {
     /// candidate sets say more about the moment than the user's history does, it may not.
     #[serde(default)]
     pub candidates: usize,
-    /// The critics' form. Runs trained before this setting existed read as linear.
+    /// The critics' form: the score list for MMRF and its ablations (on worlds 7–9 it
+    /// ran more session WatchTime than the linear form on each world, `docs/mmrf.md`);
+    /// the actor-critic baselines keep the linear form their settings were tuned with.
+    /// Runs trained before this setting existed read as linear.
     #[serde(default)]
     pub critic: CriticForm,
 }
@@ -109,7 +112,7 @@ impl Default for MmrfNetConfig {
             collaboration: Collaboration::Attention,
             critic_signal: false,
             candidates: 0,
-            critic: CriticForm::Linear,
+            critic: CriticForm::List,
         }
     }
 }

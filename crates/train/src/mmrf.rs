@@ -289,12 +289,13 @@ impl Default for MmrfConfig {
 
 impl MmrfConfig {
     /// What the actor-critic baselines (Pareto, TSCAC, MASSA) share: actors that do not
-    /// communicate, logged impressions only (no simulator), and the discount their own
-    /// settings were chosen at (`docs/baselines.md`).
+    /// communicate, logged impressions only (no simulator), and the linear critic and the
+    /// discount their own settings were chosen with (`docs/baselines.md`).
     pub fn baseline() -> MmrfConfig {
         MmrfConfig {
             net: MmrfNetConfig {
                 collaboration: Collaboration::None,
+                critic: CriticForm::Linear,
                 ..MmrfNetConfig::default()
             },
             gamma: 0.5,
