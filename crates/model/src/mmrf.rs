@@ -522,7 +522,17 @@ impl Critics {
         (self.value.forward(t.clone()), self.advantage.forward(t))
     }
 
-    /// `∂Q_i(s, a)/∂a = W_i(s)`: `[N, B, D]` (each critic is linear in the action).
+    /// The critics' form.
+    pub fn form(&self) -> CriticForm {
+        if self.list.is_some() {
+            CriticForm::List
+        } else {
+            CriticForm::Linear
+        }
+    }
+
+    /// `∂Q_i(s, a)/∂a = W_i(s)`: `[N, B, D]` for the linear form (each critic is linear in
+    /// the action); the score-list form has no such slope.
     pub fn action_gradients(&self, s: Tensor<2>) -> Tensor<3> {
         self.parts(s).1
     }

@@ -2358,10 +2358,13 @@ impl Ranker for MmrfRanker {
         }
     }
 
-    /// The cosine of the main action to `W_N(s)/|W_N(s)|`, its critic's best unit action
-    /// (the critic is linear in the action). Training logs it on its own batches
+    /// The cosine of the main action to `W_N(s)/|W_N(s)|`, its critic's best unit action,
+    /// for the linear critic (the score-list critic has no closed-form best action). Training logs it on its own batches
     /// (`main_actor_alignment`); this reads it on any states, held-out or online.
     fn critic_alignment(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Option<Vec<f32>> {
+        if self.net.critics.form() != CriticForm::Linear {
+            return None;
+        }
         let s = self.encode(states, candidates);
         let a = self.net.agents.main_action(s.clone());
         let w = self.net.critics.action_gradients(s);
