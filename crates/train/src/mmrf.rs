@@ -133,14 +133,12 @@ pub struct MmrfConfig {
     /// One refit step of M on logged requests every this many agent steps.
     pub sim_refit_every: usize,
     pub sim_lr: f64,
-    /// λ of `r̃ = mean(r, r')·exp(λ·KL)`; negative shrinks labels the twin heads disagree on.
-    /// On the default world the discount is nearly inert at λ = −5 (world 7: labels within
-    /// 1 % of the predictions), and the heads disagree about as much on the items the logger
-    /// showed as on those it did not, so a stronger λ shrinks both alike: λ = −1000 brought
-    /// the never-shown labels' mean to the truth (WatchTime 7.0 s against 7.1 s; M alone says
-    /// 9.3 s) and, on worlds 7 / 8 / 9, moved WatchTime NCIS by −0.57 / −0.49 /
-    /// −0.78 s, GAUC by +0.0003 / −0.0011 / +0.0006 and the online lift over LTR by +2.7 /
-    /// −0.9 / +3.6 points; λ = −100 changed nothing beyond noise. Kept at −5.
+    /// λ of `r̃ = mean(r, r')·exp(λ·KL)`: positive, as the paper states it, raises the
+    /// labels the two heads disagree on ("samples with high uncertainty should be more
+    /// explored"); negative shrinks them. λ = 5 with Monte-Carlo labelling
+    /// (`sim_mc_dropout`) ran more session WatchTime over LTR than λ = −5 on each of
+    /// worlds 7 / 8 / 9 (+1.2 / −1.0 / −0.4 % against +0.9 / −2.8 / −0.7 %, `mmrf tune`,
+    /// `docs/mmrf.md`). Without the Monte-Carlo masks the factor is nearly inert.
     pub sim_lambda: f64,
     /// Play time (seconds) at which M's WatchTime target `min(play / cap, 1)` saturates.
     /// The logged rewards M stands in for are not capped, so a low cap understates long
@@ -155,9 +153,8 @@ pub struct MmrfConfig {
     /// Keep the twin head's dropout on when M labels the non-impression samples
     /// (Monte-Carlo dropout, masks drawn from the run's seed and the update). Without it
     /// the two heads read the same input and differ by their own layers only, so eq. 6's
-    /// KL is small and `exp(λ·KL)` close to 1 (`simulator_kl` in `train_log.jsonl`). Off
-    /// by default, the labelling every figure in the docs was measured with. Runs trained
-    /// before this setting existed read as off.
+    /// KL is small and `exp(λ·KL)` close to 1 (`simulator_kl` in `train_log.jsonl`). On by
+    /// default; runs trained before this setting existed read as off.
     #[serde(default)]
     pub sim_mc_dropout: bool,
     /// Write a checkpoint every this many updates (0: never).
@@ -270,9 +267,9 @@ impl Default for MmrfConfig {
             sim_pretrain_steps: 400,
             sim_refit_every: 4,
             sim_lr: 2e-3,
-            sim_lambda: -5.0,
+            sim_lambda: 5.0,
             sim_watch_cap_s: 60.0,
-            sim_mc_dropout: false,
+            sim_mc_dropout: true,
             checkpoint_every: 250,
             leave_credit: LeaveCredit::Request,
             objective: Objective::Agents,

@@ -441,7 +441,7 @@ fn monte_carlo_dropout_makes_the_labels_uncertainty_live() {
         assert!(kl.len() > 20, "{name}: {} KL lines", kl.len());
         kl.iter().sum::<f64>() / kl.len() as f64
     };
-    let off = mean_kl("mc-off", &[]);
+    let off = mean_kl("mc-off", &["sim_mc_dropout=false"]);
     let on = mean_kl("mc-on", &["sim_mc_dropout=true"]);
     assert!(on > 1.1 * off, "KL with MC dropout {on}, without {off}");
     let again = mean_kl("mc-on-again", &["sim_mc_dropout=true"]);
