@@ -1,5 +1,9 @@
 //! Neural building blocks of mmrf, on burn.
 //!
+//! The networks a reader starts from: [`mmrf::MmrfNet`] (MMRF's encoders, agents and
+//! critics), [`simulator::FeedbackSimulator`], [`bc::BehaviourModel`], and the features
+//! every method reads, [`FeatureSpace`].
+//!
 //! - [`features`]: users and videos as dense inputs (plain Rust, shared by every method).
 //! - [`bc`]: the behaviour model π_β (behaviour cloning of the logging policy).
 //! - [`mmrf`]: MMRF's encoders, agents with attentive collaboration, actors and critics.

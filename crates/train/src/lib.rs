@@ -1,5 +1,7 @@
 //! Training mmrf's methods into run directories, and loading runs back as [`Ranker`]s.
 //!
+//! Entry points: [`train()`], [`load()`], [`Method`], [`TrainOptions`], [`Ranker`].
+//!
 //! `train(method, data, out, options)` fits a method on the training split of a
 //! KuaiRand-format directory and writes a run directory ([`run`]); `load(run_dir, data)`
 //! turns it back into a [`Ranker`] that evaluation, the online test and the server share.

@@ -10,8 +10,8 @@
 //!   propensities, `mmrf_world.json`) by running the noisy [`LoggingPolicy`];
 //! - [`Policy`] and [`run_policy`]: the online interface, any ranker run in the world for
 //!   N days per user, returning per-user WatchTime, Depth and interaction counts;
-//! - [`oracle`]: the ceiling, a ranker by the world's true expected play time
-//!   ([`MyopicOracle`]);
+//! - [`oracle`]: the ceilings: [`MyopicOracle`] ranks by the world's true expected play
+//!   time, [`SessionOracle`] chooses the slate slot by slot for the rest of the visit;
 //! - [`World::load`]: reload a generated world from its directory.
 
 pub mod config;

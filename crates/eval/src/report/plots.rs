@@ -281,14 +281,18 @@ pub fn plots(
     online: Option<&AbReport>,
     focus: &str,
 ) -> Result<Vec<std::path::PathBuf>, String> {
-    use plotters::prelude::*;
     register_font()?;
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
-    let colour = |method: &str| Palette99::pick(colour_index(&names, focus, method));
-    let mut written = Vec::new();
+    let mut written = table1_bars(dir, offline, focus)?;
+    if let Some(online) = online {
+        let names: Vec<String> = offline.iter().map(|r| r.method.clone()).collect();
+        written.push(lift_per_day(&dir.join("online_lift.png"), online, &names, focus)?);
+    }
+    Ok(written)
+}
 
-    // Table 1, a file per metric.
+/// Table 1 as bars, a file per metric: `offline_ncis.png` (with each CI) and
+/// `offline_gauc.png`.
+fn table1_bars(dir: &Path, offline: &[OfflineReport], focus: &str) -> Result<Vec<std::path::PathBuf>, String> {
     type Figure = fn(&crate::offline::SignalMetrics) -> Option<(f64, Option<[f64; 2]>)>;
     let tables: [(&str, &str, Figure, Axis); 2] = [
         (
@@ -304,6 +308,7 @@ pub fn plots(
             Axis::Within(0.0, 1.0),
         ),
     ];
+    let mut written = Vec::new();
     for (file, metric, figure, axis) in tables {
         let rows: Vec<BarRow> = offline
             .iter()
@@ -317,17 +322,20 @@ pub fn plots(
             .collect();
         written.push(signal_bars(&dir.join(file), metric, &rows, axis, focus)?);
     }
+    Ok(written)
+}
 
-    let Some(online) = online else {
-        return Ok(written);
-    };
-    let path = dir.join("online_lift.png");
+/// The paper's Figure 2 at `path`: the session WatchTime lift per day against the control
+/// of every learned method's arm (`names`, those with an offline report; the reference
+/// arms are in Table 2 and would only stretch the axis), the focus last, on top, with its
+/// 95 % band.
+fn lift_per_day(path: &Path, online: &AbReport, names: &[String], focus: &str) -> Result<std::path::PathBuf, String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let colour = |method: &str| Palette99::pick(colour_index(names, focus, method));
     {
-        let root = BitMapBackend::new(&path, (1000, 650)).into_drawing_area();
+        let root = BitMapBackend::new(path, (1000, 650)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        // The learned methods' arms (those with an offline report); the reference arms
-        // (the logging policy, random exposure) are in Table 2 and would only stretch the
-        // axis. The focus is drawn last, on top.
         let mut arms: Vec<_> = online
             .arms
             .iter()
@@ -424,8 +432,7 @@ pub fn plots(
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;
     }
-    written.push(path);
-    Ok(written)
+    Ok(path.to_path_buf())
 }
 
 /// `RUN_DIR/learning_curve.png`: every loss in `train_log.jsonl` against the step, one panel
