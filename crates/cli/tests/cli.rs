@@ -736,20 +736,16 @@ fn quick_benchmark_writes_every_report() {
         r.split('|').map(|c| c.trim().to_string()).collect()
     };
     let row = |m: &str| cells(m)[4].clone();
-    let mmrf_offline = results["offline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["method"] == "mmrf")
-        .unwrap();
-    let massa_cos = results["offline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["method"] == "massa")
-        .unwrap()["critic_alignment"]["mean"]
-        .as_f64()
-        .unwrap();
+    let offline_of = |m: &str| {
+        results["offline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["method"] == m)
+            .unwrap()
+    };
+    let mmrf_offline = offline_of("mmrf");
+    let massa_cos = offline_of("massa")["critic_alignment"]["mean"].as_f64().unwrap();
     assert_eq!(row("massa"), format!("{massa_cos:.4}"));
     assert_eq!(row("mmrf"), "–");
     assert_eq!(row("ltr"), "–");
