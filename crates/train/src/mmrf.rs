@@ -721,20 +721,23 @@ fn actor_update(
     };
     let mut scalarisation = None;
     let mut distances = None;
-    // Each agent's value of its action, `[N, B]`, and with the score-list critic the pull
+    // With the score-list critic, each agent's value of its action `[N, B]` and the pull
     // toward the logged behaviour: the mean `−log p` of the shown items.
-    let (qa, pull) = match list {
+    let (listed, pull) = match list {
         Some(l) => {
             let [b, c] = l.mask.dims();
             let (q, log_p) = frozen.q_list(sd.clone(), a.clone(), l.candidates, l.mask, cfg.list_temperature);
             let shown = l.behaviour.reshape([1, b, c]);
             let count = shown.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-            (q, Some((log_p * shown).sum().neg() / count))
+            (Some(q), Some((log_p * shown).sum().neg() / count))
         }
-        None => (frozen.q(sd.clone(), a.clone()), None),
+        None => (None, None),
     };
+    // Each agent's value of its action (Pareto values the main action its own way).
+    let value = || listed.clone().unwrap_or_else(|| frozen.q(sd.clone(), a.clone()));
     let actor_loss = match cfg.objective {
         Objective::Agents => {
+            let qa = value();
             let weights: Vec<f32> = (0..N_AGENTS)
                 .map(|i| if i == N_AGENTS - 1 { 1.0 } else { cfg.beta as f32 })
                 .collect();
@@ -750,6 +753,7 @@ fn actor_update(
             loss
         }
         Objective::Tscac => {
+            let qa = value();
             let stage = crate::tscac::stage(step, cfg.steps);
             let (loss, d) = crate::tscac::actor_loss(a, qa, stage, multipliers);
             if stage == 2 {

@@ -22,6 +22,19 @@ fn small() -> &'static (tempfile::TempDir, Dataset) {
     })
 }
 
+/// A user's request at midnight, first of its visit, with no history: what the oracles
+/// rank without reading (they read the world's own state of the user).
+fn bare_request(user: u32) -> mmrf_data::session::RequestState<'static> {
+    mmrf_data::session::RequestState {
+        user,
+        time_ms: 0,
+        hour: 0,
+        tab: 0,
+        position: 0,
+        history: &[],
+    }
+}
+
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -394,7 +407,6 @@ fn the_oracles_expected_play_time_is_the_mean_response() {
 /// as the myopic oracle does.
 #[test]
 fn the_session_oracle_adds_the_value_of_staying_to_the_myopic_oracle() {
-    use mmrf_data::session::RequestState;
     use mmrf_world::{MyopicOracle, Policy, SessionOracle};
     use rand::SeedableRng;
     let (tmp, _) = small();
@@ -419,14 +431,7 @@ fn the_session_oracle_adds_the_value_of_staying_to_the_myopic_oracle() {
         (leave - left).abs() < 0.1 * left + 0.005,
         "expected {leave}, sampled {left}"
     );
-    let rs = RequestState {
-        user: state.user,
-        time_ms: 0,
-        hour: 0,
-        tab: 0,
-        position: 0,
-        history: &[],
-    };
+    let rs = bare_request(state.user);
     let score = |p: &dyn Policy| {
         let mut s = vec![0f32; candidates.len()];
         p.score_in(&state, &rs, &candidates, &mut s);
@@ -496,7 +501,6 @@ fn the_expected_transition_is_the_mean_of_the_drawn_ones() {
 /// are further apart in topic than the same values' top-K chosen all at once.
 #[test]
 fn the_sequential_slate_repeats_itself_less() {
-    use mmrf_data::session::RequestState;
     use mmrf_world::{Policy, SessionOracle};
     use rand::SeedableRng;
     let (tmp, _) = small();
@@ -512,14 +516,7 @@ fn the_sequential_slate_repeats_itself_less() {
             m.start_session(&mut state, &mut rand_chacha::ChaCha8Rng::seed_from_u64(user as u64));
             let (mut candidates, mut seen) = (Vec::new(), Vec::new());
             m.candidates(&state, 100, &mut r, &mut candidates, &mut seen);
-            let rs = RequestState {
-                user,
-                time_ms: 0,
-                hour: 0,
-                tab: 0,
-                position: 0,
-                history: &[],
-            };
+            let rs = bare_request(user);
             let mut scores = vec![0f32; candidates.len()];
             p.score_in(&state, &rs, &candidates, &mut scores);
             let mut order: Vec<usize> = (0..candidates.len()).collect();
