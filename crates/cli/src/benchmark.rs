@@ -13,7 +13,7 @@ use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
 use mmrf_eval::fidelity::{fidelity, paired_truths, Candidate, FidelityReport, TruthDifference};
 use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
-use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, TrainOptions, UniformRanker};
+use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
 use serde::Serialize;
 
@@ -221,15 +221,15 @@ fn method_results(
 /// seed writes its reports to `out`; several write each seed's to `out/seed-S/` and the
 /// mean and 95 % interval over seeds of every figure to `out/results.json` and
 /// `out/results.md`.
-pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, data: Option<&Path>) -> Result<()> {
+pub fn run(out: &Path, quick: bool, seed: u64, seeds: usize, jobs: usize, data: Option<&Path>) -> Result<()> {
     anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
     if seeds == 1 {
-        return run_one(out, quick, seed, data).map(|_| ());
+        return run_one(out, quick, seed, jobs, data).map(|_| ());
     }
     let mut all = Vec::new();
     for s in seed..seed + seeds as u64 {
         eprintln!("== seed {s}");
-        all.push(run_one(&out.join(format!("seed-{s}")), quick, s, data)?);
+        all.push(run_one(&out.join(format!("seed-{s}")), quick, s, jobs, data)?);
     }
     let (json, md) = across_seeds(&all)?;
     std::fs::create_dir_all(out)?;
@@ -612,7 +612,7 @@ pub(crate) fn quick_sets(method: Method) -> Vec<String> {
 /// table order, each scored offline on the held-out split (with the world's oracle last),
 /// the checks only a world allows (the online A/B test, NCIS against the truth, the
 /// simulator against the truth), then `results.json`, `results.md` and the plots.
-fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<serde_json::Value> {
+fn run_one(out: &Path, quick: bool, seed: u64, jobs: usize, data: Option<&Path>) -> Result<serde_json::Value> {
     let started = Instant::now();
     let mut seconds = std::collections::BTreeMap::new();
     let (world_dir, world) = prepare_data(out, quick, seed, data, &mut seconds)?;
@@ -620,7 +620,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, data: Option<&Path>) -> Result<se
     let timelines = Timelines::build(&ds);
     let progress = StageBar::new();
 
-    let (bc, trained) = train_methods(&ds, out, quick, seed, &progress, &mut seconds)?;
+    progress.stage("training");
+    let (bc, trained) = train_methods(&ds, out, quick, seed, jobs, &progress, &mut seconds)?;
     let mut methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
     methods.extend(trained.iter().map(|m| m.as_ref()));
     let oracle = match world {
@@ -714,6 +715,18 @@ impl StageBar {
         self.overall.set_message(msg.to_string());
     }
 
+    /// A spinner beneath the overall bar for one training while it runs.
+    fn training(&self, method: &str) -> indicatif::ProgressBar {
+        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} train {prefix} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(method.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    }
+
     /// One stage done.
     fn done(&self) {
         self.overall.inc(1);
@@ -753,38 +766,134 @@ fn prepare_data(
 /// The methods after BC, in table order.
 type TrainedMethods = Vec<Box<dyn Ranker>>;
 
-/// Step 2: BC (the behaviour model every NCIS reads π_β from), then the other methods in
-/// table order, each into `out/runs/METHOD`.
+/// The order the trainings are started in: the longest first, so that `--jobs` workers
+/// finish together (each figure is a training's share of the default benchmark's time).
+const TRAINING_ORDER: [Method; 11] = [
+    Method::Mmrf,
+    Method::MmrfCo,
+    Method::MmrfNs,
+    Method::Tscac,
+    Method::MmrfDa,
+    Method::Massa,
+    Method::Pareto,
+    Method::Bc,
+    Method::DeepFm,
+    Method::WideDeep,
+    Method::Ltr,
+];
+
+/// Step 2: every method trained into `out/runs/METHOD`, then loaded in table order (BC,
+/// the behaviour model every NCIS reads π_β from, first).
+///
+/// Each training is its own `mmrf train` process, `jobs` at a time. burn's random
+/// generator is process-wide, so trainings in one process must take turns; in processes
+/// of their own they run side by side and each gives the numbers it gives alone (the same
+/// seed, the same settings, weights saved and loaded bit for bit).
 fn train_methods(
     ds: &Dataset,
     out: &Path,
     quick: bool,
     seed: u64,
+    jobs: usize,
     progress: &StageBar,
     seconds: &mut std::collections::BTreeMap<String, f64>,
 ) -> Result<(Box<dyn Ranker>, TrainedMethods)> {
-    let opts = |method: Method| TrainOptions {
-        seed,
-        sets: if quick { quick_sets(method) } else { vec![] },
-        progress: mmrf_train::Progress {
-            quiet: false,
-            multi: Some(progress.multi.clone()),
-        },
-        // The benchmark owns its output directory: a rerun replaces its runs.
-        force: true,
-        ..Default::default()
-    };
-    let mut train = |method: Method| -> Result<Box<dyn Ranker>> {
-        let t = Instant::now();
-        progress.stage(&format!("train {}", method.name()));
-        let run = mmrf_train::train(method, ds, &out.join("runs").join(method.name()), &opts(method))?;
-        progress.done();
-        seconds.insert(format!("train {}", method.name()), t.elapsed().as_secs_f64());
+    let exe = std::env::current_exe().context("finding the mmrf executable to train with")?;
+    let queue = std::sync::Mutex::new(
+        TRAINING_ORDER
+            .iter()
+            .copied()
+            .collect::<std::collections::VecDeque<_>>(),
+    );
+    let timings = std::sync::Mutex::new(Vec::new());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let started = Instant::now();
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.clamp(1, METHODS.len()))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        let Some(method) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
+                            return Ok(());
+                        };
+                        let bar = progress.training(method.name());
+                        let t = Instant::now();
+                        let outcome = train_in_process(&exe, ds, out, quick, seed, method);
+                        bar.finish_and_clear();
+                        if outcome.is_err() {
+                            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                            return outcome;
+                        }
+                        progress.done();
+                        timings
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((method, t.elapsed().as_secs_f64()));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a training worker panicked")))
+            })
+            .collect()
+    });
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    for (method, secs) in timings.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        seconds.insert(format!("train {}", method.name()), secs);
+    }
+    seconds.insert("train, all".into(), started.elapsed().as_secs_f64());
+    let load = |method: Method| -> Result<Box<dyn Ranker>> {
+        let dir = out.join("runs").join(method.name());
+        let (_, run) = mmrf_train::load(&dir, ds).with_context(|| format!("loading {}", dir.display()))?;
         Ok(run)
     };
-    let bc = train(Method::Bc)?;
-    let trained = METHODS[1..].iter().map(|&m| train(m)).collect::<Result<Vec<_>>>()?;
+    let bc = load(Method::Bc)?;
+    let trained = METHODS[1..].iter().map(|&m| load(m)).collect::<Result<Vec<_>>>()?;
     Ok((bc, trained))
+}
+
+/// One method trained by `exe train` (this same program) into `out/runs/METHOD`; its
+/// error output is the error when it fails.
+fn train_in_process(exe: &Path, ds: &Dataset, out: &Path, quick: bool, seed: u64, method: Method) -> Result<()> {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("train")
+        .arg("--method")
+        .arg(method.name())
+        .arg("--data")
+        .arg(&ds.dir)
+        .arg("--out")
+        .arg(out.join("runs").join(method.name()))
+        .arg("--seed")
+        .arg(seed.to_string())
+        // The benchmark owns its output directory: a rerun replaces its runs.
+        .arg("--force")
+        .arg("--quiet");
+    if quick {
+        for set in quick_sets(method) {
+            cmd.arg("--set").arg(set);
+        }
+    }
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("starting {} train --method {}", exe.display(), method.name()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        anyhow::bail!(
+            "training {} failed ({}):\n{}",
+            method.name(),
+            output.status,
+            stderr.trim_end()
+        );
+    }
+    Ok(())
 }
 
 /// Table 1's reports: each method's (and the oracle's, last) offline report with BC's

@@ -194,6 +194,10 @@ enum Command {
         /// data has no ground truth: the online A/B and the checks against it are skipped).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Trainings run side by side, each in its own process (default: the machine's
+        /// cores).
+        #[arg(long, value_parser = at_least_one())]
+        jobs: Option<usize>,
     },
 }
 
@@ -411,7 +415,11 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             seeds,
             data,
-        } => benchmark::run(&out, quick, seed, seeds, data.as_deref()),
+            jobs,
+        } => {
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            benchmark::run(&out, quick, seed, seeds, jobs, data.as_deref())
+        }
         Command::Train {
             data,
             method,

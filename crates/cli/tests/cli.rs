@@ -1107,3 +1107,25 @@ fn tune_chooses_the_best_point_on_tuning_worlds_and_refuses_held_out_ones() {
         "nothing is generated for a refused tune"
     );
 }
+
+#[test]
+fn the_benchmark_reports_the_same_figures_whatever_trainings_run_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let figures = |jobs: &str| {
+        let out = tmp.path().join(format!("jobs-{jobs}"));
+        let run = mmrf()
+            .args(["benchmark", "--quick", "--seed", "4", "--jobs", jobs, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let mut r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        let seconds = r["seconds"].take();
+        assert!(seconds["train, all"].as_f64().unwrap() > 0.0, "{seconds}");
+        (r["offline"].take(), r["online"].take(), r["methods"].take())
+    };
+    // One training at a time against three side by side, each in its own process: the
+    // same weights, so the same figures to the last digit.
+    assert_eq!(figures("1"), figures("3"));
+}
