@@ -12,9 +12,12 @@
 //!   N days per user, returning per-user WatchTime, Depth and interaction counts;
 //! - [`oracle`]: the ceilings: [`MyopicOracle`] ranks by the world's true expected play
 //!   time, [`SessionOracle`] chooses the slate slot by slot for the rest of the visit;
+//! - [`Episode`]: one user's visit a request at a time, driven by a caller's scores (the
+//!   engine of the Python `WorldEnv`);
 //! - [`World::load`]: reload a generated world from its directory.
 
 pub mod config;
+pub mod env;
 pub mod generate;
 pub mod model;
 pub mod online;
@@ -25,6 +28,7 @@ pub mod sim;
 use std::path::{Path, PathBuf};
 
 pub use config::{Scale, WorldConfig, HELD_OUT_SEEDS, TUNING_SEEDS};
+pub use env::{End, Episode};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
 pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
