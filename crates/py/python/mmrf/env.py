@@ -27,6 +27,7 @@ def _observation_space(world: "_native.World") -> spaces.Dict:
     return spaces.Dict(
         {
             "user": spaces.Discrete(world.n_users),
+            "time_ms": spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
             "hour": spaces.Discrete(24),
             "tab": spaces.Discrete(15),
             "position": spaces.Discrete(200),
@@ -48,13 +49,16 @@ def _check(reward: str, temperature: Optional[float]) -> None:
         raise ValueError(f"temperature {temperature} must be a positive number")
 
 
+_DISCRETE = ("user", "hour", "tab", "position")
+
+
 def _unbatch(obs: dict, i: int) -> dict:
-    """Row ``i`` of a stacked observation, with Gymnasium's types for the scalars."""
-    out = {}
-    for key, value in obs.items():
-        row = value[i]
-        out[key] = np.int64(row) if value.ndim == 1 else row
-    return out
+    """Row ``i`` of a stacked observation, with Gymnasium's types for the scalars (an
+    integer for a ``Discrete`` space, a 0-d array for ``time_ms``'s ``Box``)."""
+    return {
+        key: np.int64(value[i]) if key in _DISCRETE else np.asarray(value[i]) if value.ndim == 1 else value[i]
+        for key, value in obs.items()
+    }
 
 
 class WorldEnv(gym.Env):
