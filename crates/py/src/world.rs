@@ -129,6 +129,72 @@ impl World {
         HISTORY_COLUMNS.to_vec()
     }
 
+    /// The world's latent parameters and the response model's constants, as NumPy arrays
+    /// and numbers: the ground truth (what an oracle or a port of the world may read, not
+    /// what an agent observes). Row-major matrices: `item_topic` `[videos, dim]`,
+    /// `user_interest` `[users, dim]`, `author_topic` `[authors, dim]`, `cluster_center`
+    /// `[clusters, dim]`; `cluster_items` concatenated with `cluster_offsets`.
+    fn parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = &self.model;
+        let d = PyDict::new(py);
+        let dim = m.dim;
+        let matrix = |v: &[f32]| PyArray1::from_vec(py, v.to_vec()).reshape([v.len() / dim, dim]);
+        d.set_item("dim", dim)?;
+        d.set_item("item_topic", matrix(&m.item_topic)?)?;
+        d.set_item("user_interest", matrix(&m.user_interest)?)?;
+        d.set_item("author_topic", matrix(&m.author_topic)?)?;
+        d.set_item("cluster_center", matrix(&m.cluster_center)?)?;
+        let vector = |v: &[f32]| PyArray1::from_vec(py, v.to_vec());
+        for (name, v) in [
+            ("item_quality", &m.item_quality),
+            ("item_like_appeal", &m.item_like_appeal),
+            ("item_comment_appeal", &m.item_comment_appeal),
+            ("item_hate_risk", &m.item_hate_risk),
+            ("item_popularity", &m.item_popularity),
+            ("user_activity", &m.user_activity),
+            ("user_patience", &m.user_patience),
+            ("user_like", &m.user_like),
+            ("user_comment", &m.user_comment),
+            ("user_follow", &m.user_follow),
+            ("user_hate", &m.user_hate),
+            ("user_leave", &m.user_leave),
+        ] {
+            d.set_item(name, vector(v))?;
+        }
+        d.set_item("item_duration_ms", PyArray1::from_vec(py, m.item_duration_ms.clone()))?;
+        d.set_item("item_author", PyArray1::from_vec(py, m.item_author.clone()))?;
+        let width = self.max_tags.max(1);
+        let mut tags = vec![-1i64; m.n_videos() * width];
+        for (j, t) in m.item_tags.iter().enumerate() {
+            for (i, &x) in t.iter().take(width).enumerate() {
+                tags[j * width + i] = x as i64;
+            }
+        }
+        d.set_item(
+            "item_tags",
+            PyArray1::from_vec(py, tags).reshape([m.n_videos(), width])?,
+        )?;
+        let mut offsets = vec![0u64];
+        let mut items = Vec::new();
+        for c in &m.cluster_items {
+            items.extend_from_slice(c);
+            offsets.push(items.len() as u64);
+        }
+        d.set_item("cluster_items", PyArray1::from_vec(py, items))?;
+        d.set_item("cluster_offsets", PyArray1::from_vec(py, offsets))?;
+        use mmrf_world::model as w;
+        d.set_item("relevance_noise", w::RELEVANCE_NOISE)?;
+        d.set_item("fraction_noise", w::FRACTION_NOISE)?;
+        d.set_item("engagement_slope", w::ENGAGEMENT_SLOPE)?;
+        d.set_item("swipe_relevance_share", w::SWIPE_RELEVANCE_SHARE)?;
+        d.set_item("swipe_ms", w::SWIPE_MS)?;
+        d.set_item("first_day", m.config.first_day)?;
+        d.set_item("visit_hour_weight", mmrf_world::sim::HOUR_WEIGHT.to_vec())?;
+        d.set_item("visit_tab_weight", mmrf_world::sim::TAB_WEIGHT.to_vec())?;
+        d.set_item("max_requests_per_visit", mmrf_world::sim::MAX_REQUESTS_PER_SESSION)?;
+        Ok(d)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "World(seed={}, users={}, videos={}, candidates={}, k={})",

@@ -159,3 +159,17 @@ def test_the_vector_env_steps_the_same_visits_and_autoresets(small_world):
         restarted += int(done_before.sum())
         done_before = terminated | truncated
     assert restarted > 4
+
+
+def test_the_parameters_are_the_worlds_that_the_observations_show(small_world):
+    p = small_world.parameters()
+    assert p["item_topic"].shape == (small_world.n_videos, p["dim"])
+    assert p["user_interest"].shape == (small_world.n_users, p["dim"])
+    assert p["cluster_offsets"][-1] == len(p["cluster_items"])
+    assert np.allclose(np.linalg.norm(p["item_topic"], axis=1), 1.0, atol=1e-4)
+    obs, _ = mmrf.WorldEnv(small_world).reset(seed=8)
+    c = obs["candidates"][obs["mask"] == 1]
+    assert np.array_equal(obs["candidate_duration_s"][: len(c)], (p["item_duration_ms"][c] / 1000).astype(np.float32))
+    assert np.array_equal(obs["candidate_author"][: len(c)], p["item_author"][c])
+    assert np.array_equal(obs["candidate_tags"][: len(c)], p["item_tags"][c])
+    assert len(p["visit_hour_weight"]) == 24 and p["swipe_ms"][0] < p["swipe_ms"][1]

@@ -227,13 +227,13 @@ pub enum End {
 }
 
 /// Hour-of-day weights of visit starts (Beijing time): a lunch and an evening peak.
-const HOUR_WEIGHT: [f32; 24] = [
+pub const HOUR_WEIGHT: [f32; 24] = [
     3.0, 1.5, 0.8, 0.5, 0.4, 0.5, 1.0, 2.0, 3.0, 3.5, 3.5, 4.0, 5.0, 5.0, 4.0, 3.5, 3.5, 4.0, 4.5, 5.5, 6.5, 7.0, 6.5,
     5.0,
 ];
 
 /// The tabs visits start from (KuaiRand's `tab` takes 0..14; most traffic is on a few).
-const TAB_WEIGHT: [f32; 15] = [
+pub const TAB_WEIGHT: [f32; 15] = [
     2.0, 60.0, 6.0, 2.0, 10.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5,
 ];
 
