@@ -45,7 +45,7 @@ impl Run {
         candidates: &[i64],
     ) -> PyResult<Vec<f32>> {
         let width = history_feedback.len() / history_video.len().max(1);
-        if width < 8 || history_feedback.len() != history_video.len() * width {
+        if !history_video.is_empty() && (width < 8 || history_feedback.len() != history_video.len() * width) {
             return Err(PyValueError::new_err(format!(
                 "history_feedback has {} values for {} impressions: expected 8 columns each",
                 history_feedback.len(),
@@ -53,7 +53,7 @@ impl Run {
             )));
         }
         let mut history = Vec::with_capacity(history_video.len());
-        for (&v, f) in history_video.iter().zip(history_feedback.chunks_exact(width)) {
+        for (&v, f) in history_video.iter().zip(history_feedback.chunks_exact(width.max(1))) {
             if v < 0 {
                 continue;
             }

@@ -31,6 +31,15 @@ def test_a_run_scores_observations_and_acts_in_the_world(trained, small_world_di
         obs, _, terminated, truncated, _ = env.step(r.score(obs))
         if terminated or truncated:
             break
+    # The same request given by keywords, as a user's own logs would give it.
+    keywords = r.score(
+        user=int(obs["user"]), candidates=obs["candidates"][obs["mask"] == 1], hour=int(obs["hour"]),
+        tab=int(obs["tab"]), position=int(obs["position"]), time_ms=int(obs["time_ms"]),
+        history_video=obs["history_video"], history_feedback=obs["history_feedback"],
+    )
+    assert np.array_equal(keywords, r.score(obs)[obs["mask"] == 1])
+    with pytest.raises(ValueError, match="video 999999 is not in"):
+        r.score(user=0, candidates=[1, 999999])
     # A stack of observations is scored row by row.
     venv = mmrf.WorldVectorEnv(3, world)
     stacked, _ = venv.reset(seed=5)

@@ -33,7 +33,16 @@ class Run:
     def name(self) -> str:
         return self._native.name
 
-    def score(self, obs: dict) -> np.ndarray:
+    def score(self, obs: Optional[dict] = None, **request) -> np.ndarray:
+        """Scores of the candidates of ``obs`` (a ``WorldEnv`` observation, or a stack of
+        them), or of one request given by keywords: ``user``, ``candidates`` (video ids),
+        and optionally ``hour``, ``tab``, ``position``, ``time_ms`` and the history as
+        ``history_video`` (ids, oldest first) with ``history_feedback`` (one row of the
+        eight ``World.history_columns`` per video)."""
+        if obs is None:
+            obs = self._request(**request)
+        elif request:
+            raise TypeError("give an observation or the request's keywords, not both")
         candidates = np.asarray(obs["candidates"], dtype=np.int64)
         stacked = candidates.ndim == 2
         n = candidates.shape[0] if stacked else 1
@@ -52,6 +61,23 @@ class Run:
             col("candidates", np.int64),
         )
         return scores.reshape(n, -1) if stacked else scores
+
+    @staticmethod
+    def _request(user, candidates, hour=0, tab=1, position=0, time_ms=0, history_video=(), history_feedback=None):
+        history_video = np.asarray(history_video, dtype=np.int64).reshape(-1)
+        if history_feedback is None:
+            history_feedback = np.zeros((len(history_video), 8), dtype=np.float32)
+        history_feedback = np.asarray(history_feedback, dtype=np.float32).reshape(len(history_video), 8)
+        return {
+            "user": user,
+            "time_ms": time_ms,
+            "hour": hour,
+            "tab": tab,
+            "position": position,
+            "history_video": history_video,
+            "history_feedback": history_feedback,
+            "candidates": np.asarray(candidates, dtype=np.int64).reshape(-1),
+        }
 
     def __repr__(self):
         return f"Run(name={self.name!r}, method={self.method!r})"
