@@ -100,10 +100,20 @@ impl Run {
 
 #[pymethods]
 impl Run {
-    /// The run in `run` (a directory `mmrf train` wrote), with the data directory `data`.
+    /// The run in `run` (a directory `mmrf train` wrote), with the data directory `data`
+    /// (by default the one it was trained on, as its `run.toml` records).
     #[staticmethod]
-    fn load(py: Python<'_>, run: PathBuf, data: PathBuf) -> PyResult<Run> {
+    #[pyo3(signature = (run, data = None))]
+    fn load(py: Python<'_>, run: PathBuf, data: Option<PathBuf>) -> PyResult<Run> {
         py.detach(|| {
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    mmrf_train::run::Manifest::read(&run)
+                        .map_err(|e| PyValueError::new_err(e.to_string()))?
+                        .data_dir
+                }
+            };
             let (ds, _) = Dataset::open(&data).map_err(|e| PyOSError::new_err(e.to_string()))?;
             let (_, ranker) = mmrf_train::load(&run, &ds).map_err(|e| PyValueError::new_err(e.to_string()))?;
             let name = run

@@ -18,7 +18,7 @@ def trained(mmrf_bin, small_world_dir, tmp_path_factory):
 
 
 def test_a_run_scores_observations_and_acts_in_the_world(trained, small_world_dir):
-    r = mmrf.Run.load(trained, small_world_dir)
+    r = mmrf.Run.load(trained)  # the data directory its run.toml records
     assert (r.method, r.name) == ("bc", "bc-1")
     world = mmrf.World.load(str(small_world_dir))
     env = mmrf.WorldEnv(world)
@@ -74,6 +74,11 @@ def test_a_python_arm_that_scores_as_a_run_is_that_run(trained, small_world_dir)
     assert report["control"] == "run"
     lift = dict(arms["random"]["lift"])["watch_time"]
     assert np.isfinite(lift["mean"]) and lift["ci"][0] <= lift["mean"] <= lift["ci"][1]
+
+
+def test_a_run_that_is_not_there_raises_with_its_path(tmp_path):
+    with pytest.raises(ValueError, match="run.toml"):
+        mmrf.Run.load(tmp_path / "nothing")
 
 
 def test_a_failing_arm_raises_its_own_error(small_world):

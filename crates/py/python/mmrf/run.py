@@ -11,7 +11,7 @@ from mmrf.env import _unbatch
 
 class Run:
     """A run directory written by ``mmrf train`` (any method), loaded with the data
-    directory it was trained on.
+    directory it was trained on (its feature space and id maps come from there).
 
     ``score(obs)`` scores the candidates of a ``WorldEnv`` observation (or of a stacked
     ``WorldVectorEnv`` one), ``-inf`` in padded slots, so ``env.step(run.score(obs))``
@@ -22,8 +22,10 @@ class Run:
         self._native = native
 
     @classmethod
-    def load(cls, run, data) -> "Run":
-        return cls(_native.Run.load(str(run), str(data)))
+    def load(cls, run, data=None) -> "Run":
+        """The run in ``run``, with the data directory ``data`` (by default the one it
+        was trained on, as its ``run.toml`` records)."""
+        return cls(_native.Run.load(str(run), None if data is None else str(data)))
 
     @property
     def method(self) -> str:
