@@ -1129,3 +1129,83 @@ fn the_benchmark_reports_the_same_figures_whatever_trainings_run_side_by_side() 
     // same weights, so the same figures to the last digit.
     assert_eq!(figures("1"), figures("3"));
 }
+
+#[test]
+fn a_parquet_copy_trains_and_evaluates_to_the_same_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("world");
+    small_world(&csv, 60);
+    let pq = tmp.path().join("world-parquet");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = mmrf().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    run(&[
+        &os("data"),
+        &os("convert"),
+        csv.as_os_str(),
+        &os("--to"),
+        &os("parquet"),
+        &os("--out"),
+        pq.as_os_str(),
+    ]);
+    assert!(pq.join("log_standard_4_08_to_4_21_1k.parquet").is_file());
+    assert!(pq.join("mmrf_world.json").is_file(), "the side files are copied");
+    // BC trained on each copy, then each evaluated on the other copy: four equal reports.
+    let mut reports = Vec::new();
+    for (train_on, name) in [(&csv, "bc-csv"), (&pq, "bc-parquet")] {
+        let dir = tmp.path().join(name);
+        run(&[
+            &os("train"),
+            &os("--method"),
+            &os("bc"),
+            &os("--set"),
+            &os("epochs=1"),
+            &os("--quiet"),
+            &os("--data"),
+            train_on.as_os_str(),
+            &os("--out"),
+            dir.as_os_str(),
+        ]);
+        for data in [&csv, &pq] {
+            let json = run(&[
+                &os("eval"),
+                &os("--json"),
+                &os("--run"),
+                dir.as_os_str(),
+                &os("--data"),
+                data.as_os_str(),
+            ]);
+            let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            reports.push(v["signals"].clone());
+        }
+    }
+    assert!(reports[0]["WatchTime"]["gauc"].is_number());
+    assert!(reports.iter().all(|r| *r == reports[0]), "{reports:?}");
+    // `data check` reads the Parquet copy and counts what the CSVs count.
+    let check = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&run(&[&os("data"), &os("check"), &os("--json"), d.as_os_str()])).unwrap()
+    };
+    let (a, b) = (check(&csv), check(&pq));
+    for split in ["standard_train", "standard_test", "random"] {
+        assert_eq!(a["logs"][split]["rows"], b["logs"][split]["rows"], "{split}");
+        assert_eq!(a["logs"][split]["rates"], b["logs"][split]["rates"], "{split}");
+    }
+    // A second conversion into the same directory is refused and leaves it as it was.
+    let out = mmrf()
+        .args(["data", "convert"])
+        .arg(&csv)
+        .args(["--to", "parquet", "--out"])
+        .arg(&pq)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not empty"), "{err}");
+    assert!(pq.join("user_features_1k.parquet").is_file());
+}

@@ -7,9 +7,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::columnar::Format;
 use crate::error::{DataError, Result};
 use crate::log::{stream_log, LogColumns, LogIds};
-use crate::schema::{LogSplit, Version};
+use crate::schema::LogSplit;
 use crate::table::{self, FeatureTable};
 
 /// One expected file and what was found.
@@ -145,23 +146,29 @@ fn first_line(path: &Path) -> Option<String> {
 /// error naming it; missing files and empty log splits are reported (`complete == false`)
 /// so a partial directory can still be inspected.
 pub fn check_dir(dir: &Path) -> Result<CheckReport> {
-    let version = Version::detect(dir).ok_or_else(|| DataError::Directory {
+    let (version, format) = Format::detect(dir).ok_or_else(|| DataError::Directory {
         path: dir.to_path_buf(),
-        reason: "no user_features_{1k,pure,27k}.csv found".into(),
+        reason: "no user_features_{1k,pure,27k}.csv (or .parquet) found".into(),
     })?;
+    let file = |name: &str| format.path(dir, name);
     let mut files = Vec::new();
     for name in version.all_files() {
-        let path = dir.join(&name);
+        let path = file(&name);
         let present = path.is_file();
         files.push(FileReport {
-            header: present.then(|| first_line(&path)).flatten(),
-            name,
+            header: present
+                .then(|| match format {
+                    Format::Csv => first_line(&path),
+                    Format::Parquet => crate::columnar::header_line(&path),
+                })
+                .flatten(),
+            name: path.file_name().map_or(name, |n| n.to_string_lossy().into_owned()),
             present,
             rows: None,
         });
     }
-    let users = table::read_user_features(&dir.join(version.user_features()))?;
-    let videos_path = dir.join(version.video_features_basic());
+    let users = table::read_user_features(&file(&version.user_features()))?;
+    let videos_path = file(&version.video_features_basic());
     let videos = if videos_path.is_file() {
         table::read_video_features(&videos_path)?
     } else {
@@ -170,13 +177,22 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             what: "needed to resolve the logs' video ids".into(),
         });
     };
-    set_rows(&mut files, &version.user_features(), users.len() as u64);
-    set_rows(&mut files, &version.video_features_basic(), videos.len() as u64);
+    let name_of = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    set_rows(
+        &mut files,
+        &name_of(&file(&version.user_features())),
+        users.len() as u64,
+    );
+    set_rows(&mut files, &name_of(&videos_path), videos.len() as u64);
     for f in version.video_features_statistic() {
-        let p = dir.join(&f);
+        let p = file(&f);
         if p.is_file() {
             let t: FeatureTable = table::read_video_statistics(&p)?;
-            set_rows(&mut files, &f, t.len() as u64);
+            set_rows(&mut files, &name_of(&p), t.len() as u64);
         }
     }
     let user_file = version.user_features();
@@ -197,19 +213,23 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             videos: vec![false; videos.len()],
             ..Acc::default()
         };
-        for path in version.log_paths(dir, split) {
+        for path in version.log_files(split).iter().map(|f| file(f)) {
             if !path.is_file() {
                 continue;
             }
             let (users, videos) = &mut keys[split as usize];
-            let rows = stream_log(&path, &ids, |b| {
+            let sink = |b: crate::log::LogColumns| {
                 acc.add(&b);
                 if side_files {
                     users.extend_from_slice(&b.user);
                     videos.extend_from_slice(&b.video);
                 }
                 Ok(())
-            })?;
+            };
+            let rows = match format {
+                Format::Csv => stream_log(&path, &ids, sink)?,
+                Format::Parquet => crate::columnar::stream_log(&path, &ids, sink)?,
+            };
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, Where};
 
 /// A CSV file opened for record-by-record reading.
 pub(crate) struct CsvFile {
@@ -86,7 +86,7 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> DataError {
         csv::ErrorKind::Io(io) => DataError::io(path, io),
         csv::ErrorKind::Utf8 { err, .. } => DataError::Cell {
             path: path.to_path_buf(),
-            line,
+            at: line.into(),
             column: format!("#{}", err.field() + 1),
             cell: String::new(),
             reason: "not valid UTF-8".into(),
@@ -162,7 +162,7 @@ pub(crate) fn check_required_header(path: &Path, header: &[String], required: &[
 
 /// An integer cell; an integral float such as `3.0` is accepted (KuaiRand writes some so).
 #[inline]
-pub(crate) fn parse_int(path: &Path, line: u64, column: &str, cell: &[u8]) -> Result<i64> {
+pub(crate) fn parse_int(path: &Path, line: impl Into<Where> + Copy, column: &str, cell: &[u8]) -> Result<i64> {
     if let Some(v) = atoi_i64(cell) {
         return Ok(v);
     }
@@ -195,7 +195,7 @@ fn atoi_i64(cell: &[u8]) -> Option<i64> {
 }
 
 /// A finite float cell.
-pub(crate) fn parse_float(path: &Path, line: u64, column: &str, cell: &[u8]) -> Result<f32> {
+pub(crate) fn parse_float(path: &Path, line: impl Into<Where> + Copy, column: &str, cell: &[u8]) -> Result<f32> {
     std::str::from_utf8(cell)
         .ok()
         .and_then(|s| s.trim().parse::<f32>().ok())
@@ -204,7 +204,7 @@ pub(crate) fn parse_float(path: &Path, line: u64, column: &str, cell: &[u8]) -> 
 }
 
 /// A `YYYY-MM-DD` date as days since 1970-01-01.
-pub(crate) fn parse_date_dashed(path: &Path, line: u64, column: &str, cell: &str) -> Result<i64> {
+pub(crate) fn parse_date_dashed(path: &Path, line: impl Into<Where> + Copy, column: &str, cell: &str) -> Result<i64> {
     let bad = || DataError::cell(path, line, column, cell.as_bytes(), "expected a YYYY-MM-DD date");
     let mut parts = cell.trim().splitn(3, '-');
     let mut next = || -> Result<u32> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };

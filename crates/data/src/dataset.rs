@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cache::{self, Corrupt, Reader, Writer};
+use crate::columnar::Format;
 use crate::error::{DataError, Result};
 use crate::log::{for_each_column, read_logs, LogColumns, LogIds};
 use crate::schema::{LogSplit, Version};
@@ -67,11 +68,11 @@ impl Dataset {
     /// Load `dir`; with `use_cache == false` always parse and never touch the cache.
     pub fn open_with(dir: &Path, use_cache: bool) -> Result<(Dataset, LoadInfo)> {
         let start = Instant::now();
-        let version = Version::detect(dir).ok_or_else(|| DataError::Directory {
+        let (version, format) = Format::detect(dir).ok_or_else(|| DataError::Directory {
             path: dir.to_path_buf(),
-            reason: "no user_features_{1k,pure,27k}.csv found".into(),
+            reason: "no user_features_{1k,pure,27k}.csv (or .parquet) found".into(),
         })?;
-        let mut sources: Vec<PathBuf> = version.all_files().iter().map(|f| dir.join(f)).collect();
+        let mut sources: Vec<PathBuf> = version.all_files().iter().map(|f| format.path(dir, f)).collect();
         if side::present(dir)? {
             sources.extend(side::SIDE_FILES.iter().map(|f| dir.join(f)));
         }
@@ -112,7 +113,7 @@ impl Dataset {
                 let _ = std::fs::remove_file(&cache_path);
             }
         }
-        let ds = Self::parse(dir, version)?;
+        let ds = Self::parse(dir, version, format)?;
         if use_cache {
             let mut w = Writer::default();
             ds.encode(&mut w);
@@ -130,15 +131,16 @@ impl Dataset {
         ))
     }
 
-    fn parse(dir: &Path, version: Version) -> Result<Dataset> {
-        let users = table::read_user_features(&dir.join(version.user_features()))?;
-        let videos = table::read_video_features(&dir.join(version.video_features_basic()))?;
+    fn parse(dir: &Path, version: Version, format: Format) -> Result<Dataset> {
+        let file = |name: &str| format.path(dir, name);
+        let users = table::read_user_features(&file(&version.user_features()))?;
+        let videos = table::read_video_features(&file(&version.video_features_basic()))?;
         let stat_files = version.video_features_statistic();
         let stats = stat_files
             .iter()
-            .map(|f| table::read_video_statistics(&dir.join(f)))
+            .map(|f| table::read_video_statistics(&file(f)))
             .collect::<Result<Vec<_>>>()?;
-        let video_stats = table::concat_tables(&dir.join(&stat_files[0]), stats)?;
+        let video_stats = table::concat_tables(&file(&stat_files[0]), stats)?;
         let user_file = version.user_features();
         let video_file = version.video_features_basic();
         let ids = LogIds {
@@ -147,7 +149,13 @@ impl Dataset {
             user_file: &user_file,
             video_file: &video_file,
         };
-        let [train, test, random] = LogSplit::ALL.map(|s| read_logs(&version.log_paths(dir, s), &ids));
+        let [train, test, random] = LogSplit::ALL.map(|s| {
+            let paths: Vec<PathBuf> = version.log_files(s).iter().map(|f| file(f)).collect();
+            match format {
+                Format::Csv => read_logs(&paths, &ids),
+                Format::Parquet => crate::columnar::read_logs(&paths, &ids),
+            }
+        });
         let (train, test, random) = (train?, test?, random?);
         let keys = side::LogKeys {
             users: [&train.user[..], &test.user[..], &random.user[..]],

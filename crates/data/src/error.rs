@@ -1,7 +1,8 @@
 //! One error type for everything the data layer reads or writes.
 //!
 //! Every variant that comes from a file names the file, and where it comes from a cell,
-//! the 1-based line and the column, so a user can open the file and see the problem.
+//! its place ([`Where`]: the 1-based line of a CSV file, the row group and row of a
+//! Parquet file) and the column, so a user can open the file and see the problem.
 
 use std::path::{Path, PathBuf};
 
@@ -26,10 +27,10 @@ pub enum DataError {
         found: usize,
         hint: String,
     },
-    #[error("{}: line {line}, column `{column}`: {reason} (cell: {cell:?})", path.display())]
+    #[error("{}: {at}, column `{column}`: {reason} (cell: {cell:?})", path.display())]
     Cell {
         path: PathBuf,
-        line: u64,
+        at: Where,
         column: String,
         cell: String,
         reason: String,
@@ -40,6 +41,30 @@ pub enum DataError {
     Directory { path: PathBuf, reason: String },
 }
 
+/// Where a cell is in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    /// A CSV file's 1-based line.
+    Line(u64),
+    /// A Parquet file's row group (from 0) and row within it (from 0).
+    Row { group: usize, row: usize },
+}
+
+impl From<u64> for Where {
+    fn from(line: u64) -> Where {
+        Where::Line(line)
+    }
+}
+
+impl std::fmt::Display for Where {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Where::Line(line) => write!(f, "line {line}"),
+            Where::Row { group, row } => write!(f, "row group {group}, row {row}"),
+        }
+    }
+}
+
 impl DataError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         DataError::Io {
@@ -48,10 +73,10 @@ impl DataError {
         }
     }
 
-    pub(crate) fn cell(path: &Path, line: u64, column: &str, cell: &[u8], reason: &str) -> Self {
+    pub(crate) fn cell(path: &Path, at: impl Into<Where>, column: &str, cell: &[u8], reason: &str) -> Self {
         DataError::Cell {
             path: path.to_path_buf(),
-            line,
+            at: at.into(),
             column: column.to_string(),
             cell: String::from_utf8_lossy(cell).into_owned(),
             reason: reason.to_string(),

@@ -8,15 +8,19 @@
 //! - [`table`]: feature files as typed columns with dense ids ([`FeatureTable`], [`IdMap`]);
 //! - [`log`]: interaction logs as columns ([`LogColumns`]), parsed in parallel and streamed;
 //! - [`side`]: the world's side files (candidate log, true propensities);
+//! - [`columnar`]: the same files as Parquet, read with the same checks and written by
+//!   `mmrf data convert`;
 //! - [`Dataset`]: a whole directory, with a binary cache next to the data;
 //! - [`check`]: `mmrf data check`'s streaming validation and per-signal rates;
 //! - [`staged`]: directories written whole (worlds, runs), [`write_atomic`] for files;
 //! - [`session`]: impressions → sessions → requests with candidates (`DESIGN.md` §3).
 //!
-//! Every malformed input is a [`DataError`] naming the file, the line and the column.
+//! Every malformed input is a [`DataError`] naming the file, the line (a Parquet file's row
+//! group and row) and the column.
 
 pub mod cache;
 pub mod check;
+pub mod columnar;
 mod csvio;
 mod dataset;
 pub mod error;
@@ -29,7 +33,7 @@ pub mod table;
 pub mod time;
 
 pub use dataset::{Dataset, LoadInfo};
-pub use error::{DataError, Result};
+pub use error::{DataError, Result, Where};
 pub use log::{LogColumns, LogRow};
 pub use schema::{LogSplit, Signal, Version};
 pub use table::{Column, FeatureTable, IdMap, Vocab};

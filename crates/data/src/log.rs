@@ -305,6 +305,79 @@ pub fn read_logs(paths: &[std::path::PathBuf], ids: &LogIds<'_>) -> Result<LogCo
     Ok(all)
 }
 
+/// Append one log row, `values` in [`LOG_COLUMNS`] order, after the schema's checks: known
+/// user and video ids, a `YYYYMMDD` date, `HHMM`, flags of 0 or 1, non-negative times
+/// below 2^32, a tab in 0..255. `bad(column, why)` is the error for a value that fails,
+/// placed in its file by the caller (a CSV line, a Parquet row).
+pub(crate) fn push_checked(
+    out: &mut LogColumns,
+    values: &[i64; LOG_COLUMNS.len()],
+    ids: &LogIds<'_>,
+    bad: impl Fn(usize, &str) -> DataError,
+) -> Result<()> {
+    let ranged = |c: usize, lo: i64, hi: i64, what: &str| -> Result<i64> {
+        let v = values[c];
+        if v < lo || v > hi {
+            return Err(bad(c, what));
+        }
+        Ok(v)
+    };
+    let flag = |c: usize| -> Result<u8> { Ok(ranged(c, 0, 1, "expected 0 or 1")? as u8) };
+    let nonneg = |c: usize| -> Result<u32> {
+        Ok(ranged(c, 0, u32::MAX as i64, "expected a non-negative integer below 2^32")? as u32)
+    };
+    let user = ids
+        .users
+        .get(values[0])
+        .ok_or_else(|| bad(0, &format!("user id out of range: not in {}", ids.user_file)))?;
+    let video = ids
+        .videos
+        .get(values[1])
+        .ok_or_else(|| bad(1, &format!("video id out of range: not in {}", ids.video_file)))?;
+    let date = values[2];
+    if !(0..=u32::MAX as i64).contains(&date) || crate::time::parse_yyyymmdd(date as u32).is_none() {
+        return Err(bad(2, "expected a YYYYMMDD date"));
+    }
+    let hourmin = ranged(3, 0, 2359, "expected HHMM")?;
+    if hourmin % 100 > 59 {
+        return Err(bad(3, "expected HHMM"));
+    }
+    // Every check before the first push: a failing row leaves `out` as it was.
+    let row = [
+        flag(5)?,
+        flag(6)?,
+        flag(7)?,
+        flag(8)?,
+        flag(9)?,
+        flag(10)?,
+        flag(11)?,
+        flag(16)?,
+        flag(17)?,
+    ];
+    let times = [nonneg(12)?, nonneg(13)?, nonneg(14)?, nonneg(15)?];
+    let tab = ranged(18, 0, 255, "expected a tab number 0..255")? as u8;
+    out.user.push(user);
+    out.video.push(video);
+    out.date.push(date as u32);
+    out.hourmin.push(hourmin as u16);
+    out.time_ms.push(values[4]);
+    out.is_click.push(row[0]);
+    out.is_like.push(row[1]);
+    out.is_follow.push(row[2]);
+    out.is_comment.push(row[3]);
+    out.is_forward.push(row[4]);
+    out.is_hate.push(row[5]);
+    out.long_view.push(row[6]);
+    out.play_time_ms.push(times[0]);
+    out.duration_ms.push(times[1]);
+    out.profile_stay_time.push(times[2]);
+    out.comment_stay_time.push(times[3]);
+    out.is_profile_enter.push(row[7]);
+    out.is_rand.push(row[8]);
+    out.tab.push(tab);
+    Ok(())
+}
+
 fn parse_block(path: &Path, first_line: u64, text: &[u8], ids: &LogIds<'_>) -> Result<LogColumns> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -334,55 +407,13 @@ fn parse_block(path: &Path, first_line: u64, text: &[u8], ids: &LogIds<'_>) -> R
                 rec.iter().any(|c| c.contains(&b'\t')),
             ));
         }
-        let cell = |c: usize| -> Result<i64> { parse_int(path, line, LOG_COLUMNS[c], &rec[c]) };
-        let ranged = |c: usize, lo: i64, hi: i64, what: &str| -> Result<i64> {
-            let v = cell(c)?;
-            if v < lo || v > hi {
-                return Err(DataError::cell(path, line, LOG_COLUMNS[c], &rec[c], what));
-            }
-            Ok(v)
-        };
-        let flag = |c: usize| -> Result<u8> { Ok(ranged(c, 0, 1, "expected 0 or 1")? as u8) };
-        let nonneg = |c: usize| -> Result<u32> {
-            Ok(ranged(c, 0, u32::MAX as i64, "expected a non-negative integer below 2^32")? as u32)
-        };
-        let user_raw = cell(0)?;
-        let user = ids.users.get(user_raw).ok_or_else(|| {
-            let why = format!("user id out of range: not in {}", ids.user_file);
-            DataError::cell(path, line, LOG_COLUMNS[0], &rec[0], &why)
-        })?;
-        let video_raw = cell(1)?;
-        let video = ids.videos.get(video_raw).ok_or_else(|| {
-            let why = format!("video id out of range: not in {}", ids.video_file);
-            DataError::cell(path, line, LOG_COLUMNS[1], &rec[1], &why)
-        })?;
-        let date = cell(2)?;
-        if date < 0 || crate::time::parse_yyyymmdd(date as u32).is_none() {
-            return Err(DataError::cell(path, line, "date", &rec[2], "expected a YYYYMMDD date"));
+        let mut values = [0i64; LOG_COLUMNS.len()];
+        for (c, v) in values.iter_mut().enumerate() {
+            *v = parse_int(path, line, LOG_COLUMNS[c], &rec[c])?;
         }
-        let hourmin = ranged(3, 0, 2359, "expected HHMM")?;
-        if hourmin % 100 > 59 {
-            return Err(DataError::cell(path, line, "hourmin", &rec[3], "expected HHMM"));
-        }
-        out.user.push(user);
-        out.video.push(video);
-        out.date.push(date as u32);
-        out.hourmin.push(hourmin as u16);
-        out.time_ms.push(cell(4)?);
-        out.is_click.push(flag(5)?);
-        out.is_like.push(flag(6)?);
-        out.is_follow.push(flag(7)?);
-        out.is_comment.push(flag(8)?);
-        out.is_forward.push(flag(9)?);
-        out.is_hate.push(flag(10)?);
-        out.long_view.push(flag(11)?);
-        out.play_time_ms.push(nonneg(12)?);
-        out.duration_ms.push(nonneg(13)?);
-        out.profile_stay_time.push(nonneg(14)?);
-        out.comment_stay_time.push(nonneg(15)?);
-        out.is_profile_enter.push(flag(16)?);
-        out.is_rand.push(flag(17)?);
-        out.tab.push(ranged(18, 0, 255, "expected a tab number 0..255")? as u8);
+        push_checked(&mut out, &values, ids, |c, why| {
+            DataError::cell(path, line, LOG_COLUMNS[c], &rec[c], why)
+        })?;
     }
     Ok(out)
 }

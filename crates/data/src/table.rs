@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::columnar::{Format, TableRecords};
 use crate::csvio::{self, CsvFile};
-use crate::error::{DataError, Result};
+use crate::error::{DataError, Result, Where};
 use crate::schema::{USER_COLUMNS, VIDEO_BASIC_COLUMNS, VIDEO_STAT_COLUMNS};
 
 /// Raw ids (as written in the files) to dense indices `0..len`, both ways.
@@ -286,7 +287,26 @@ fn is_missing_marker(cell: &str) -> bool {
     cell == "-124" || cell == "-124.0"
 }
 
-/// Read a feature file whose first column is the id and the rest typed by `kind`.
+/// The rows of a feature file as text cells, whatever its format: a CSV file's records, or
+/// a Parquet file's values written as a CSV cell would hold them.
+pub(crate) trait Records {
+    fn header(&self) -> &[String];
+    /// The next row into `record` (`expected` cells), and where it is in the file.
+    fn next_record(&mut self, record: &mut csv::StringRecord, expected: usize) -> Result<Option<Where>>;
+}
+
+impl Records for CsvFile {
+    fn header(&self) -> &[String] {
+        CsvFile::header(self)
+    }
+
+    fn next_record(&mut self, record: &mut csv::StringRecord, expected: usize) -> Result<Option<Where>> {
+        Ok(CsvFile::next_record(self, record, expected)?.map(Where::Line))
+    }
+}
+
+/// Read a feature file (CSV, or Parquet by its `.parquet` extension) whose first column is
+/// the id and the rest typed by `kind`.
 ///
 /// `expected` is the exact header (`None`: any header that names the `required` columns;
 /// the statistics file is read by header name).
@@ -296,7 +316,20 @@ pub(crate) fn read_feature_table(
     required: &[&str],
     kind: fn(&str) -> ColumnKind,
 ) -> Result<FeatureTable> {
-    let mut file = CsvFile::open(path)?;
+    match Format::of_path(path) {
+        Format::Csv => build_feature_table(path, CsvFile::open(path)?, expected, required, kind),
+        Format::Parquet => build_feature_table(path, TableRecords::open(path)?, expected, required, kind),
+    }
+}
+
+/// [`read_feature_table`] from any [`Records`] of the file at `path`.
+pub(crate) fn build_feature_table(
+    path: &Path,
+    mut file: impl Records,
+    expected: Option<&[&str]>,
+    required: &[&str],
+    kind: fn(&str) -> ColumnKind,
+) -> Result<FeatureTable> {
     let header = file.header().to_vec();
     match expected {
         Some(exp) => csvio::check_exact_header(path, &header, exp)?,
@@ -353,12 +386,8 @@ pub(crate) fn read_feature_table(
             }
         }
     }
-    let ids = IdMap::from_raw(raw_ids).map_err(|row| {
-        DataError::invalid(
-            path,
-            format!("duplicate {id_col} at data row {} (line {})", row + 1, row + 2),
-        )
-    })?;
+    let ids = IdMap::from_raw(raw_ids)
+        .map_err(|row| DataError::invalid(path, format!("duplicate {id_col} at data row {}", row + 1)))?;
     let columns = builders
         .into_iter()
         .map(|b| match b {
@@ -376,17 +405,17 @@ pub(crate) fn read_feature_table(
     })
 }
 
-/// Read `user_features_*.csv` (exact 31-column header).
+/// Read `user_features_*.csv` or `.parquet` (exact 31-column header).
 pub fn read_user_features(path: &Path) -> Result<FeatureTable> {
     read_feature_table(path, Some(&USER_COLUMNS), &[], user_column_kind)
 }
 
-/// Read `video_features_basic_*.csv` (exact 12-column header).
+/// Read `video_features_basic_*.csv` or `.parquet` (exact 12-column header).
 pub fn read_video_features(path: &Path) -> Result<FeatureTable> {
     read_feature_table(path, Some(&VIDEO_BASIC_COLUMNS), &[], video_column_kind)
 }
 
-/// Read `video_features_statistic_*.csv` by header name (all columns numeric).
+/// Read `video_features_statistic_*.csv` or `.parquet` by header name (all columns numeric).
 pub fn read_video_statistics(path: &Path) -> Result<FeatureTable> {
     read_feature_table(path, None, &VIDEO_STAT_COLUMNS, |_| ColumnKind::Numeric)
 }

@@ -1,0 +1,598 @@
+//! KuaiRand's files as Parquet: read with the CSV files' schema checks, written by
+//! `mmrf data convert`.
+//!
+//! A Parquet data directory holds one `.parquet` file for each of the version's CSV files,
+//! under the same name (`log_standard_4_08_to_4_21_1k.parquet`, `user_features_1k.parquet`,
+//! ...), and the world's side files as they are. What Spark, DataFusion, Polars or pandas
+//! write from KuaiRand's columns is read:
+//!
+//! - **logs**: the 19 columns of [`LOG_COLUMNS`] by name, in any order (another column is
+//!   refused, as a CSV file's header is checked exactly), each of any integer type (or a
+//!   float holding an integer), no nulls; every value passes the CSV logs' checks
+//!   (the log module checks both);
+//! - **feature files**: the columns the CSV header would have, by position and name; each
+//!   value is read as the CSV cell that holds it (integers and floats in decimal, strings
+//!   as they are, a date as `YYYY-MM-DD`, a list as its items joined by commas, a null as a
+//!   blank cell) and typed by the same parser, so both formats give the same table.
+//!
+//! An error names the file, the row group, the row within it and the column
+//! ([`Where::Row`]). Pages may be compressed with Snappy, Zstd, LZ4 or gzip.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, Int8Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{DataError, Result, Where};
+use crate::log::{push_checked, LogColumns, LogIds};
+use crate::schema::{Version, LOG_COLUMNS};
+use crate::table::Records;
+
+/// Rows per row group of the files `mmrf data convert` writes: bounded, so a reader can
+/// stream a file a group at a time.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// How a data directory stores KuaiRand's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    /// The version and format of `dir`, from its user-feature file.
+    pub fn detect(dir: &Path) -> Option<(Version, Format)> {
+        Version::ALL.into_iter().find_map(|v| {
+            let csv = dir.join(v.user_features());
+            if csv.is_file() {
+                Some((v, Format::Csv))
+            } else {
+                csv.with_extension("parquet").is_file().then_some((v, Format::Parquet))
+            }
+        })
+    }
+
+    /// The format of a file, by its extension (`.parquet`, else CSV).
+    pub fn of_path(path: &Path) -> Format {
+        match path.extension() {
+            Some(e) if e.eq_ignore_ascii_case("parquet") => Format::Parquet,
+            _ => Format::Csv,
+        }
+    }
+
+    /// The path in `dir` of the file the schema names `csv_name`, in this format.
+    pub fn path(self, dir: &Path, csv_name: &str) -> PathBuf {
+        match self {
+            Format::Csv => dir.join(csv_name),
+            Format::Parquet => dir.join(csv_name).with_extension("parquet"),
+        }
+    }
+}
+
+fn parquet_error(path: &Path, e: impl std::fmt::Display) -> DataError {
+    DataError::invalid(path, format!("not a readable Parquet file: {e}"))
+}
+
+/// A Parquet file's record batches, with each batch's row group and first row.
+struct Batches {
+    path: PathBuf,
+    schema: Arc<Schema>,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    /// Rows before each row group, and the total last.
+    starts: Vec<usize>,
+    next_row: usize,
+}
+
+impl Batches {
+    fn open(path: &Path) -> Result<Batches> {
+        let file = File::open(path).map_err(|e| crate::csvio::open_error(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(path, e))?;
+        let mut starts = vec![0usize];
+        for g in builder.metadata().row_groups() {
+            starts.push(starts.last().copied().unwrap_or(0) + g.num_rows().max(0) as usize);
+        }
+        let schema = builder.schema().clone();
+        let reader = builder
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| parquet_error(path, e))?;
+        Ok(Batches {
+            path: path.to_path_buf(),
+            schema,
+            reader,
+            starts,
+            next_row: 0,
+        })
+    }
+
+    fn header(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// The place of the file's `row`-th row (from 0).
+    fn place(&self, row: usize) -> Where {
+        let group = self.starts.partition_point(|&s| s <= row).saturating_sub(1);
+        Where::Row {
+            group,
+            row: row - self.starts[group],
+        }
+    }
+
+    /// The next batch and the file row of its first row.
+    fn next_batch(&mut self) -> Result<Option<(RecordBatch, usize)>> {
+        match self.reader.next() {
+            None => Ok(None),
+            Some(Err(e)) => Err(parquet_error(&self.path, e)),
+            Some(Ok(batch)) => {
+                let first = self.next_row;
+                self.next_row += batch.num_rows();
+                Ok(Some((batch, first)))
+            }
+        }
+    }
+}
+
+/// A column of integers as `i64`, or the error for its first null or non-integer value.
+fn integers(batches: &Batches, array: &ArrayRef, column: &str, first: usize) -> Result<Vec<i64>> {
+    let bad = |i: usize, cell: String, why: &str| {
+        DataError::cell(&batches.path, batches.place(first + i), column, cell.as_bytes(), why)
+    };
+    if let Some(i) = (0..array.len()).find(|&i| array.is_null(i)) {
+        return Err(bad(i, String::new(), "a null value: every log value is required"));
+    }
+    macro_rules! ints {
+        ($t:ty) => {
+            array
+                .as_primitive::<$t>()
+                .values()
+                .iter()
+                .map(|&x| x as i64)
+                .collect()
+        };
+    }
+    Ok(match array.data_type() {
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => {
+            let v = array.as_primitive::<UInt64Type>().values();
+            if let Some(i) = v.iter().position(|&x| x > i64::MAX as u64) {
+                return Err(bad(i, v[i].to_string(), "expected an integer below 2^63"));
+            }
+            v.iter().map(|&x| x as i64).collect()
+        }
+        DataType::Float32 | DataType::Float64 => {
+            let v: Vec<f64> = match array.data_type() {
+                DataType::Float32 => array
+                    .as_primitive::<Float32Type>()
+                    .values()
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect(),
+                _ => array.as_primitive::<Float64Type>().values().to_vec(),
+            };
+            if let Some(i) = v.iter().position(|x| !(x.fract() == 0.0 && x.abs() < 9.0e15)) {
+                return Err(bad(i, v[i].to_string(), "expected an integer"));
+            }
+            v.iter().map(|&x| x as i64).collect()
+        }
+        other => {
+            return Err(DataError::invalid(
+                &batches.path,
+                format!("column `{column}` has type {other}: expected integers"),
+            ))
+        }
+    })
+}
+
+/// Stream a Parquet log file: call `sink` with consecutive row blocks in file order.
+/// Returns the number of rows.
+pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns) -> Result<()>) -> Result<u64> {
+    let mut batches = Batches::open(path)?;
+    let header = batches.header();
+    if let Some(extra) = header.iter().find(|h| !LOG_COLUMNS.contains(&h.as_str())) {
+        return Err(DataError::Header {
+            path: path.to_path_buf(),
+            reason: format!("column `{extra}` is not a KuaiRand log column"),
+        });
+    }
+    let index = LOG_COLUMNS
+        .iter()
+        .map(|c| {
+            header.iter().position(|h| h == c).ok_or_else(|| DataError::Header {
+                path: path.to_path_buf(),
+                reason: format!("column `{c}` is missing"),
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let mut rows = 0u64;
+    while let Some((batch, first)) = batches.next_batch()? {
+        let columns = index
+            .iter()
+            .zip(LOG_COLUMNS)
+            .map(|(&i, name)| integers(&batches, batch.column(i), name, first))
+            .collect::<Result<Vec<Vec<i64>>>>()?;
+        let mut block = LogColumns::default();
+        let mut values = [0i64; LOG_COLUMNS.len()];
+        for r in 0..batch.num_rows() {
+            for (v, col) in values.iter_mut().zip(&columns) {
+                *v = col[r];
+            }
+            push_checked(&mut block, &values, ids, |c, why| {
+                DataError::cell(
+                    path,
+                    batches.place(first + r),
+                    LOG_COLUMNS[c],
+                    values[c].to_string().as_bytes(),
+                    why,
+                )
+            })?;
+        }
+        rows += block.len() as u64;
+        sink(block)?;
+    }
+    Ok(rows)
+}
+
+/// Read Parquet log files (concatenated in order) into columns.
+pub fn read_logs(paths: &[PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
+    let mut out = LogColumns::default();
+    for path in paths {
+        stream_log(path, ids, |block| {
+            out.append(block);
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// The column names of a Parquet file, as a CSV header line.
+pub fn header_line(path: &Path) -> Option<String> {
+    Batches::open(path).ok().map(|b| b.header().join(","))
+}
+
+/// A Parquet feature file's rows as the CSV cells that would hold its values.
+pub(crate) struct TableRecords {
+    batches: Batches,
+    header: Vec<String>,
+    batch: Option<(RecordBatch, usize)>,
+    row: usize,
+}
+
+impl TableRecords {
+    pub fn open(path: &Path) -> Result<TableRecords> {
+        let batches = Batches::open(path)?;
+        let header = batches.header();
+        Ok(TableRecords {
+            batches,
+            header,
+            batch: None,
+            row: 0,
+        })
+    }
+}
+
+/// The CSV cell of value `i` of `array`.
+fn cell(array: &dyn Array, i: usize) -> Option<String> {
+    if array.is_null(i) {
+        return Some(String::new());
+    }
+    macro_rules! num {
+        ($t:ty) => {
+            array.as_primitive::<$t>().value(i).to_string()
+        };
+    }
+    Some(match array.data_type() {
+        DataType::Int8 => num!(Int8Type),
+        DataType::Int16 => num!(Int16Type),
+        DataType::Int32 => num!(Int32Type),
+        DataType::Int64 => num!(Int64Type),
+        DataType::UInt8 => num!(UInt8Type),
+        DataType::UInt16 => num!(UInt16Type),
+        DataType::UInt32 => num!(UInt32Type),
+        DataType::UInt64 => num!(UInt64Type),
+        DataType::Float32 => num!(Float32Type),
+        DataType::Float64 => num!(Float64Type),
+        DataType::Boolean => (array.as_boolean().value(i) as u8).to_string(),
+        DataType::Utf8 => array.as_string::<i32>().value(i).to_string(),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(i).to_string(),
+        DataType::Utf8View => array.as_string_view().value(i).to_string(),
+        DataType::Date32 => {
+            let (y, m, d) = crate::time::civil_from_days(array.as_primitive::<Date32Type>().value(i) as i64);
+            format!("{y:04}-{m:02}-{d:02}")
+        }
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(i);
+            (0..items.len())
+                .map(|j| cell(items.as_ref(), j))
+                .collect::<Option<Vec<_>>>()?
+                .join(",")
+        }
+        DataType::LargeList(_) => {
+            let items = array.as_list::<i64>().value(i);
+            (0..items.len())
+                .map(|j| cell(items.as_ref(), j))
+                .collect::<Option<Vec<_>>>()?
+                .join(",")
+        }
+        _ => return None,
+    })
+}
+
+impl Records for TableRecords {
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    fn next_record(&mut self, record: &mut csv::StringRecord, expected: usize) -> Result<Option<Where>> {
+        loop {
+            if let Some((batch, first)) = &self.batch {
+                if self.row < batch.num_rows() {
+                    let (r, at) = (self.row, self.batches.place(first + self.row));
+                    self.row += 1;
+                    if batch.num_columns() != expected {
+                        return Err(DataError::invalid(
+                            &self.batches.path,
+                            format!("{at}: expected {expected} columns, found {}", batch.num_columns()),
+                        ));
+                    }
+                    record.clear();
+                    for (c, column) in batch.columns().iter().enumerate() {
+                        let value = cell(column.as_ref(), r).ok_or_else(|| {
+                            DataError::invalid(
+                                &self.batches.path,
+                                format!(
+                                    "column `{}` has type {}: expected numbers, strings, dates or lists of them",
+                                    self.header[c],
+                                    column.data_type()
+                                ),
+                            )
+                        })?;
+                        record.push_field(&value);
+                    }
+                    return Ok(Some(at));
+                }
+            }
+            match self.batches.next_batch()? {
+                None => return Ok(None),
+                Some(b) => {
+                    self.batch = Some(b);
+                    self.row = 0;
+                }
+            }
+        }
+    }
+}
+
+/// Write `batch`es of `schema` to `path` (atomically: a temporary file renamed into place).
+fn write_parquet(
+    path: &Path,
+    schema: Arc<Schema>,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
+) -> Result<u64> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let file = tmp.reopen().map_err(|e| DataError::io(path, e))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| parquet_error(path, e))?;
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).map_err(|e| parquet_error(path, e))?;
+    }
+    writer.close().map_err(|e| parquet_error(path, e))?;
+    tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
+    Ok(rows)
+}
+
+/// The Arrow type of a log column in the files `mmrf data convert` writes.
+fn log_type(column: &str) -> DataType {
+    match column {
+        "user_id" | "video_id" | "time_ms" | "play_time_ms" | "duration_ms" | "profile_stay_time"
+        | "comment_stay_time" => DataType::Int64,
+        "date" | "hourmin" | "tab" => DataType::Int32,
+        _ => DataType::Int8,
+    }
+}
+
+/// A block of log rows as a record batch, ids raw as in the feature files.
+fn log_batch(schema: &Arc<Schema>, block: &LogColumns, ids: &LogIds<'_>) -> Result<RecordBatch> {
+    let i64s = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let i32s = |v: Vec<i32>| Arc::new(Int32Array::from(v)) as ArrayRef;
+    let i8s = |v: &[u8]| Arc::new(Int8Array::from(v.iter().map(|&x| x as i8).collect::<Vec<_>>())) as ArrayRef;
+    let wide = |v: &[u32]| i64s(v.iter().map(|&x| x as i64).collect());
+    let columns = vec![
+        i64s(block.user.iter().map(|&u| ids.users.raw(u)).collect()),
+        i64s(block.video.iter().map(|&v| ids.videos.raw(v)).collect()),
+        i32s(block.date.iter().map(|&x| x as i32).collect()),
+        i32s(block.hourmin.iter().map(|&x| x as i32).collect()),
+        i64s(block.time_ms.clone()),
+        i8s(&block.is_click),
+        i8s(&block.is_like),
+        i8s(&block.is_follow),
+        i8s(&block.is_comment),
+        i8s(&block.is_forward),
+        i8s(&block.is_hate),
+        i8s(&block.long_view),
+        wide(&block.play_time_ms),
+        wide(&block.duration_ms),
+        wide(&block.profile_stay_time),
+        wide(&block.comment_stay_time),
+        i8s(&block.is_profile_enter),
+        i8s(&block.is_rand),
+        i32s(block.tab.iter().map(|&x| x as i32).collect()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| DataError::invalid(Path::new(""), e.to_string()))
+}
+
+/// Convert a CSV log file to Parquet, streaming it block by block.
+fn convert_log(src: &Path, dst: &Path, ids: &LogIds<'_>) -> Result<u64> {
+    let schema = Arc::new(Schema::new(
+        LOG_COLUMNS
+            .iter()
+            .map(|c| Field::new(*c, log_type(c), false))
+            .collect::<Vec<_>>(),
+    ));
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RecordBatch>>(2);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let streamed = crate::log::stream_log(src, ids, |block| {
+                tx.send(log_batch(&schema, &block, ids))
+                    .map_err(|_| DataError::invalid(dst, "the Parquet writer stopped"))
+            });
+            drop(tx);
+            streamed
+        });
+        let written = write_parquet(dst, schema.clone(), rx);
+        let streamed = reader
+            .join()
+            .unwrap_or_else(|_| Err(DataError::invalid(src, "the reader panicked")));
+        streamed?;
+        written
+    })
+}
+
+/// The Arrow type that holds every non-blank cell of a CSV column: integers, else
+/// floats, else strings.
+fn table_type(cells: &[&str]) -> DataType {
+    let present = || cells.iter().filter(|c| !c.is_empty());
+    if present().all(|c| c.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else if present().all(|c| c.parse::<f64>().is_ok_and(|x| x.is_finite())) {
+        DataType::Float64
+    } else {
+        DataType::Utf8
+    }
+}
+
+/// Convert a CSV feature file to Parquet: each column typed by its cells, blanks as nulls.
+fn convert_table(src: &Path, dst: &Path) -> Result<u64> {
+    let mut file = crate::csvio::CsvFile::open(src)?;
+    let header = file.header().to_vec();
+    let mut rows: Vec<Vec<String>> = vec![Vec::new(); header.len()];
+    let mut record = csv::StringRecord::new();
+    while file.next_record(&mut record, header.len())?.is_some() {
+        for (col, value) in rows.iter_mut().zip(record.iter()) {
+            col.push(value.to_string());
+        }
+    }
+    let mut fields = Vec::with_capacity(header.len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(header.len());
+    for (name, cells) in header.iter().zip(&rows) {
+        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+        let kind = table_type(&cells);
+        let present = |c: &&str| !c.is_empty();
+        columns.push(match kind {
+            DataType::Int64 => Arc::new(Int64Array::from(
+                cells
+                    .iter()
+                    .map(|c| present(c).then(|| c.parse::<i64>().unwrap_or_default()))
+                    .collect::<Vec<_>>(),
+            )),
+            DataType::Float64 => Arc::new(arrow_array::Float64Array::from(
+                cells
+                    .iter()
+                    .map(|c| present(c).then(|| c.parse::<f64>().unwrap_or_default()))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => Arc::new(StringArray::from(
+                cells.iter().map(|c| present(c).then_some(*c)).collect::<Vec<_>>(),
+            )),
+        });
+        fields.push(Field::new(name, kind, true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| DataError::invalid(src, e.to_string()))?;
+    write_parquet(dst, schema, [Ok(batch)])
+}
+
+/// What [`convert`] wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Converted {
+    /// Each written file with its rows.
+    pub files: Vec<(PathBuf, u64)>,
+    /// Side files copied as they are.
+    pub copied: Vec<PathBuf>,
+}
+
+/// Write the CSV data directory `dir` as a Parquet data directory `out`: every KuaiRand
+/// file as Parquet (logs streamed, in row groups of at most [`ROW_GROUP_ROWS`] rows,
+/// Snappy pages), the side files (`mmrf_*`) copied. The result is written to a staging
+/// directory and renamed into place when complete; `out` must not hold anything yet.
+pub fn convert(dir: &Path, out: &Path) -> Result<Converted> {
+    let (version, format) = Format::detect(dir).ok_or_else(|| DataError::Directory {
+        path: dir.to_path_buf(),
+        reason: "no user_features_{1k,pure,27k}.csv found".into(),
+    })?;
+    if format != Format::Csv {
+        return Err(DataError::Directory {
+            path: dir.to_path_buf(),
+            reason: "it is already a Parquet data directory".into(),
+        });
+    }
+    if crate::staged::is_nonempty_dir(out) {
+        return Err(DataError::Directory {
+            path: out.to_path_buf(),
+            reason: "it is not empty: convert into a new directory".into(),
+        });
+    }
+    let staged = crate::staged::StagedDir::new(out).map_err(|e| DataError::io(out, e))?;
+    let tmp = staged.path().to_path_buf();
+    let mut files = Vec::new();
+    let users = crate::table::read_user_features(&dir.join(version.user_features()))?;
+    let videos = crate::table::read_video_features(&dir.join(version.video_features_basic()))?;
+    let mut tables = vec![version.user_features(), version.video_features_basic()];
+    tables.extend(version.video_features_statistic());
+    for name in &tables {
+        let rows = convert_table(&dir.join(name), &Format::Parquet.path(&tmp, name))?;
+        files.push((Format::Parquet.path(out, name), rows));
+    }
+    let (user_file, video_file) = (version.user_features(), version.video_features_basic());
+    let ids = LogIds {
+        users: &users.ids,
+        videos: &videos.ids,
+        user_file: &user_file,
+        video_file: &video_file,
+    };
+    for split in crate::schema::LogSplit::ALL {
+        for name in version.log_files(split) {
+            let rows = convert_log(&dir.join(&name), &Format::Parquet.path(&tmp, &name), &ids)?;
+            files.push((Format::Parquet.path(out, &name), rows));
+        }
+    }
+    // The side files (`mmrf_*`: candidate log, propensities, a world's own files).
+    let mut copied = Vec::new();
+    let mut side: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("mmrf_")))
+        .collect();
+    side.sort();
+    for src in side {
+        let name = src.file_name().unwrap_or_default();
+        std::fs::copy(&src, tmp.join(name)).map_err(|e| DataError::io(&src, e))?;
+        copied.push(out.join(name));
+    }
+    staged.commit().map_err(|e| DataError::io(out, e))?;
+    Ok(Converted { files, copied })
+}
