@@ -255,7 +255,7 @@ enum DataCommand {
     /// Write a CSV data directory as Parquet (every command's `--data` reads either).
     ///
     /// One `.parquet` file per KuaiRand file, under the same name; logs streamed in row
-    /// groups of at most 1,048,576 rows with Snappy pages; side files (`mmrf_*`) copied.
+    /// groups of at most 262,144 rows with Snappy pages; side files (`mmrf_*`) copied.
     Convert {
         dir: PathBuf,
         /// The format to write: parquet.
@@ -282,8 +282,12 @@ enum BenchCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// Where to write the world (default: a temporary directory).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "data")]
         dir: Option<PathBuf>,
+        /// Time loading this CSV data directory instead of a generated world (its cache
+        /// is rebuilt; the Parquet copy goes to DATA-parquet).
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Time MMRF's full update at the default sizes on the default world.
     ///
@@ -415,8 +419,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Ingest { scale, seed, dir },
-        } => bench_ingest(scale.into(), seed, dir),
+            command: BenchCommand::Ingest { scale, seed, dir, data },
+        } => bench_ingest(scale.into(), seed, dir, data),
         Command::Bench {
             command: BenchCommand::Eval { users, seed, dir },
         } => bench_eval(users, seed, dir),
@@ -729,17 +733,23 @@ fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
     Ok(Some(secs))
 }
 
-fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>) -> Result<()> {
+fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
     let tmp;
-    let dir = match dir {
-        Some(d) => d,
-        None => {
+    let dir = match (dir, &data) {
+        (_, Some(d)) => d.clone(),
+        (Some(d), None) => d,
+        (None, None) => {
             tmp = tempfile::tempdir()?;
             tmp.path().join("world")
         }
     };
-    let config = WorldConfig::new(scale, seed);
-    let (summary, gen_s) = generate_world(&config, &dir)?;
+    let (requests, gen_s) = match data {
+        Some(_) => (None, 0.0),
+        None => {
+            let (summary, secs) = generate_world(&WorldConfig::new(scale, seed), &dir)?;
+            (Some(summary.requests), secs)
+        }
+    };
     let cache = mmrf_data::cache::cache_path(&dir);
     let _ = std::fs::remove_file(&cache);
     let (ds, first) = Dataset::open(&dir)?;
@@ -760,10 +770,12 @@ fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>) -> Result<()> {
     let (mut from_parquet, pq_first) = Dataset::open_with(&parquet, false)?;
     from_parquet.dir = ds.dir.clone();
     anyhow::ensure!(from_parquet == ds, "the Parquet copy loads another dataset");
+    let what = match requests {
+        Some(r) => format!("scale={} rows={rows} requests={r} generate={gen_s:.2}s", scale.name()),
+        None => format!("data={} rows={rows}", dir.display()),
+    };
     println!(
-        "ingest scale={} rows={rows} requests={} generate={gen_s:.2}s first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s parquet_convert={convert_s:.2}s parquet_first_load={:.2}s",
-        scale.name(),
-        summary.requests,
+        "ingest {what} first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s parquet_convert={convert_s:.2}s parquet_first_load={:.2}s",
         first.seconds,
         second.seconds,
         first.seconds / second.seconds.max(1e-9),

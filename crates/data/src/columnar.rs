@@ -40,8 +40,8 @@ use crate::schema::{Version, LOG_COLUMNS};
 use crate::table::Records;
 
 /// Rows per row group of the files `mmrf data convert` writes: bounded, so a reader can
-/// stream a file a group at a time.
-pub const ROW_GROUP_ROWS: usize = 1 << 20;
+/// stream a file a few groups at a time, and decode them on every core.
+pub const ROW_GROUP_ROWS: usize = 1 << 18;
 
 /// How a data directory stores KuaiRand's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,8 @@ struct Batches {
 }
 
 impl Batches {
-    fn open(path: &Path) -> Result<Batches> {
+    /// The file's batches (`group`: only that row group's).
+    fn open(path: &Path, group: Option<usize>) -> Result<Batches> {
         let file = File::open(path).map_err(|e| crate::csvio::open_error(path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(path, e))?;
         let mut starts = vec![0usize];
@@ -103,6 +104,10 @@ impl Batches {
             starts.push(starts.last().copied().unwrap_or(0) + g.num_rows().max(0) as usize);
         }
         let schema = builder.schema().clone();
+        let builder = match group {
+            Some(g) => builder.with_row_groups(vec![g]),
+            None => builder,
+        };
         let reader = builder
             .with_batch_size(64 * 1024)
             .build()
@@ -111,9 +116,14 @@ impl Batches {
             path: path.to_path_buf(),
             schema,
             reader,
+            next_row: group.map_or(0, |g| starts[g]),
             starts,
-            next_row: 0,
         })
+    }
+
+    /// How many row groups the file has.
+    fn groups(&self) -> usize {
+        self.starts.len() - 1
     }
 
     fn header(&self) -> Vec<String> {
@@ -200,18 +210,15 @@ fn integers(batches: &Batches, array: &ArrayRef, column: &str, first: usize) -> 
     })
 }
 
-/// Stream a Parquet log file: call `sink` with consecutive row blocks in file order.
-/// Returns the number of rows.
-pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns) -> Result<()>) -> Result<u64> {
-    let mut batches = Batches::open(path)?;
-    let header = batches.header();
+/// The positions of [`LOG_COLUMNS`] in a log file's columns, or the header error.
+fn log_index(path: &Path, header: &[String]) -> Result<Vec<usize>> {
     if let Some(extra) = header.iter().find(|h| !LOG_COLUMNS.contains(&h.as_str())) {
         return Err(DataError::Header {
             path: path.to_path_buf(),
             reason: format!("column `{extra}` is not a KuaiRand log column"),
         });
     }
-    let index = LOG_COLUMNS
+    LOG_COLUMNS
         .iter()
         .map(|c| {
             header.iter().position(|h| h == c).ok_or_else(|| DataError::Header {
@@ -219,15 +226,19 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
                 reason: format!("column `{c}` is missing"),
             })
         })
-        .collect::<Result<Vec<usize>>>()?;
-    let mut rows = 0u64;
+        .collect()
+}
+
+/// One row group of a log file, decoded and checked.
+fn log_group(path: &Path, group: usize, index: &[usize], ids: &LogIds<'_>) -> Result<LogColumns> {
+    let mut batches = Batches::open(path, Some(group))?;
+    let mut block = LogColumns::default();
     while let Some((batch, first)) = batches.next_batch()? {
         let columns = index
             .iter()
             .zip(LOG_COLUMNS)
             .map(|(&i, name)| integers(&batches, batch.column(i), name, first))
             .collect::<Result<Vec<Vec<i64>>>>()?;
-        let mut block = LogColumns::default();
         let mut values = [0i64; LOG_COLUMNS.len()];
         for r in 0..batch.num_rows() {
             for (v, col) in values.iter_mut().zip(&columns) {
@@ -243,8 +254,26 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
                 )
             })?;
         }
-        rows += block.len() as u64;
-        sink(block)?;
+    }
+    Ok(block)
+}
+
+/// Stream a Parquet log file: its row groups decoded and checked in parallel, a few at a
+/// time, and handed to `sink` in file order. Returns the number of rows.
+pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns) -> Result<()>) -> Result<u64> {
+    use rayon::prelude::*;
+    let batches = Batches::open(path, None)?;
+    let index = log_index(path, &batches.header())?;
+    let wave = rayon::current_num_threads().max(1) * 2;
+    let mut rows = 0u64;
+    let groups: Vec<usize> = (0..batches.groups()).collect();
+    for chunk in groups.chunks(wave) {
+        let decoded: Vec<Result<LogColumns>> = chunk.par_iter().map(|&g| log_group(path, g, &index, ids)).collect();
+        for block in decoded {
+            let block = block?;
+            rows += block.len() as u64;
+            sink(block)?;
+        }
     }
     Ok(rows)
 }
@@ -263,7 +292,7 @@ pub fn read_logs(paths: &[PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
 
 /// The column names of a Parquet file, as a CSV header line.
 pub fn header_line(path: &Path) -> Option<String> {
-    Batches::open(path).ok().map(|b| b.header().join(","))
+    Batches::open(path, None).ok().map(|b| b.header().join(","))
 }
 
 /// A Parquet feature file's rows as the CSV cells that would hold its values.
@@ -276,7 +305,7 @@ pub(crate) struct TableRecords {
 
 impl TableRecords {
     pub fn open(path: &Path) -> Result<TableRecords> {
-        let batches = Batches::open(path)?;
+        let batches = Batches::open(path, None)?;
         let header = batches.header();
         Ok(TableRecords {
             batches,
