@@ -4,9 +4,9 @@ of the same CSV files, in one window.
     python3 bench/csv_peers.py --data DIR [--mmrf target/release/mmrf] [--rounds 3]
 
 Needs pandas and polars (`pip install pandas polars`). Each round times, in turn:
-`mmrf bench ingest --data DIR` (its `first_load`: every CSV parsed into typed columns and
-checked, the binary candidate log's ids checked, the cache written; and its
-`parquet_first_load`, the same data from the Parquet copy), `pandas.read_csv` of every CSV
+`mmrf bench ingest --data DIR` (its `csv_parse`: every CSV parsed into typed columns and
+checked, the binary candidate log's ids checked, no cache written; and its
+`parquet_parse`, the same data from the Parquet copy), `pandas.read_csv` of every CSV
 file in DIR, and `polars.read_csv` of the same files. Best of the rounds for each.
 """
 
@@ -38,7 +38,7 @@ def main():
         out = subprocess.run(
             [a.mmrf, "bench", "ingest", "--data", str(a.data)], capture_output=True, text=True, check=True
         ).stdout
-        for key in ("first_load", "parquet_first_load"):
+        for key in ("csv_parse", "parquet_parse"):
             value = float(re.search(rf"\b{key}=([0-9.]+)s", out).group(1))
             best[f"mmrf {key}"] = min(best.get(f"mmrf {key}", value), value)
         for name, read in [("pandas read_csv", pandas.read_csv), ("polars read_csv", polars.read_csv)]:

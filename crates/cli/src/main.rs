@@ -758,6 +758,8 @@ fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<Path
     anyhow::ensure!(second.from_cache, "the second load must come from the cache");
     anyhow::ensure!(ds == ds2, "the cached dataset differs from the parsed one");
     let rows = ds.train.len() + ds.test.len() + ds.random.len();
+    // Parsing alone (no cache written), to set beside the Parquet copy's decoding.
+    let (_, csv_parse) = Dataset::open_with(&dir, false)?;
     // The same data as Parquet: the conversion, and its first (decoding) load.
     let parquet = dir.with_file_name(format!(
         "{}-parquet",
@@ -775,11 +777,12 @@ fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<Path
         None => format!("data={} rows={rows}", dir.display()),
     };
     println!(
-        "ingest {what} first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s parquet_convert={convert_s:.2}s parquet_first_load={:.2}s",
+        "ingest {what} first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s csv_parse={:.2}s parquet_convert={convert_s:.2}s parquet_parse={:.2}s",
         first.seconds,
         second.seconds,
         first.seconds / second.seconds.max(1e-9),
         gen_s + first.seconds,
+        csv_parse.seconds,
         pq_first.seconds
     );
     Ok(())
