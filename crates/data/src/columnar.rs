@@ -280,14 +280,14 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
 
 /// Read Parquet log files (concatenated in order) into columns.
 pub fn read_logs(paths: &[PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
-    let mut out = LogColumns::default();
+    let mut blocks = Vec::new();
     for path in paths {
         stream_log(path, ids, |block| {
-            out.append(block);
+            blocks.push(block);
             Ok(())
         })?;
     }
-    Ok(out)
+    Ok(LogColumns::concat(blocks))
 }
 
 /// The column names of a Parquet file, as a CSV header line.

@@ -79,6 +79,29 @@ impl LogColumns {
         self.user.is_empty()
     }
 
+    /// Empty columns with room for `rows` rows each.
+    pub fn with_capacity(rows: usize) -> LogColumns {
+        let mut out = LogColumns::default();
+        macro_rules! reserve {
+            ($($c:ident),*) => { $( out.$c.reserve_exact(rows); )* };
+        }
+        for_each_column!(reserve);
+        out
+    }
+
+    /// The rows of `parts`, in order, in columns allocated once at their total size (a
+    /// large log grown block by block would copy and fault in every column many times).
+    pub fn concat(parts: Vec<LogColumns>) -> LogColumns {
+        let mut out = LogColumns::with_capacity(parts.iter().map(LogColumns::len).sum());
+        for part in parts {
+            macro_rules! ext {
+                ($($c:ident),*) => { $( out.$c.extend_from_slice(&part.$c); )* };
+            }
+            for_each_column!(ext);
+        }
+        out
+    }
+
     /// Move every row of `other` to the end of `self`.
     pub fn append(&mut self, mut other: LogColumns) {
         macro_rules! app {
@@ -295,14 +318,14 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
 
 /// Read whole log files (concatenated in order) into columns.
 pub fn read_logs(paths: &[std::path::PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
-    let mut all = LogColumns::default();
+    let mut blocks = Vec::new();
     for path in paths {
         stream_log(path, ids, |block| {
-            all.append(block);
+            blocks.push(block);
             Ok(())
         })?;
     }
-    Ok(all)
+    Ok(LogColumns::concat(blocks))
 }
 
 /// Append one log row, `values` in [`LOG_COLUMNS`] order, after the schema's checks: known
@@ -383,9 +406,8 @@ fn parse_block(path: &Path, first_line: u64, text: &[u8], ids: &LogIds<'_>) -> R
         .has_headers(false)
         .flexible(true)
         .from_reader(text);
-    let mut out = LogColumns::default();
-    let approx = text.len() / 64;
-    out.user.reserve(approx);
+    // About one row per 64 bytes of text: each column allocated once.
+    let mut out = LogColumns::with_capacity(text.len() / 64);
     let mut rec = csv::ByteRecord::new();
     loop {
         let more = reader
