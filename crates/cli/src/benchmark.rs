@@ -715,18 +715,6 @@ impl StageBar {
         self.overall.set_message(msg.to_string());
     }
 
-    /// A spinner beneath the overall bar for one training while it runs.
-    fn training(&self, method: &str) -> indicatif::ProgressBar {
-        let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} train {prefix} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.set_prefix(method.to_string());
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        bar
-    }
-
     /// One stage done.
     fn done(&self) {
         self.overall.inc(1);
@@ -782,13 +770,9 @@ const TRAINING_ORDER: [Method; 11] = [
     Method::Ltr,
 ];
 
-/// Step 2: every method trained into `out/runs/METHOD`, then loaded in table order (BC,
-/// the behaviour model every NCIS reads π_β from, first).
-///
-/// Each training is its own `mmrf train` process, `jobs` at a time. burn's random
-/// generator is process-wide, so trainings in one process must take turns; in processes
-/// of their own they run side by side and each gives the numbers it gives alone (the same
-/// seed, the same settings, weights saved and loaded bit for bit).
+/// Step 2: every method trained into `out/runs/METHOD`, each in its own `mmrf train`
+/// process, `jobs` at a time ([`crate::pool`]), then loaded in table order (BC, the
+/// behaviour model every NCIS reads π_β from, first).
 fn train_methods(
     ds: &Dataset,
     out: &Path,
@@ -798,55 +782,21 @@ fn train_methods(
     progress: &StageBar,
     seconds: &mut std::collections::BTreeMap<String, f64>,
 ) -> Result<(Box<dyn Ranker>, TrainedMethods)> {
-    let exe = std::env::current_exe().context("finding the mmrf executable to train with")?;
-    let queue = std::sync::Mutex::new(
-        TRAINING_ORDER
-            .iter()
-            .copied()
-            .collect::<std::collections::VecDeque<_>>(),
-    );
-    let timings = std::sync::Mutex::new(Vec::new());
-    let failed = std::sync::atomic::AtomicBool::new(false);
+    let trainings: Vec<crate::pool::Training> = TRAINING_ORDER
+        .iter()
+        .map(|&method| crate::pool::Training {
+            method,
+            data: ds.dir.clone(),
+            out: out.join("runs").join(method.name()),
+            seed,
+            sets: if quick { quick_sets(method) } else { vec![] },
+            label: method.name().to_string(),
+        })
+        .collect();
     let started = Instant::now();
-    let results: Vec<Result<()>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs.clamp(1, METHODS.len()))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    loop {
-                        if failed.load(std::sync::atomic::Ordering::SeqCst) {
-                            return Ok(());
-                        }
-                        let Some(method) = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front() else {
-                            return Ok(());
-                        };
-                        let bar = progress.training(method.name());
-                        let t = Instant::now();
-                        let outcome = train_in_process(&exe, ds, out, quick, seed, method);
-                        bar.finish_and_clear();
-                        if outcome.is_err() {
-                            failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                            return outcome;
-                        }
-                        progress.done();
-                        timings
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((method, t.elapsed().as_secs_f64()));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a training worker panicked")))
-            })
-            .collect()
-    });
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    for (method, secs) in timings.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        seconds.insert(format!("train {}", method.name()), secs);
+    let each = crate::pool::train_all(&trainings, jobs, &progress.multi, &|| progress.done())?;
+    for (t, secs) in trainings.iter().zip(each) {
+        seconds.insert(format!("train {}", t.method.name()), secs);
     }
     seconds.insert("train, all".into(), started.elapsed().as_secs_f64());
     let load = |method: Method| -> Result<Box<dyn Ranker>> {
@@ -857,43 +807,6 @@ fn train_methods(
     let bc = load(Method::Bc)?;
     let trained = METHODS[1..].iter().map(|&m| load(m)).collect::<Result<Vec<_>>>()?;
     Ok((bc, trained))
-}
-
-/// One method trained by `exe train` (this same program) into `out/runs/METHOD`; its
-/// error output is the error when it fails.
-fn train_in_process(exe: &Path, ds: &Dataset, out: &Path, quick: bool, seed: u64, method: Method) -> Result<()> {
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg("train")
-        .arg("--method")
-        .arg(method.name())
-        .arg("--data")
-        .arg(&ds.dir)
-        .arg("--out")
-        .arg(out.join("runs").join(method.name()))
-        .arg("--seed")
-        .arg(seed.to_string())
-        // The benchmark owns its output directory: a rerun replaces its runs.
-        .arg("--force")
-        .arg("--quiet");
-    if quick {
-        for set in quick_sets(method) {
-            cmd.arg("--set").arg(set);
-        }
-    }
-    let output = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("starting {} train --method {}", exe.display(), method.name()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        anyhow::bail!(
-            "training {} failed ({}):\n{}",
-            method.name(),
-            output.status,
-            stderr.trim_end()
-        );
-    }
-    Ok(())
 }
 
 /// Table 1's reports: each method's (and the oracle's, last) offline report with BC's

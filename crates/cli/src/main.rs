@@ -5,6 +5,7 @@
 //! `mmrf benchmark` is the one-command main job.
 
 mod benchmark;
+mod pool;
 mod serve;
 mod tune;
 

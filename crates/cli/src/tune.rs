@@ -4,7 +4,8 @@
 //! settings chosen more carefully than another's:
 //!
 //! 1. Each point of a grid of settings (`--grid key=v1,v2,...`, several `--grid`s give
-//!    their product) is trained on each tuning world, at the method's full budget.
+//!    their product) is trained on each tuning world, at the method's full budget (every
+//!    training its own `mmrf train` process, `--jobs` at a time: [`crate::pool`]).
 //! 2. On each world the points run online side by side, paired on the same users, with
 //!    LTR at its defaults as the control (the benchmark's control arm).
 //! 3. The point with the highest lift of session WatchTime over the control, averaged over
@@ -57,6 +58,10 @@ pub struct TuneArgs {
     /// the end of the setting's range.
     #[arg(long)]
     pub extend: bool,
+    /// Trainings run side by side, each in its own process (default: the machine's
+    /// cores).
+    #[arg(long, value_parser = crate::at_least_one())]
+    pub jobs: Option<usize>,
 }
 
 /// One point of the grid: its label and the settings it trains with.
@@ -248,7 +253,6 @@ fn evaluate(
     points: &[Point],
     multi: &indicatif::MultiProgress,
 ) -> Result<Vec<Vec<PointOnWorld>>> {
-    let scale = if args.quick { Scale::Small } else { Scale::Default };
     let overall = multi.add(indicatif::ProgressBar::new(
         (args.worlds.len() * (points.len() + 2)) as u64,
     ));
@@ -257,43 +261,79 @@ fn evaluate(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let mut per_world: Vec<Vec<PointOnWorld>> = vec![Vec::new(); points.len()];
-    for &world_seed in &args.worlds {
-        overall.set_message(format!("world {world_seed}"));
-        let dir = args.out.join(format!("world-{world_seed}"));
-        crate::ensure_world(&WorldConfig::new(scale, world_seed), &dir)?;
-        let world = mmrf_world::World::load(&dir)?;
-        let (ds, _) = Dataset::open(&dir)?;
-        let runs = args.out.join("runs").join(format!("world-{world_seed}"));
-        let opts = |extra: &[String], m: Method| TrainOptions {
-            seed: world_seed + TRAIN_SEED_OFFSET,
-            sets: if args.quick {
-                crate::benchmark::quick_sets(m)
-            } else {
-                vec![]
-            }
+    let quick_sets = |m: Method| {
+        if args.quick {
+            crate::benchmark::quick_sets(m)
+        } else {
+            vec![]
+        }
+    };
+    let point_sets = |p: &Point| -> Vec<String> {
+        quick_sets(method)
             .into_iter()
-            .chain(extra.iter().cloned())
-            .collect(),
-            progress: mmrf_train::Progress {
-                quiet: false,
-                multi: Some(multi.clone()),
-            },
-            force: true,
+            .chain(args.sets.iter().cloned())
+            .chain(p.sets.iter().cloned())
+            .collect()
+    };
+    // A point out of its setting's range fails here, as `train` would, before any training.
+    for p in points {
+        let opts = TrainOptions {
+            sets: point_sets(p),
             ..Default::default()
         };
-        overall.set_message(format!("world {world_seed}: control"));
-        let control = mmrf_train::train(Method::Ltr, &ds, &runs.join("control-ltr"), &opts(&[], Method::Ltr))?;
-        overall.inc(1);
-        let mut trained: Vec<Box<dyn Ranker>> = Vec::new();
+        mmrf_train::check_settings(method, &opts)?;
+    }
+    let runs_of = |w: u64| args.out.join("runs").join(format!("world-{w}"));
+    let point_dir = |w: u64, p: &Point| runs_of(w).join(method.name()).join(dir_name(&p.label));
+    let control_dir = |w: u64| runs_of(w).join("control-ltr");
+    let scale = if args.quick { Scale::Small } else { Scale::Default };
+    let mut trainings = Vec::new();
+    for &w in &args.worlds {
+        overall.set_message(format!("world {w}"));
+        crate::ensure_world(&WorldConfig::new(scale, w), &args.out.join(format!("world-{w}")))?;
         for p in points {
-            overall.set_message(format!("world {world_seed}: {}", p.label));
-            let sets: Vec<String> = args.sets.iter().chain(&p.sets).cloned().collect();
-            let run_dir = runs.join(method.name()).join(dir_name(&p.label));
-            trained.push(mmrf_train::train(method, &ds, &run_dir, &opts(&sets, method))?);
-            overall.inc(1);
+            trainings.push(crate::pool::Training {
+                method,
+                data: args.out.join(format!("world-{w}")),
+                out: point_dir(w, p),
+                seed: w + TRAIN_SEED_OFFSET,
+                sets: point_sets(p),
+                label: format!("{} on world {w}", p.label),
+            });
         }
+    }
+    // The controls last: the points (the method tuned) take longer.
+    for &w in &args.worlds {
+        trainings.push(crate::pool::Training {
+            method: Method::Ltr,
+            data: args.out.join(format!("world-{w}")),
+            out: control_dir(w),
+            seed: w + TRAIN_SEED_OFFSET,
+            sets: quick_sets(Method::Ltr),
+            label: format!("control ltr on world {w}"),
+        });
+    }
+    overall.set_message("training");
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::pool::train_all(&trainings, jobs, multi, &|| overall.inc(1))?;
+    let mut per_world: Vec<Vec<PointOnWorld>> = vec![Vec::new(); points.len()];
+    for &world_seed in &args.worlds {
         overall.set_message(format!("world {world_seed}: online"));
+        let dir = args.out.join(format!("world-{world_seed}"));
+        let world = mmrf_world::World::load(&dir)?;
+        let (ds, _) = Dataset::open(&dir)?;
+        let load = |run: PathBuf| -> Result<Box<dyn Ranker>> {
+            Ok(mmrf_train::load(&run, &ds)
+                .with_context(|| format!("loading {}", run.display()))?
+                .1)
+        };
+        let control = load(control_dir(world_seed))?;
+        let trained = points
+            .iter()
+            .map(|p| load(point_dir(world_seed, p)))
+            .collect::<Result<Vec<_>>>()?;
         let named: Vec<Scaled> = std::iter::once(Scaled {
             name: "ltr (control)".into(),
             inner: control.as_ref(),

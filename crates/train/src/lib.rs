@@ -223,6 +223,19 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
     train_into(method, data, out, opts)
 }
 
+/// Resolve and validate the settings `train` would use for `method` with `opts` (its
+/// defaults, the config file, the `--set`s), training nothing: a setting out of range is
+/// the [`TrainError::Setting`] `train` would give.
+pub fn check_settings(method: Method, opts: &TrainOptions) -> Result<(), TrainError> {
+    match method {
+        Method::Bc => settings::<bc::BcConfig>(opts).map(drop),
+        Method::WideDeep | Method::DeepFm | Method::Ltr => {
+            settings_from(supervised::SupervisedConfig::for_method(method.name()), opts).map(drop)
+        }
+        _ => settings_from(mmrf::MmrfConfig::for_method(method.name()), opts).map(drop),
+    }
+}
+
 fn train_into(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -> Result<Box<dyn Ranker>, TrainError> {
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let fs = FeatureSpace::from_dataset(data);
