@@ -1,6 +1,6 @@
 //! `mmrf data check`: validate a KuaiRand directory and summarise every log, streaming.
 //!
-//! The logs are streamed ([`crate::log::stream_log`]), never held, so a 27K directory
+//! The logs are streamed ([`crate::log::stream_log_file`]), never held, so a 27K directory
 //! (322 M rows) is checked in constant memory.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::columnar::Format;
 use crate::error::{DataError, Result};
-use crate::log::{stream_log, LogColumns, LogIds};
+use crate::log::{LogColumns, LogIds};
 use crate::schema::LogSplit;
 use crate::table::{self, FeatureTable};
 
@@ -226,10 +226,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
                 }
                 Ok(())
             };
-            let rows = match format {
-                Format::Csv => stream_log(&path, &ids, sink)?,
-                Format::Parquet => crate::columnar::stream_log(&path, &ids, sink)?,
-            };
+            let rows = crate::log::stream_log_file(&path, &ids, sink)?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

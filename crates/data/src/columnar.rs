@@ -278,18 +278,6 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
     Ok(rows)
 }
 
-/// Read Parquet log files (concatenated in order) into columns.
-pub fn read_logs(paths: &[PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
-    let mut blocks = Vec::new();
-    for path in paths {
-        stream_log(path, ids, |block| {
-            blocks.push(block);
-            Ok(())
-        })?;
-    }
-    Ok(LogColumns::concat(blocks))
-}
-
 /// The column names of a Parquet file, as a CSV header line.
 pub fn header_line(path: &Path) -> Option<String> {
     Batches::open(path, None).ok().map(|b| b.header().join(","))

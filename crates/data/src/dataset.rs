@@ -151,10 +151,7 @@ impl Dataset {
         };
         let [train, test, random] = LogSplit::ALL.map(|s| {
             let paths: Vec<PathBuf> = version.log_files(s).iter().map(|f| file(f)).collect();
-            match format {
-                Format::Csv => read_logs(&paths, &ids),
-                Format::Parquet => crate::columnar::read_logs(&paths, &ids),
-            }
+            read_logs(&paths, &ids)
         });
         let (train, test, random) = (train?, test?, random?);
         let keys = side::LogKeys {

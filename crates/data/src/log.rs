@@ -316,11 +316,19 @@ pub fn stream_log(path: &Path, ids: &LogIds<'_>, mut sink: impl FnMut(LogColumns
     Ok(rows)
 }
 
-/// Read whole log files (concatenated in order) into columns.
+/// [`stream_log`] for a CSV file, [`crate::columnar::stream_log`] for a `.parquet` one.
+pub fn stream_log_file(path: &Path, ids: &LogIds<'_>, sink: impl FnMut(LogColumns) -> Result<()>) -> Result<u64> {
+    match crate::columnar::Format::of_path(path) {
+        crate::columnar::Format::Csv => stream_log(path, ids, sink),
+        crate::columnar::Format::Parquet => crate::columnar::stream_log(path, ids, sink),
+    }
+}
+
+/// Read whole log files, CSV or Parquet (concatenated in order), into columns.
 pub fn read_logs(paths: &[std::path::PathBuf], ids: &LogIds<'_>) -> Result<LogColumns> {
     let mut blocks = Vec::new();
     for path in paths {
-        stream_log(path, ids, |block| {
+        stream_log_file(path, ids, |block| {
             blocks.push(block);
             Ok(())
         })?;

@@ -42,11 +42,16 @@ def _observation_space(world: "_native.World") -> spaces.Dict:
     )
 
 
-def _check(reward: str, temperature: Optional[float]) -> None:
+def _setup(env, world, seed: int, scale: str, reward: str, temperature: Optional[float]):
+    """The settings both environments share, checked; returns one visit's action space."""
     if reward not in _native.signals():
         raise ValueError(f"reward {reward!r}: expected one of {_native.signals()}")
     if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature {temperature} must be a positive number")
+    env.world = world if world is not None else _native.World.generate(seed=seed, scale=scale)
+    env.reward_signal = reward
+    env.temperature = temperature
+    return spaces.Box(-np.inf, np.inf, shape=(env.world.n_candidates,), dtype=np.float32)
 
 
 _DISCRETE = ("user", "hour", "tab", "position")
@@ -95,13 +100,9 @@ class WorldEnv(gym.Env):
         user: Optional[int] = None,
         temperature: Optional[float] = None,
     ):
-        _check(reward, temperature)
-        self.world = world if world is not None else _native.World.generate(seed=seed, scale=scale)
-        self.reward_signal = reward
+        self.action_space = _setup(self, world, seed, scale, reward, temperature)
         self.user = user
-        self.temperature = temperature
         self.observation_space = _observation_space(self.world)
-        self.action_space = spaces.Box(-np.inf, np.inf, shape=(self.world.n_candidates,), dtype=np.float32)
         self._episode = _native.Episode(self.world)
 
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
@@ -143,13 +144,9 @@ class WorldVectorEnv(VectorEnv):
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs {num_envs} must be at least 1")
-        _check(reward, temperature)
-        self.world = world if world is not None else _native.World.generate(seed=seed, scale=scale)
+        self.single_action_space = _setup(self, world, seed, scale, reward, temperature)
         self.num_envs = num_envs
-        self.reward_signal = reward
-        self.temperature = temperature
         self.single_observation_space = _observation_space(self.world)
-        self.single_action_space = spaces.Box(-np.inf, np.inf, shape=(self.world.n_candidates,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._batch = _native.EpisodeBatch(self.world)
