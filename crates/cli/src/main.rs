@@ -481,7 +481,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 sets,
                 config_file: config,
-                progress: mmrf_train::Progress { quiet, multi: None },
+                progress: mmrf_train::Progress { quiet },
                 resume,
                 force,
             };

@@ -294,17 +294,12 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
     pub quiet: bool,
-    /// Draw under a caller's bars (the benchmark's overall bar) instead of on their own.
-    pub multi: Option<indicatif::MultiProgress>,
 }
 
 impl Progress {
     /// No bars at all.
     pub fn hidden() -> Self {
-        Progress {
-            quiet: true,
-            multi: None,
-        }
+        Progress { quiet: true }
     }
 
     pub fn bar(&self, name: &str, len: u64) -> indicatif::ProgressBar {
@@ -312,10 +307,6 @@ impl Progress {
             return indicatif::ProgressBar::hidden();
         }
         let bar = indicatif::ProgressBar::new(len);
-        let bar = match &self.multi {
-            Some(m) => m.add(bar),
-            None => bar,
-        };
         bar.set_style(
             indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
