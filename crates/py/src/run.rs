@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 
 use mmrf_data::session::{Impression, RequestState};
 use mmrf_data::Dataset;
-use mmrf_train::Ranker;
+use mmrf_train::{AsPolicy, Ranker};
 use mmrf_world::{LoggingPolicy, MyopicOracle, Policy, RandomPolicy, SessionOracle, UserState};
 
 use crate::world::{Observation, World};
@@ -248,19 +248,6 @@ impl Policy for CallablePolicy<'_> {
     }
 }
 
-/// A trained run as a policy (the K best of its scores), named after its directory.
-struct RunPolicy<'r>(&'r Run);
-
-impl Policy for RunPolicy<'_> {
-    fn name(&self) -> &str {
-        &self.0.name
-    }
-
-    fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
-        self.0.ranker.score(state, candidates, scores)
-    }
-}
-
 /// The world's own arms, by name.
 enum Builtin<'m> {
     Logging(LoggingPolicy<'m>),
@@ -337,14 +324,14 @@ pub fn ab(
         .position(|(n, _)| *n == control)
         .ok_or_else(|| PyValueError::new_err(format!("control {control:?} is not an arm")))?;
     enum Arm<'a> {
-        Run(PyRef<'a, Run>),
+        Run(AsPolicy<'a>),
         Builtin(Builtin<'a>),
         Callable(CallablePolicy<'a>),
     }
     let mut built = Vec::with_capacity(arms.len());
     for (name, arm) in &arms {
-        built.push(if let Ok(run) = arm.extract::<PyRef<'_, Run>>() {
-            Arm::Run(run)
+        built.push(if let Ok(run) = arm.cast::<Run>() {
+            Arm::Run(AsPolicy::top_k(run.get().ranker.as_ref()))
         } else if let Ok(which) = arm.extract::<String>() {
             Arm::Builtin(match which.as_str() {
                 "logging" => Builtin::Logging(LoggingPolicy { model }),
@@ -370,24 +357,15 @@ pub fn ab(
             )));
         });
     }
-    let run_policies: Vec<Option<RunPolicy<'_>>> = built
-        .iter()
-        .map(|a| match a {
-            Arm::Run(r) => Some(RunPolicy(r)),
-            _ => None,
-        })
-        .collect();
     let named: Vec<Named<'_>> = built
         .iter()
-        .zip(&run_policies)
         .zip(&arms)
-        .map(|((a, r), (name, _))| Named {
+        .map(|(a, (name, _))| Named {
             name: name.clone(),
-            inner: match (a, r) {
-                (_, Some(r)) => r,
-                (Arm::Builtin(b), _) => b.policy(),
-                (Arm::Callable(c), _) => c,
-                (Arm::Run(_), None) => unreachable!("every run has its policy"),
+            inner: match a {
+                Arm::Run(r) => r,
+                Arm::Builtin(b) => b.policy(),
+                Arm::Callable(c) => c,
             },
         })
         .collect();
