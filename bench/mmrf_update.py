@@ -3,7 +3,7 @@
 
 Not part of CI. It builds the networks of `crates/model/src/mmrf.rs` and
 `crates/model/src/simulator.rs` at the default sizes and runs the update of
-`crates/train/src/mmrf.rs` (the simulator's labels of the non-impression samples, critic
+`crates/train/src/actor_critic/trainer.rs` (the simulator's labels of the non-impression samples, critic
 phase with reward heads, actor phase, soft update of the target networks, a simulator refit
 every 4 updates) on random inputs of the shapes
 `mmrf bench train-step` prints, then reports updates/s. Usage:

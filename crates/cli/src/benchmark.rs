@@ -1138,7 +1138,7 @@ fn world_checks(
         Vec::new()
     };
     seconds.insert("fidelity".into(), t.elapsed().as_secs_f64());
-    let simulator = match mmrf_train::mmrf::SimulatorScorer::load(&out.join("runs/mmrf"), ds) {
+    let simulator = match mmrf_train::actor_critic::SimulatorScorer::load(&out.join("runs/mmrf"), ds) {
         Ok(sim) => Some(mmrf_eval::ssb::simulator_vs_world(
             ds,
             timelines,

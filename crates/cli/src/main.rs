@@ -588,7 +588,10 @@ fn run(cli: Cli) -> Result<()> {
                     false,
                     Box::new(mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?),
                 ),
-                Some(run) if simulator => (false, Box::new(mmrf_train::mmrf::SimulatorScorer::load(run, &ds)?)),
+                Some(run) if simulator => (
+                    false,
+                    Box::new(mmrf_train::actor_critic::SimulatorScorer::load(run, &ds)?),
+                ),
                 Some(run) => {
                     let (m, r) = mmrf_train::load(run, &ds)?;
                     (m.method == "bc", r)
@@ -827,7 +830,7 @@ fn bench_eval(users: usize, seed: u64, dir: Option<PathBuf>) -> Result<()> {
 }
 
 fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>, sets: Vec<String>) -> Result<()> {
-    use mmrf_train::mmrf::{update_flops, MmrfConfig, Trainer};
+    use mmrf_train::actor_critic::{update_flops, Trainer};
     anyhow::ensure!(
         method.parse::<mmrf_train::Method>()?.actor_critic(),
         "--method {method}: only MMRF, its ablations and the actor-critic baselines train by DPG updates"
@@ -842,19 +845,19 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>,
         sets,
         ..Default::default()
     };
-    let mut cfg = mmrf_train::settings::settings_from(MmrfConfig::for_method(method), &opts)?;
+    let mut cfg = mmrf_train::settings::settings_from(mmrf_train::actor_critic_config(method), &opts)?;
     cfg.sim_pretrain_steps = 5;
     let _seeded = mmrf_model::device::seeded(seed);
     let run = tmp.path().join("run");
     std::fs::create_dir_all(&run)?;
-    let mut t = Trainer::new(&ds, &fs, method, &cfg, seed, &run)?;
+    let mut t = Trainer::new(&ds, &fs, method, &cfg, mmrf_train::objective, seed, &run)?;
     t.pretrain_simulator(&mmrf_train::Progress::hidden())?;
     for _ in 0..5 {
         t.step()?;
     }
     let start = Instant::now();
     let (mut flops, mut rows, mut videos) = (0.0, 0usize, 0usize);
-    let mut phases = mmrf_train::mmrf::Phases::default();
+    let mut phases = mmrf_train::actor_critic::Phases::default();
     for _ in 0..steps {
         let s = t.step()?;
         phases.add(&s.phases);

@@ -85,7 +85,7 @@ pub struct ScoredImpressions {
     /// actors do not communicate.
     pub collaboration: Vec<f32>,
     /// The ranker's [`Ranker::label_uncertainty`].
-    pub uncertainty: Option<mmrf_train::mmrf::LabelUncertainty>,
+    pub uncertainty: Option<mmrf_train::ranker::LabelUncertainty>,
 }
 
 impl ScoredImpressions {
@@ -373,7 +373,7 @@ pub struct OfflineReport {
     /// MMRF and MMRF-CO: the share of the run's simulated labels that eq. 6's factor
     /// `exp(λ·KL)` moved by more than 1 % ([`Ranker::label_uncertainty`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uncertainty: Option<mmrf_train::mmrf::LabelUncertainty>,
+    pub uncertainty: Option<mmrf_train::ranker::LabelUncertainty>,
     /// Per signal, the per-user terms of GAUC and NCIS, for paired comparisons between
     /// methods ([`compare`]); not written out.
     #[serde(skip)]

@@ -9,7 +9,7 @@
 
 use mmrf_data::session::Timelines;
 use mmrf_data::{Dataset, LogSplit, Signal};
-use mmrf_train::mmrf::SimulatorScorer;
+use mmrf_train::actor_critic::SimulatorScorer;
 use mmrf_world::WorldModel;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use mmrf_data::Dataset;
 use mmrf_model::FeatureSpace;
-use mmrf_train::mmrf::{MmrfConfig, Trainer};
+use mmrf_train::actor_critic::Trainer;
 use mmrf_world::{generate, Scale, WorldConfig, WorldModel};
 
 fn bench(c: &mut Criterion) {
@@ -14,12 +14,12 @@ fn bench(c: &mut Criterion) {
     let (data, _) = Dataset::open(&dir).expect("dataset");
     let fs = FeatureSpace::from_dataset(&data);
     for method in ["mmrf", "mmrf-da"] {
-        let mut cfg = MmrfConfig::for_method(method);
+        let mut cfg = mmrf_train::actor_critic_config(method);
         cfg.sim_pretrain_steps = 5;
         let run = tmp.path().join(method);
         std::fs::create_dir_all(&run).expect("run dir");
         let _seeded = mmrf_model::device::seeded(7);
-        let mut t = Trainer::new(&data, &fs, method, &cfg, 7, &run).expect("trainer");
+        let mut t = Trainer::new(&data, &fs, method, &cfg, mmrf_train::objective, 7, &run).expect("trainer");
         t.pretrain_simulator(&mmrf_train::Progress::hidden())
             .expect("simulator");
         c.bench_function(&format!("{method} update (batch {})", cfg.batch), |b| {

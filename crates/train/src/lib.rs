@@ -9,11 +9,17 @@
 //! One method per module, on the shared pieces: [`batch`] (requests → tensors),
 //! [`run`] (manifest, weights, learning curve) and [`ranker`] (the scoring contract).
 //! - [`bc`]: behaviour cloning of the logging policy; also π_β for off-policy estimates.
-//! - [`mmrf`]: MMRF and its ablations (MMRF-CO, MMRF-DA, MMRF-NS) by configuration.
 //! - [`supervised`]: the supervised baselines Wide&Deep, DeepFM and LTR.
-//! - [`pareto`], [`tscac`], [`massa`]: the actor-critic baselines, each an objective or a
-//!   configuration of [`mmrf`]'s trainer (the same encoders, buffers and TD update).
+//! - [`actor_critic`]: the trainer the actor-critic methods share (encoders, transitions,
+//!   the simulator, the critics' TD update, checkpoints), each method a configuration of
+//!   it and an [`ActorObjective`](actor_critic::ActorObjective):
+//!   - [`mmrf`]: MMRF (eq. 4) and its ablations MMRF-CO, MMRF-DA and MMRF-NS;
+//!   - [`pareto`], [`tscac`], [`massa`]: the actor-critic baselines.
+//!
+//! [`actor_critic_config`] and [`objective`] are the registry that maps a method to its
+//! configuration and objective; the trainer imports none of the methods.
 
+pub mod actor_critic;
 pub mod batch;
 pub mod bc;
 pub mod massa;
@@ -204,7 +210,7 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
                     .join(", ")
             )));
         }
-        mmrf::check_resume(out, method.name(), opts)?;
+        actor_critic::check_resume(out, method.name(), opts)?;
         return train_into(method, data, out, opts);
     }
     if mmrf_data::staged::is_nonempty_dir(out) {
@@ -232,7 +238,7 @@ pub fn check_settings(method: Method, opts: &TrainOptions) -> Result<(), TrainEr
         Method::WideDeep | Method::DeepFm | Method::Ltr => {
             settings_from(supervised::SupervisedConfig::for_method(method.name()), opts).map(drop)
         }
-        _ => settings_from(mmrf::MmrfConfig::for_method(method.name()), opts).map(drop),
+        _ => settings_from(actor_critic_config(method.name()), opts).map(drop),
     }
 }
 
@@ -258,20 +264,41 @@ fn train_into(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -
         }
         // Every other method (`Method::actor_critic`: MMRF, its ablations and the
         // actor-critic baselines) shares one trainer. A resumed run takes its settings
-        // from the checkpoint ([`mmrf::check_resume`] has refused any that differ).
+        // from the checkpoint ([`actor_critic::check_resume`] has refused any that differ).
         _ => {
-            let cfg: mmrf::MmrfConfig = settings_from(mmrf::MmrfConfig::for_method(method.name()), opts)?;
-            Ok(Box::new(mmrf::train(
+            let cfg = settings_from(actor_critic_config(method.name()), opts)?;
+            Ok(Box::new(actor_critic::train(
                 data,
                 &fs,
                 method.name(),
                 &cfg,
+                objective,
                 opts.seed,
                 out,
                 &opts.progress,
                 opts.resume,
             )?))
         }
+    }
+}
+
+/// The configuration of an actor-critic method by name: `mmrf` and its ablations
+/// (`mmrf-co`, `mmrf-da`, `mmrf-ns`), `pareto`, `tscac`, `massa`.
+pub fn actor_critic_config(method: &str) -> actor_critic::ActorCriticConfig {
+    match method {
+        "pareto" => pareto::config(),
+        "tscac" => tscac::config(),
+        "massa" => massa::config(),
+        _ => mmrf::config(method),
+    }
+}
+
+/// The actor objective a configuration names ([`actor_critic::Objective`]).
+pub fn objective(cfg: &actor_critic::ActorCriticConfig) -> Box<dyn actor_critic::ActorObjective> {
+    match cfg.objective {
+        actor_critic::Objective::Agents => Box::new(mmrf::OwnCritic),
+        actor_critic::Objective::Pareto => Box::new(pareto::Scalarised),
+        actor_critic::Objective::Tscac => Box::new(tscac::TwoStage::default()),
     }
 }
 
@@ -285,7 +312,7 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     let ranker: Box<dyn Ranker> = match method {
         Method::Bc => Box::new(bc::load(dir, &manifest, &fs)?),
         Method::WideDeep | Method::DeepFm | Method::Ltr => Box::new(supervised::load(dir, &manifest, &fs)?),
-        _ => Box::new(mmrf::load(dir, &manifest, &fs)?),
+        _ => Box::new(actor_critic::load(dir, &manifest, &fs)?),
     };
     Ok((manifest, ranker))
 }

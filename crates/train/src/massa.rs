@@ -13,11 +13,11 @@
 //! state; the mix is added to the receiving critic's hidden layer before its heads. It
 //! learns from logged impressions only (no simulator).
 
-use crate::mmrf::MmrfConfig;
+use crate::actor_critic::ActorCriticConfig;
 
 /// MASSA's configuration: independent actors, signalled critics, logged data only.
-pub fn config() -> MmrfConfig {
-    let mut c = MmrfConfig::baseline();
+pub fn config() -> ActorCriticConfig {
+    let mut c = ActorCriticConfig::baseline();
     c.net.critic_signal = true;
     c
 }

@@ -28,13 +28,34 @@
 use burn::prelude::*;
 use mmrf_model::mmrf::{Critics, N_AGENTS};
 
-use crate::mmrf::{MmrfConfig, Objective};
+use crate::actor_critic::{ActorCriticConfig, ActorInputs, ActorObjective, Objective, ObjectiveReport};
 
 /// Pareto's configuration: one scalarised policy, logged data only.
-pub fn config() -> MmrfConfig {
-    MmrfConfig {
+pub fn config() -> ActorCriticConfig {
+    ActorCriticConfig {
         objective: Objective::Pareto,
-        ..MmrfConfig::baseline()
+        ..ActorCriticConfig::baseline()
+    }
+}
+
+/// Pareto's objective: the main actor ascends the MGDA scalarisation of every critic,
+/// its weights solved afresh on each batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scalarised;
+
+impl ActorObjective for Scalarised {
+    fn loss(&mut self, inputs: &ActorInputs, cfg: &ActorCriticConfig, _step: usize) -> (Tensor<1>, ObjectiveReport) {
+        let w = weights(&inputs.critics, inputs.states.clone(), cfg.pareto_floor);
+        let loss = actor_loss(&inputs.critics, inputs.states.clone(), inputs.main_action(), &w);
+        let report = ObjectiveReport {
+            scalarisation: Some(w),
+            ..ObjectiveReport::default()
+        };
+        (loss, report)
+    }
+
+    fn one_policy(&self) -> bool {
+        true
     }
 }
 

@@ -1,6 +1,16 @@
 //! A trained policy as the rest of mmrf sees it: something that scores candidates.
 
 use mmrf_data::session::RequestState;
+use serde::{Deserialize, Serialize};
+
+/// How far eq. 6's factor moved the simulated labels over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LabelUncertainty {
+    /// Labels drawn (items × signals).
+    pub labels: u64,
+    /// The share whose factor lies outside [0.99, 1.01]: near 0, eq. 6 changes nothing.
+    pub outside_099_101: f64,
+}
 
 /// A trained ranking policy. Its score is the method's **final ranking score**, the one it
 /// ranks by when deployed (`DESIGN.md` §6): evaluation, the online test and the server all
@@ -47,7 +57,7 @@ pub trait Ranker: Send + Sync {
 
     /// For methods that label non-impressions with a feedback simulator (MMRF and
     /// MMRF-CO), how far eq. 6's uncertainty factor moved the labels over training.
-    fn label_uncertainty(&self) -> Option<crate::mmrf::LabelUncertainty> {
+    fn label_uncertainty(&self) -> Option<LabelUncertainty> {
         None
     }
 }

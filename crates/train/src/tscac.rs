@@ -30,13 +30,59 @@
 use burn::prelude::*;
 use mmrf_model::mmrf::N_AGENTS;
 
-use crate::mmrf::{MmrfConfig, Objective};
+use crate::actor_critic::{ActorCriticConfig, ActorInputs, ActorObjective, Objective, ObjectiveReport};
 
 /// TSCAC's configuration: two stages, independent actors, logged data only.
-pub fn config() -> MmrfConfig {
-    MmrfConfig {
+pub fn config() -> ActorCriticConfig {
+    ActorCriticConfig {
         objective: Objective::Tscac,
-        ..MmrfConfig::baseline()
+        ..ActorCriticConfig::baseline()
+    }
+}
+
+/// TSCAC's objective, with its Lagrange multipliers (one per auxiliary constraint), which
+/// ascend on the constraints' violations in stage 2 and are checkpointed with the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoStage {
+    multipliers: Vec<f64>,
+}
+
+impl Default for TwoStage {
+    fn default() -> Self {
+        TwoStage {
+            multipliers: initial_multipliers(),
+        }
+    }
+}
+
+impl ActorObjective for TwoStage {
+    fn loss(&mut self, inputs: &ActorInputs, cfg: &ActorCriticConfig, step: usize) -> (Tensor<1>, ObjectiveReport) {
+        let stage = stage(step, cfg.steps);
+        let (loss, d) = actor_loss(inputs.actions.clone(), inputs.values(), stage, &self.multipliers);
+        let mut report = ObjectiveReport::default();
+        if stage == 2 {
+            // The multipliers step on the violation before this update (primal-dual).
+            dual_step(&mut self.multipliers, &d, cfg.tscac_bound, cfg.tscac_dual_lr);
+            report.distances = Some(d);
+            report.multipliers = Some(self.multipliers.clone());
+        }
+        (loss, report)
+    }
+
+    fn state(&self) -> Vec<f64> {
+        self.multipliers.clone()
+    }
+
+    fn restore(&mut self, state: &[f64]) -> Result<(), String> {
+        if state.len() != self.multipliers.len() {
+            return Err(format!(
+                "{} values, one per auxiliary agent ({}) expected",
+                state.len(),
+                self.multipliers.len()
+            ));
+        }
+        self.multipliers = state.to_vec();
+        Ok(())
     }
 }
 
@@ -99,6 +145,22 @@ pub fn initial_multipliers() -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_multipliers_survive_a_checkpoint_and_a_wrong_count_is_refused() {
+        let a = TwoStage {
+            multipliers: (0..N_AGENTS - 1).map(|k| k as f64 * 0.25).collect(),
+        };
+        let mut b = TwoStage::default();
+        b.restore(&a.state()).unwrap();
+        assert_eq!(a, b);
+        let err = b.restore(&[1.0, 2.0]).unwrap_err();
+        assert!(
+            err.contains("2 values") && err.contains(&format!("({})", N_AGENTS - 1)),
+            "{err}"
+        );
+        assert_eq!(a, b, "a refused state changes nothing");
+    }
 
     #[test]
     fn stages_split_the_updates() {

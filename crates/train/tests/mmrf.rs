@@ -67,7 +67,7 @@ fn same_seed_same_model_other_seed_other_model() {
     assert!(a.iter().all(|x| x.is_finite()));
     assert_eq!(a, b, "the same seed must give the same network");
     assert_ne!(a, c);
-    for file in [mmrf_train::run::WEIGHTS_FILE, mmrf_train::mmrf::SIMULATOR_FILE] {
+    for file in [mmrf_train::run::WEIGHTS_FILE, mmrf_train::actor_critic::SIMULATOR_FILE] {
         let bytes = |run: &str| std::fs::read(tmp.path().join(run).join(file)).unwrap();
         assert!(
             bytes("a") == bytes("b"),
@@ -78,7 +78,11 @@ fn same_seed_same_model_other_seed_other_model() {
     let (manifest, loaded) = mmrf_train::load(&tmp.path().join("a"), data).unwrap();
     assert_eq!(manifest.method, "mmrf");
     assert_eq!(scores(data, loaded.as_ref()), a);
-    assert!(tmp.path().join("a").join(mmrf_train::mmrf::SIMULATOR_FILE).exists());
+    assert!(tmp
+        .path()
+        .join("a")
+        .join(mmrf_train::actor_critic::SIMULATOR_FILE)
+        .exists());
 }
 
 #[test]
@@ -197,15 +201,17 @@ fn bad_settings_are_refused() {
     }
 }
 
-/// Train MMRF with `o` into `dir` the way `train` does, checkpointing every 10 updates,
-/// and stop dead after `steps` updates.
-fn kill_after(data: &Dataset, dir: &std::path::Path, o: &TrainOptions, steps: usize) {
+/// Train `method` with `o` into `dir` the way `train` does, checkpointing every 10
+/// updates, and stop dead after `steps` updates.
+fn kill_after(method: Method, data: &Dataset, dir: &std::path::Path, o: &TrainOptions, steps: usize) {
     std::fs::create_dir_all(dir).unwrap();
     let fs = mmrf_model::FeatureSpace::from_dataset(data);
-    let cfg: mmrf_train::mmrf::MmrfConfig =
-        mmrf_train::settings_from(mmrf_train::mmrf::MmrfConfig::for_method("mmrf"), o).unwrap();
+    let cfg: mmrf_train::actor_critic::ActorCriticConfig =
+        mmrf_train::settings_from(mmrf_train::actor_critic_config(method.name()), o).unwrap();
     let _seeded = mmrf_model::device::seeded(o.seed);
-    let mut t = mmrf_train::mmrf::Trainer::new(data, &fs, "mmrf", &cfg, o.seed, dir).unwrap();
+    let mut t =
+        mmrf_train::actor_critic::Trainer::new(data, &fs, method.name(), &cfg, mmrf_train::objective, o.seed, dir)
+            .unwrap();
     t.pretrain_simulator(&Progress::hidden()).unwrap();
     while t.step < steps {
         t.step().unwrap();
@@ -228,7 +234,7 @@ fn resume_refuses_another_method_or_setting_and_falls_back_to_the_previous_check
     let o = opts(4, &["checkpoint_every=10"]);
     let full = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("full4"), &o).unwrap();
     let dir = tmp.path().join("killed4");
-    kill_after(data, &dir, &o, 25);
+    kill_after(Method::Mmrf, data, &dir, &o, 25);
     let resume = |extra: &[&str]| TrainOptions {
         resume: true,
         ..opts(4, &[&["checkpoint_every=10"], extra].concat())
@@ -243,7 +249,9 @@ fn resume_refuses_another_method_or_setting_and_falls_back_to_the_previous_check
     assert!(err.contains("no checkpoint to resume"), "{err}");
     // The newest checkpoint (update 20) damaged: the one before it (update 10) is used,
     // and the run still ends where the uninterrupted one did.
-    let newest = dir.join(mmrf_train::mmrf::CHECKPOINT_DIR).join("net.safetensors");
+    let newest = dir
+        .join(mmrf_train::actor_critic::CHECKPOINT_DIR)
+        .join("net.safetensors");
     std::fs::write(&newest, b"not weights").unwrap();
     assert!(dir.join("checkpoint.old").join("checkpoint.toml").exists());
     let resumed = mmrf_train::train(Method::Mmrf, data, &dir, &resume(&[])).unwrap();
@@ -300,15 +308,18 @@ fn a_killed_run_resumes_to_the_same_model() {
     let o = opts(9, &["checkpoint_every=10"]);
     let full = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("full"), &o).unwrap();
     assert!(
-        !tmp.path().join("full").join(mmrf_train::mmrf::CHECKPOINT_DIR).exists(),
+        !tmp.path()
+            .join("full")
+            .join(mmrf_train::actor_critic::CHECKPOINT_DIR)
+            .exists(),
         "a finished run drops its checkpoint"
     );
 
     // The same run, killed after 17 updates (its last checkpoint is at update 10).
     let dir = tmp.path().join("killed");
-    kill_after(data, &dir, &o, 17);
+    kill_after(Method::Mmrf, data, &dir, &o, 17);
     assert!(dir
-        .join(mmrf_train::mmrf::CHECKPOINT_DIR)
+        .join(mmrf_train::actor_critic::CHECKPOINT_DIR)
         .join("checkpoint.toml")
         .exists());
     assert!(!dir.join("run.toml").exists());
@@ -407,7 +418,7 @@ fn requests_wider_than_six_are_trained_on_whole() {
     let r = mmrf_train::train(Method::Mmrf, &data, &run, &opts(2, &[])).unwrap();
     assert!(scores(&data, r.as_ref()).iter().all(|x| x.is_finite()));
     let fit: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join(mmrf_train::mmrf::SIMULATOR_FIT_FILE)).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(run.join(mmrf_train::actor_critic::SIMULATOR_FIT_FILE)).unwrap())
             .unwrap();
     assert_eq!(
         fit["impressions"].as_u64().unwrap() as usize,
@@ -510,4 +521,53 @@ fn a_sample_fraction_labels_that_share_of_the_non_impressions() {
     // A quarter of the small world's ~94 never-shown candidates: 24 in 4 rows of 6.
     let quarter = mean_batch("fraction-quarter", &["sample_fraction=0.25"]);
     assert!(quarter > 32.0 + 32.0 * 3.5 && quarter < 32.0 + 32.0 * 4.5, "{quarter}");
+}
+
+/// The last line of a run's learning curve.
+fn last_logged(dir: &std::path::Path) -> serde_json::Value {
+    let curve = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    serde_json::from_str(curve.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn a_killed_tscac_run_resumes_with_its_multipliers() {
+    let (tmp, data) = small();
+    // A bound that binds, so the multipliers are non-zero when the run is killed in its
+    // second stage (updates 30 to 59).
+    let o = opts(4, &["checkpoint_every=10", "tscac_bound=0.05", "tscac_dual_lr=0.5"]);
+    let full = mmrf_train::train(Method::Tscac, data, &tmp.path().join("tscac-full"), &o).unwrap();
+    let dir = tmp.path().join("tscac-killed");
+    kill_after(Method::Tscac, data, &dir, &o, 47);
+    let state = std::fs::read_to_string(
+        dir.join(mmrf_train::actor_critic::CHECKPOINT_DIR)
+            .join("checkpoint.toml"),
+    )
+    .unwrap();
+    // (The parameter ids are u64s beyond TOML's integers: read the one line.)
+    let line = state.lines().find(|l| l.starts_with("multipliers = ")).unwrap();
+    let multipliers: Vec<f64> = line["multipliers = ".len()..]
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(multipliers.len(), 6);
+    assert!(
+        multipliers.iter().any(|&m| m > 0.0),
+        "stage 2 has raised a multiplier by update 40: {multipliers:?}"
+    );
+    let resumed = mmrf_train::train(
+        Method::Tscac,
+        data,
+        &dir,
+        &TrainOptions {
+            resume: true,
+            ..o.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(scores(data, full.as_ref()), scores(data, resumed.as_ref()));
+    let (a, b) = (last_logged(&tmp.path().join("tscac-full")), last_logged(&dir));
+    assert_eq!(a["step"], 59);
+    assert_eq!(a["tscac_multipliers"], b["tscac_multipliers"]);
+    assert!(a["tscac_multipliers"].is_array());
 }

@@ -1,0 +1,221 @@
+//! The logged transitions and an update's batch: which requests, which items (shown ones
+//! and never-shown samples picked by a random action), and the score-list critic's
+//! candidate sets.
+
+use burn::prelude::*;
+use mmrf_data::session::RequestSet;
+use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_model::mmrf::N_AGENTS;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::{ActorCriticConfig, Augment};
+
+/// The logged transitions of the training split.
+pub(super) struct Transitions<'a> {
+    pub(super) set: RequestSet<'a>,
+    /// Index of the next request of the session, if any.
+    pub(super) next: Vec<Option<u32>>,
+    /// Per-item label scale of each signal (1 / std).
+    pub(super) item_scale: [f32; N_AGENTS],
+    /// The most items a request shows (K): the width of every per-item tensor.
+    pub(super) k: usize,
+}
+
+pub(super) fn signal_value(log: &mmrf_data::LogColumns, sig: Signal, row: usize) -> f32 {
+    let v = log.label(sig, row);
+    if sig == Signal::Hate {
+        -v
+    } else {
+        v
+    }
+}
+
+pub(super) fn std_of(values: impl Iterator<Item = f32>) -> f32 {
+    let (mut n, mut s, mut s2) = (0f64, 0f64, 0f64);
+    for v in values {
+        n += 1.0;
+        s += v as f64;
+        s2 += (v as f64).powi(2);
+    }
+    let var = (s2 / n.max(1.0) - (s / n.max(1.0)).powi(2)).max(0.0);
+    (var.sqrt() as f32).max(1e-6)
+}
+
+impl<'a> Transitions<'a> {
+    pub(super) fn build(data: &'a Dataset) -> Transitions<'a> {
+        Transitions::build_split(data, LogSplit::Train)
+    }
+
+    pub(super) fn build_split(data: &'a Dataset, split: LogSplit) -> Transitions<'a> {
+        let set = data.requests(split, &Default::default());
+        let log = data.log(split);
+        let n = set.requests.len();
+        let next = (0..n)
+            .map(|i| {
+                let r = &set.requests[i];
+                set.requests
+                    .get(i + 1)
+                    .filter(|x| x.session == r.session && x.position == r.position + 1)
+                    .map(|_| i as u32 + 1)
+            })
+            .collect();
+        let item_scale =
+            std::array::from_fn(|k| 1.0 / std_of((0..log.len()).map(|i| signal_value(log, Signal::ALL[k], i))));
+        let k = set.max_shown().max(1);
+        Transitions {
+            set,
+            next,
+            item_scale,
+            k,
+        }
+    }
+}
+
+/// One row of an update's batch: a logged request and the items it is trained on.
+pub(super) struct Row {
+    /// Index of the request in the training transitions.
+    pub(super) request: usize,
+    /// The shown items (logged rows), or the non-impression candidates picked for it.
+    pub(super) items: Vec<u32>,
+    /// A non-impression sample, labelled by the simulator (or MMRF-NS's constant).
+    pub(super) sample: bool,
+}
+
+/// An update's batch: `cfg.batch` logged requests, next in the shuffled epoch order, then
+/// for a `sample_share` of them a non-impression sample: as many of the request's
+/// candidates the logger did not show as it showed (or `sample_fraction` of them, in rows
+/// of a slate's width), the top ones under a random action
+/// (Algorithm 1's exploration), scored with the item table.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sample_rows(
+    cfg: &ActorCriticConfig,
+    tr: &Transitions<'_>,
+    log: &mmrf_data::LogColumns,
+    rng: &mut ChaCha8Rng,
+    order: &mut [usize],
+    cursor: &mut usize,
+    table: &[f32],
+    cands: &mut Vec<u32>,
+) -> (Vec<usize>, Vec<Row>) {
+    let d = cfg.net.dim;
+    let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
+    while batch.len() < cfg.batch {
+        if *cursor == order.len() {
+            order.shuffle(rng);
+            *cursor = 0;
+        }
+        batch.push(order[*cursor]);
+        *cursor += 1;
+    }
+    let mut rows: Vec<Row> = batch
+        .iter()
+        .map(|&i| Row {
+            request: i,
+            items: tr.set.shown_videos(i, log),
+            sample: false,
+        })
+        .collect();
+    if cfg.augment == Augment::None {
+        return (batch, rows);
+    }
+    let mut samples = Vec::new();
+    let mut scored: Vec<(f32, u32)> = Vec::new();
+    let mut a = vec![0f32; d];
+    for row in &rows {
+        if rng.random::<f64>() >= cfg.sample_share {
+            continue;
+        }
+        tr.set.candidates(row.request, log, cands);
+        a.iter_mut().for_each(|x| *x = rng.random::<f32>() * 2.0 - 1.0);
+        scored.clear();
+        scored.extend(cands.iter().filter(|c| !row.items.contains(c)).map(|&c| {
+            let e = &table[c as usize * d..(c as usize + 1) * d];
+            (a.iter().zip(e).map(|(x, y)| x * y).sum::<f32>(), c)
+        }));
+        // The top `k` by score, best first: as many as the request showed, or the share of
+        // its non-impressions that `sample_fraction` asks for.
+        let shown = row.items.len().max(1);
+        let k = if cfg.sample_fraction > 0.0 {
+            ((scored.len() as f64 * cfg.sample_fraction).round() as usize).max(1)
+        } else {
+            shown
+        }
+        .min(scored.len());
+        if k == 0 {
+            continue;
+        }
+        let best_first = |x: &(f32, u32), y: &(f32, u32)| y.0.total_cmp(&x.0);
+        if k < scored.len() {
+            scored.select_nth_unstable_by(k - 1, best_first);
+        }
+        scored[..k].sort_by(best_first);
+        // Rows are as wide as a slate: a larger sample fills several rows of one request.
+        for chunk in scored[..k].chunks(tr.k.max(1)) {
+            samples.push(Row {
+                request: row.request,
+                items: chunk.iter().map(|x| x.1).collect(),
+                sample: true,
+            });
+        }
+    }
+    rows.extend(samples);
+    (batch, rows)
+}
+
+/// A request's candidate set `C'` for the score-list critic: `first` (the row's items),
+/// then others of the request's candidates drawn at random, `cfg.list_candidates` in all.
+pub(super) fn candidate_list(
+    cfg: &ActorCriticConfig,
+    tr: &Transitions<'_>,
+    log: &mmrf_data::LogColumns,
+    request: usize,
+    first: &[u32],
+    rng: &mut ChaCha8Rng,
+    cands: &mut Vec<u32>,
+) -> Vec<u32> {
+    let mut out: Vec<u32> = first.iter().copied().take(cfg.list_candidates).collect();
+    tr.set.candidates(request, log, cands);
+    cands.retain(|c| !out.contains(c));
+    let extra = cfg.list_candidates.saturating_sub(out.len()).min(cands.len());
+    let (picked, _) = cands.partial_shuffle(rng, extra);
+    out.extend_from_slice(picked);
+    out
+}
+
+/// The candidate sets of a batch's rows as tensors: embeddings `[B, C, D]` (rows of
+/// `e_pad`, whose last row is padding), a mask of the real ones `[B, C]`.
+pub(super) fn list_tensors(
+    lists: &[Vec<u32>],
+    width: usize,
+    e_pad: &Tensor<2>,
+    row_of: impl Fn(u32) -> i64,
+    device: &Device,
+) -> (Tensor<3>, Tensor<2>) {
+    let b = lists.len();
+    let [pad, d] = e_pad.dims();
+    let mut idx = vec![pad as i64 - 1; b * width];
+    let mut mask = vec![0f32; b * width];
+    for (x, list) in lists.iter().enumerate() {
+        for (k, &v) in list.iter().take(width).enumerate() {
+            idx[x * width + k] = row_of(v);
+            mask[x * width + k] = 1.0;
+        }
+    }
+    let e = e_pad
+        .clone()
+        .select(0, Tensor::from_data(TensorData::new(idx, [b * width]), device))
+        .reshape([b, width, d]);
+    (e, Tensor::from_data(TensorData::new(mask, [b, width]), device))
+}
+
+/// What the score-list critic's actor phase reads of a batch.
+pub(super) struct ListBatch {
+    /// Each row's candidate embeddings `[B, C, D]` (no gradient).
+    pub(super) candidates: Tensor<3>,
+    /// `[B, C]`: 1 for a real candidate.
+    pub(super) mask: Tensor<2>,
+    /// `[B, C]`: 1 for an item the logger showed (logged rows only).
+    pub(super) behaviour: Tensor<2>,
+}
