@@ -571,3 +571,39 @@ fn a_killed_tscac_run_resumes_with_its_multipliers() {
     assert_eq!(a["tscac_multipliers"], b["tscac_multipliers"]);
     assert!(a["tscac_multipliers"].is_array());
 }
+
+#[test]
+fn algorithm_one_next_state_trains_apart_from_the_logged_one_and_needs_the_simulator() {
+    let (tmp, data) = small();
+    let logged = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("next-logged"), &opts(6, &[])).unwrap();
+    let simulated = mmrf_train::train(
+        Method::Mmrf,
+        data,
+        &tmp.path().join("next-simulated"),
+        &opts(6, &["next_state=simulated"]),
+    )
+    .unwrap();
+    let (a, b) = (scores(data, logged.as_ref()), scores(data, simulated.as_ref()));
+    assert!(a.iter().all(|x| x.is_finite()) && b.iter().all(|x| x.is_finite()));
+    assert_ne!(a, b, "the samples' next states changed what was learned");
+    let again = mmrf_train::train(
+        Method::Mmrf,
+        data,
+        &tmp.path().join("next-simulated-again"),
+        &opts(6, &["next_state=simulated"]),
+    )
+    .unwrap();
+    assert_eq!(b, scores(data, again.as_ref()), "the simulated feedback is seeded");
+    for (method, extra, needle) in [
+        (
+            Method::MmrfDa,
+            "next_state=simulated",
+            "needs `augment` = \"simulator\"",
+        ),
+        (Method::Mmrf, "bootstrap=logged", "needs `bootstrap` = \"policy\""),
+    ] {
+        let sets = ["next_state=simulated", extra];
+        let err = train_err(method, data, &tmp.path().join("next-refused"), &opts(6, &sets));
+        assert!(err.contains(needle), "{err}");
+    }
+}

@@ -3,7 +3,7 @@
 //! candidate sets.
 
 use burn::prelude::*;
-use mmrf_data::session::RequestSet;
+use mmrf_data::session::{Impression, RequestSet};
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_model::mmrf::N_AGENTS;
 use rand::seq::SliceRandom;
@@ -218,4 +218,100 @@ pub(super) struct ListBatch {
     pub(super) mask: Tensor<2>,
     /// `[B, C]`: 1 for an item the logger showed (logged rows only).
     pub(super) behaviour: Tensor<2>,
+}
+
+/// Algorithm 1's history of `s_t ∪ Ĩ_k`: the last `len` impressions of `now`, then the
+/// sampled `items` with feedback drawn from their simulated `labels` (per item, in the
+/// agents' reward units: each signal's label over its scale is its probability, Hate's
+/// negated; WatchTime's is seconds of play). Binary signals are Bernoulli draws from `rng`.
+pub(super) fn simulated_history(
+    now: &[Impression],
+    len: usize,
+    items: &[u32],
+    labels: &[[f32; N_AGENTS]],
+    item_scale: &[f32; N_AGENTS],
+    rng: &mut ChaCha8Rng,
+) -> Vec<Impression> {
+    let mut out: Vec<Impression> = now[now.len().saturating_sub(len)..].to_vec();
+    for (&video, label) in items.iter().zip(labels) {
+        let raw: [f32; N_AGENTS] = std::array::from_fn(|a| label[a] / item_scale[a]);
+        let mut draw = |a: usize| {
+            let p = match Signal::ALL[a] {
+                Signal::Hate => -raw[a],
+                _ => raw[a],
+            };
+            rng.random::<f32>() < p.clamp(0.0, 1.0)
+        };
+        let (click, like, follow, comment, hate, long_view) = (draw(0), draw(1), draw(2), draw(3), draw(4), draw(5));
+        let play_time_ms = (raw[N_AGENTS - 1].max(0.0) * 1000.0).round() as u32;
+        out.push(Impression {
+            video,
+            play_time_ms,
+            // The state reads play time alone; the item's duration is in its features.
+            duration_ms: 0,
+            click,
+            like,
+            follow,
+            comment,
+            hate,
+            long_view,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn seen(video: u32) -> Impression {
+        Impression {
+            video,
+            play_time_ms: 5_000,
+            duration_ms: 9_000,
+            click: true,
+            like: false,
+            follow: false,
+            comment: false,
+            hate: false,
+            long_view: false,
+        }
+    }
+
+    #[test]
+    fn the_simulated_next_history_appends_the_sampled_items_with_their_feedback() {
+        let now: Vec<Impression> = (0..5).map(seen).collect();
+        let scale = [2.0, 1.0, 1.0, 1.0, 4.0, 1.0, 0.1];
+        // Certain click and hate, never anything else; 30 s of play. Labels are in reward
+        // units: probability × scale, Hate negated, WatchTime seconds × scale.
+        let certain = [2.0, 0.0, 0.0, 0.0, -4.0, 0.0, 3.0];
+        // Eq. 6's factor can push a label past 1: it is a certain event, not an error.
+        let never = [0.0, 0.0, 0.0, 0.0, 0.0, -0.5, 0.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let h = simulated_history(&now, 3, &[40, 41], &[certain, never], &scale, &mut rng);
+        let videos: Vec<u32> = h.iter().map(|i| i.video).collect();
+        assert_eq!(
+            videos,
+            vec![2, 3, 4, 40, 41],
+            "the last 3 seen, then the sampled items in order"
+        );
+        let a = &h[3];
+        assert!(a.click && a.hate && !a.like && !a.follow && !a.comment && !a.long_view);
+        assert_eq!(a.play_time_ms, 30_000);
+        let b = &h[4];
+        assert!(!b.click && !b.hate && !b.long_view && b.play_time_ms == 0);
+    }
+
+    #[test]
+    fn simulated_feedback_is_drawn_at_the_labels_rates() {
+        let scale = [1.0; N_AGENTS];
+        let label = [0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let n = 4000;
+        let items: Vec<u32> = (0..n).collect();
+        let h = simulated_history(&[], 0, &items, &vec![label; n as usize], &scale, &mut rng);
+        let rate = h.iter().filter(|i| i.click).count() as f64 / n as f64;
+        assert!((rate - 0.3).abs() < 0.03, "click rate {rate}");
+    }
 }

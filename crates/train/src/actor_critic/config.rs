@@ -148,6 +148,12 @@ pub struct ActorCriticConfig {
     /// critic's values are extrapolations, and the pull keeps the policy where it has data).
     #[serde(default = "default_behaviour_pull")]
     pub behaviour_pull: f64,
+    /// The next state of a non-impression sample: its logged request's next one
+    /// (`logged`), or Algorithm 1's `s_t ∪ Ĩ_k` (`simulated`): the request's own state with
+    /// the sampled items and their simulated feedback appended to the history, one request
+    /// further into the session. Needs the simulator's labels and the policy's bootstrap.
+    #[serde(default)]
+    pub next_state: NextState,
 }
 
 fn default_list_candidates() -> usize {
@@ -184,6 +190,19 @@ pub enum Bootstrap {
     /// The critic then values the behaviour's continuation and the actor takes one step of
     /// improvement on it, with no bootstrapping through actions the data never shows.
     Logged,
+}
+
+/// Where a non-impression sample's session goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NextState {
+    /// The logged request's next state: the sample's items share the continuation of the
+    /// shown items of their request.
+    #[default]
+    Logged,
+    /// Algorithm 1's `s_t ∪ Ĩ_k`: the request's state extended by the sampled items with
+    /// feedback drawn from the simulator's labels.
+    Simulated,
 }
 
 /// Credit for ending a session.
@@ -235,6 +254,7 @@ impl Default for ActorCriticConfig {
             list_candidates: default_list_candidates(),
             list_temperature: default_list_temperature(),
             behaviour_pull: default_behaviour_pull(),
+            next_state: NextState::Logged,
         }
     }
 }
@@ -333,6 +353,22 @@ impl Validate for ActorCriticConfig {
                 return Err(TrainError::Setting(
                     "`net.critic` = \"list\" with Pareto: its MGDA weights read the linear critic's \
                      action gradients; use `net.critic = \"linear\"`"
+                        .into(),
+                ));
+            }
+        }
+        if self.next_state == NextState::Simulated {
+            if self.augment != Augment::Simulator {
+                return Err(TrainError::Setting(
+                    "`next_state` = \"simulated\" extends the history with the simulator's feedback: it needs \
+                     `augment` = \"simulator\""
+                        .into(),
+                ));
+            }
+            if self.bootstrap != Bootstrap::Policy {
+                return Err(TrainError::Setting(
+                    "`next_state` = \"simulated\" has no logged next slate to bootstrap from: it needs \
+                     `bootstrap` = \"policy\""
                         .into(),
                 ));
             }

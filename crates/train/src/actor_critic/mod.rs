@@ -43,7 +43,7 @@ pub mod simulator;
 mod trainer;
 
 pub use checkpoint::{check_resume, CHECKPOINT_DIR};
-pub use config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit, Objective};
+pub use config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit, NextState, Objective};
 pub use flops::update_flops;
 pub use objective::{ActorInputs, ActorObjective, ObjectiveOf, ObjectiveReport};
 pub use policy::{load, ActorRanker};

@@ -8,7 +8,7 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::HuberLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use mmrf_data::session::Timelines;
+use mmrf_data::session::{RequestState, Timelines};
 use mmrf_data::{Dataset, LogSplit, Signal};
 use mmrf_model::mmrf::{square, CriticForm, MmrfNet, N_AGENTS};
 use mmrf_model::FeatureSpace;
@@ -16,9 +16,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::buffer::{candidate_list, list_tensors, sample_rows, signal_value, ListBatch, Transitions};
+use super::buffer::{
+    candidate_list, list_tensors, sample_rows, signal_value, simulated_history, ListBatch, Transitions,
+};
 use super::checkpoint::checkpoint_dirs;
-use super::config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit};
+use super::config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit, NextState};
 use super::objective::{ActorInputs, ActorObjective, ObjectiveOf, ObjectiveReport};
 use super::policy::{item_table, ActorRanker};
 use super::simulator::{Sim, SIMULATOR_FILE, SIMULATOR_FIT_FILE};
@@ -28,6 +30,9 @@ use crate::run::{self, Manifest};
 use crate::settings::Validate;
 use crate::state::{StateInputs, PAD};
 use crate::{check_finite, Progress, TrainError, TrainLog};
+
+/// Mixed into the run's seed for the stream of Algorithm 1's simulated feedback.
+const NEXT_STATE_STREAM: u64 = 0x6E78_742D_7374_6174;
 
 /// A stopwatch read in laps.
 struct Lap(Instant);
@@ -551,9 +556,17 @@ impl<'a> Trainer<'a> {
         } else {
             Vec::new()
         };
+        let simulated_next = cfg.next_state == NextState::Simulated;
         let next_lists: Vec<Vec<u32>> = if list && cfg.bootstrap == Bootstrap::Policy {
             rows.iter()
                 .map(|r| match tr.next[r.request] {
+                    // Algorithm 1's next state is the request's own moment: its candidates
+                    // less the items just shown.
+                    Some(_) if r.sample && simulated_next => {
+                        let mut l = candidate_list(cfg, tr, log, r.request, &[], rng, cands);
+                        l.retain(|v| !r.items.contains(v));
+                        l
+                    }
                     Some(j) => {
                         let shown = tr.set.shown_videos(j as usize, log);
                         candidate_list(cfg, tr, log, j as usize, &shown, rng, cands)
@@ -615,12 +628,44 @@ impl<'a> Trainer<'a> {
             let mut n_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
             let mut done = Vec::with_capacity(b);
             let mut cbuf: Vec<u32> = Vec::new();
+            // The simulated feedback of Algorithm 1's next states: its own stream per update.
+            let mut feedback_rng =
+                ChaCha8Rng::seed_from_u64(seed ^ NEXT_STATE_STREAM ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut samples = sample_labels.iter();
             for row in &rows {
                 let i = row.request;
-                s_in.push(fs, &timelines.state(&tr.set, log, i, cfg.history));
+                let now = timelines.state(&tr.set, log, i, cfg.history);
+                s_in.push(fs, &now);
                 if cfg.net.candidates > 0 {
                     tr.set.candidates(i, log, &mut cbuf);
                     s_in.push_candidates(&cbuf);
+                }
+                let labels = if row.sample { samples.next() } else { None };
+                if let (true, Some(labels)) = (simulated_next, labels) {
+                    done.push(if tr.next[i].is_some() { 0.0 } else { 1.0 });
+                    let history = simulated_history(
+                        now.history,
+                        cfg.history,
+                        &row.items,
+                        labels,
+                        &tr.item_scale,
+                        &mut feedback_rng,
+                    );
+                    let position = now.position.saturating_add(1);
+                    n_in.push(
+                        fs,
+                        &RequestState {
+                            position,
+                            history: &history,
+                            ..now
+                        },
+                    );
+                    if cfg.net.candidates > 0 {
+                        tr.set.candidates(i, log, &mut cbuf);
+                        cbuf.retain(|v| !row.items.contains(v));
+                        n_in.push_candidates(&cbuf);
+                    }
+                    continue;
                 }
                 let next = match tr.next[i] {
                     Some(j) => {
