@@ -3,14 +3,16 @@
 //! candidate sets.
 
 use burn::prelude::*;
-use mmrf_data::session::{Impression, RequestSet};
-use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_data::session::{Impression, RequestSet, RequestState, Timelines};
+use mmrf_data::{Dataset, LogColumns, LogSplit, Signal};
 use mmrf_model::mmrf::N_AGENTS;
+use mmrf_model::FeatureSpace;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{ActorCriticConfig, Augment};
+use super::config::{ActorCriticConfig, Augment, NextState};
+use crate::state::StateInputs;
 
 /// The logged transitions of the training split.
 pub(super) struct Transitions<'a> {
@@ -258,6 +260,138 @@ pub(super) fn simulated_history(
         });
     }
     out
+}
+
+/// The states of a batch's rows, now and next, and whether each row's session ended
+/// there (1) or went on (0). A row's next state is its request's next one in the log, or,
+/// for a non-impression sample with `next_state = "simulated"`, Algorithm 1's
+/// `s_t ∪ Ĩ_k` ([`simulated_history`], feedback drawn from `feedback_rng`). The next
+/// state of a session's last request is unused.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn batch_states(
+    cfg: &ActorCriticConfig,
+    fs: &FeatureSpace,
+    timelines: &Timelines,
+    tr: &Transitions<'_>,
+    log: &LogColumns,
+    rows: &[Row],
+    sample_labels: &[Vec<[f32; N_AGENTS]>],
+    feedback_rng: &mut ChaCha8Rng,
+) -> (StateInputs, StateInputs, Vec<f32>) {
+    let mut s_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
+    let mut n_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
+    let mut done = Vec::with_capacity(rows.len());
+    let mut cbuf: Vec<u32> = Vec::new();
+    let mut samples = sample_labels.iter();
+    for row in rows {
+        let i = row.request;
+        let now = timelines.state(&tr.set, log, i, cfg.history);
+        s_in.push(fs, &now);
+        if cfg.net.candidates > 0 {
+            tr.set.candidates(i, log, &mut cbuf);
+            s_in.push_candidates(&cbuf);
+        }
+        let labels = if row.sample { samples.next() } else { None };
+        if let (NextState::Simulated, Some(labels)) = (cfg.next_state, labels) {
+            done.push(if tr.next[i].is_some() { 0.0 } else { 1.0 });
+            let history = simulated_history(
+                now.history,
+                cfg.history,
+                &row.items,
+                labels,
+                &tr.item_scale,
+                feedback_rng,
+            );
+            let position = now.position.saturating_add(1);
+            n_in.push(
+                fs,
+                &RequestState {
+                    position,
+                    history: &history,
+                    ..now
+                },
+            );
+            if cfg.net.candidates > 0 {
+                // The same moment: the request's candidates less the items just shown.
+                tr.set.candidates(i, log, &mut cbuf);
+                cbuf.retain(|v| !row.items.contains(v));
+                n_in.push_candidates(&cbuf);
+            }
+            continue;
+        }
+        let next = match tr.next[i] {
+            Some(j) => {
+                done.push(0.0f32);
+                j as usize
+            }
+            None => {
+                done.push(1.0f32);
+                i
+            }
+        };
+        n_in.push(fs, &timelines.state(&tr.set, log, next, cfg.history));
+        if cfg.net.candidates > 0 {
+            tr.set.candidates(next, log, &mut cbuf);
+            n_in.push_candidates(&cbuf);
+        }
+    }
+    (s_in, n_in, done)
+}
+
+/// What the critics regress a batch's items on, `K` slots per row.
+pub(super) struct ItemTargets {
+    /// Each slot's row in the batch's embedding table (`pad` where the row has no item).
+    pub(super) shown_idx: Vec<i64>,
+    /// 1 for a logged (shown) item: the reward heads learn from these alone.
+    pub(super) shown_mask: Vec<f32>,
+    /// `[B, K, N]`: each item's reward per signal, logged or simulated, in reward units.
+    pub(super) item_labels: Vec<f32>,
+    /// 1 for every real item, shown or sampled: the TD error's mask.
+    pub(super) act_mask: Vec<f32>,
+}
+
+/// The per-item targets of a batch's rows: logged feedback for shown items, the samples'
+/// `sample_labels` (in sample order) for never-shown ones. `slot` maps a video to its row
+/// in the batch's embedding table, whose padding row is `pad`.
+pub(super) fn item_targets(
+    tr: &Transitions<'_>,
+    log: &LogColumns,
+    rows: &[Row],
+    sample_labels: &[Vec<[f32; N_AGENTS]>],
+    slot: &[u32],
+    k_max: usize,
+    pad: usize,
+) -> ItemTargets {
+    let b = rows.len();
+    let mut shown_idx = vec![pad as i64; b * k_max];
+    let mut shown_mask = vec![0f32; b * k_max];
+    let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
+    let mut act_mask = vec![0f32; b * k_max];
+    let mut samples = sample_labels.iter();
+    for (x, row) in rows.iter().enumerate() {
+        let logged_rows = tr.set.shown_rows(&tr.set.requests[row.request]);
+        let labels_here = if row.sample { samples.next() } else { None };
+        for (k, &v) in row.items.iter().take(k_max).enumerate() {
+            let at = x * k_max + k;
+            shown_idx[at] = slot[v as usize] as i64;
+            act_mask[at] = 1.0;
+            if let Some(l) = labels_here {
+                item_labels[at * N_AGENTS..(at + 1) * N_AGENTS].copy_from_slice(&l[k]);
+            } else {
+                shown_mask[at] = 1.0;
+                let row_at = logged_rows[k] as usize;
+                for (a, sig) in Signal::ALL.iter().enumerate() {
+                    item_labels[at * N_AGENTS + a] = signal_value(log, *sig, row_at) * tr.item_scale[a];
+                }
+            }
+        }
+    }
+    ItemTargets {
+        shown_idx,
+        shown_mask,
+        item_labels,
+        act_mask,
+    }
 }
 
 #[cfg(test)]

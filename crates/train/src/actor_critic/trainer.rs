@@ -8,8 +8,8 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::nn::loss::HuberLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use mmrf_data::session::{RequestState, Timelines};
-use mmrf_data::{Dataset, LogSplit, Signal};
+use mmrf_data::session::Timelines;
+use mmrf_data::{Dataset, LogSplit};
 use mmrf_model::mmrf::{square, CriticForm, MmrfNet, N_AGENTS};
 use mmrf_model::FeatureSpace;
 use rand::seq::SliceRandom;
@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::buffer::{
-    candidate_list, list_tensors, sample_rows, signal_value, simulated_history, ListBatch, Transitions,
+    batch_states, candidate_list, item_targets, list_tensors, sample_rows, ItemTargets, ListBatch, Row, Transitions,
 };
 use super::checkpoint::checkpoint_dirs;
 use super::config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit, NextState};
@@ -624,65 +624,10 @@ impl<'a> Trainer<'a> {
                 _ => None,
             };
             // States now and next (the next state of a session's last request is unused).
-            let mut s_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
-            let mut n_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
-            let mut done = Vec::with_capacity(b);
-            let mut cbuf: Vec<u32> = Vec::new();
-            // The simulated feedback of Algorithm 1's next states: its own stream per update.
             let mut feedback_rng =
                 ChaCha8Rng::seed_from_u64(seed ^ NEXT_STATE_STREAM ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut samples = sample_labels.iter();
-            for row in &rows {
-                let i = row.request;
-                let now = timelines.state(&tr.set, log, i, cfg.history);
-                s_in.push(fs, &now);
-                if cfg.net.candidates > 0 {
-                    tr.set.candidates(i, log, &mut cbuf);
-                    s_in.push_candidates(&cbuf);
-                }
-                let labels = if row.sample { samples.next() } else { None };
-                if let (true, Some(labels)) = (simulated_next, labels) {
-                    done.push(if tr.next[i].is_some() { 0.0 } else { 1.0 });
-                    let history = simulated_history(
-                        now.history,
-                        cfg.history,
-                        &row.items,
-                        labels,
-                        &tr.item_scale,
-                        &mut feedback_rng,
-                    );
-                    let position = now.position.saturating_add(1);
-                    n_in.push(
-                        fs,
-                        &RequestState {
-                            position,
-                            history: &history,
-                            ..now
-                        },
-                    );
-                    if cfg.net.candidates > 0 {
-                        tr.set.candidates(i, log, &mut cbuf);
-                        cbuf.retain(|v| !row.items.contains(v));
-                        n_in.push_candidates(&cbuf);
-                    }
-                    continue;
-                }
-                let next = match tr.next[i] {
-                    Some(j) => {
-                        done.push(0.0f32);
-                        j as usize
-                    }
-                    None => {
-                        done.push(1.0f32);
-                        i
-                    }
-                };
-                n_in.push(fs, &timelines.state(&tr.set, log, next, cfg.history));
-                if cfg.net.candidates > 0 {
-                    tr.set.candidates(next, log, &mut cbuf);
-                    n_in.push_candidates(&cbuf);
-                }
-            }
+            let (s_in, n_in, done) =
+                batch_states(cfg, fs, timelines, tr, log, &rows, &sample_labels, &mut feedback_rng);
             // Unique videos of the online side: shown items and the current states' histories.
             let mut videos: Vec<u32> = Vec::new();
             let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
@@ -732,40 +677,12 @@ impl<'a> Trainer<'a> {
             let s = net
                 .state
                 .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
-            let mut shown_idx = vec![m as i64; b * k_max];
-            let mut shown_mask = vec![0f32; b * k_max];
-            let mut item_labels = vec![0f32; b * k_max * N_AGENTS];
-            let mut next_sample = 0;
-            for (x, row) in rows.iter().enumerate() {
-                let logged_rows = tr.set.shown_rows(&tr.set.requests[row.request]);
-                let labels_here = if row.sample {
-                    next_sample += 1;
-                    Some(&sample_labels[next_sample - 1])
-                } else {
-                    None
-                };
-                for (k, &v) in row.items.iter().take(k_max).enumerate() {
-                    shown_idx[x * k_max + k] = slot[v as usize] as i64;
-                    if let Some(l) = labels_here {
-                        item_labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].copy_from_slice(&l[k]);
-                    } else {
-                        shown_mask[x * k_max + k] = 1.0;
-                        let at = logged_rows[k] as usize;
-                        for (a, sig) in Signal::ALL.iter().enumerate() {
-                            item_labels[(x * k_max + k) * N_AGENTS + a] =
-                                signal_value(log, *sig, at) * tr.item_scale[a];
-                        }
-                    }
-                }
-            }
-            let mut act_mask = shown_mask.clone();
-            for (x, row) in rows.iter().enumerate() {
-                if row.sample {
-                    for k in 0..row.items.len().min(k_max) {
-                        act_mask[x * k_max + k] = 1.0;
-                    }
-                }
-            }
+            let ItemTargets {
+                shown_idx,
+                shown_mask,
+                item_labels,
+                act_mask,
+            } = item_targets(tr, log, &rows, &sample_labels, slot, k_max, m);
             let list_batch = list.then(|| {
                 let (candidates, mask) = list_tensors(&lists, cfg.list_candidates, &e_pad, row_of, device);
                 let width = cfg.list_candidates;
@@ -800,23 +717,7 @@ impl<'a> Trainer<'a> {
                     .join()
                     .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
                 target = target_back;
-                let mut y = vec![0f32; N_AGENTS * b * k_max];
-                for a in 0..N_AGENTS {
-                    for (x, row) in rows.iter().enumerate() {
-                        let last = row.items.len().min(k_max).saturating_sub(1);
-                        for k in 0..k_max {
-                            // Who ended the session? With item-level credit only the last item
-                            // viewed loses the continuation; the others were followed by more
-                            // viewing (valued from the same state, the request's own).
-                            let ended = match cfg.leave_credit {
-                                LeaveCredit::Item => done[x] > 0.0 && k == last && !row.sample,
-                                LeaveCredit::Request => done[x] > 0.0,
-                            };
-                            let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
-                            y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
-                        }
-                    }
-                }
+                let y = td_targets(cfg, &rows, &done, &item_labels, &qn, k_max);
                 Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
             };
             phases.target = lap.lap();
@@ -925,6 +826,38 @@ impl<'a> Trainer<'a> {
         ranker.uncertainty = uncertainty;
         Ok(ranker)
     }
+}
+
+/// The TD targets `[N, B, K]` row-major: each item's label plus the discounted value of
+/// its row's next state under the target networks (`qn`, `[N, B]`), or nothing where the
+/// session ended.
+fn td_targets(
+    cfg: &ActorCriticConfig,
+    rows: &[Row],
+    done: &[f32],
+    item_labels: &[f32],
+    qn: &[f32],
+    k_max: usize,
+) -> Vec<f32> {
+    let b = rows.len();
+    let mut y = vec![0f32; N_AGENTS * b * k_max];
+    for a in 0..N_AGENTS {
+        for (x, row) in rows.iter().enumerate() {
+            let last = row.items.len().min(k_max).saturating_sub(1);
+            for k in 0..k_max {
+                // Who ended the session? With item-level credit only the last item viewed
+                // loses the continuation; the others were followed by more viewing (valued
+                // from the same state, the request's own).
+                let ended = match cfg.leave_credit {
+                    LeaveCredit::Item => done[x] > 0.0 && k == last && !row.sample,
+                    LeaveCredit::Request => done[x] > 0.0,
+                };
+                let future = if ended { 0.0 } else { cfg.gamma as f32 * qn[a * b + x] };
+                y[(a * b + x) * k_max + k] = item_labels[(x * k_max + k) * N_AGENTS + a] + future;
+            }
+        }
+    }
+    y
 }
 
 /// Per-element loss of the agents' errors (agents along `agent_dim`): the squared error,
