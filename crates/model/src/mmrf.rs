@@ -579,6 +579,15 @@ impl Critics {
         ((log_p.clone().exp() * q).sum_dim(2).reshape([n, b]), log_p)
     }
 
+    /// Parameters that training reaches: with the score-list form, its layers and the
+    /// reward heads (the linear form's trunk and slopes are then unused).
+    pub fn trained_params(&self) -> usize {
+        match &self.list {
+            Some(list) => list.num_params() + self.reward.num_params(),
+            None => self.num_params(),
+        }
+    }
+
     /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.
     pub fn item_rewards(&self, s: Tensor<2>, items: Tensor<3>) -> Tensor<3> {
         let b = s.dims()[0];
@@ -605,6 +614,17 @@ impl MmrfNet {
             agents: Agents::new(cfg, device),
             critics: Critics::new(cfg, device),
         }
+    }
+
+    /// Parameters training reaches, per part: items, state, agents, critics
+    /// ([`Critics::trained_params`]).
+    pub fn trained_params(&self) -> [(&'static str, usize); 4] {
+        [
+            ("items", self.items.num_params()),
+            ("state", self.state.num_params()),
+            ("agents", self.agents.num_params()),
+            ("critics", self.critics.trained_params()),
+        ]
     }
 }
 

@@ -226,7 +226,7 @@ pub(super) struct ListBatch {
 /// sampled `items` with feedback drawn from their simulated `labels` (per item, in the
 /// agents' reward units: each signal's label over its scale is its probability, Hate's
 /// negated; WatchTime's is seconds of play). Binary signals are Bernoulli draws from `rng`.
-pub(super) fn simulated_history(
+pub fn simulated_history(
     now: &[Impression],
     len: usize,
     items: &[u32],

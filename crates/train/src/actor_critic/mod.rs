@@ -21,12 +21,13 @@
 //!    score-list critic, a pull toward the logged behaviour.
 //! 4. **Soft update** of the target networks, `θ' ← (1 − τ)θ' + τθ`.
 //!
-//! A sample's next state is its logged request's next one (and ends where that session
-//! ends), not Algorithm 1's `s_t ∪ Ĩ_k`, a history extended by the simulated items and
-//! their simulated feedback: the log says how the session went on after the shown items,
-//! nothing says how it would have after the others. So a sample's items get the same
-//! continuation as the shown items of their request, and differ from them (and among
-//! themselves) by their labels alone.
+//! A sample's next state is, by default, its logged request's next one (and ends where that
+//! session ends): the log says how the session went on after the shown items, nothing says
+//! how it would have after the others, so a sample's items get the same continuation as
+//! the shown items of their request and differ from them by their labels alone. With
+//! `next_state = "simulated"` it is Algorithm 1's `s_t ∪ Ĩ_k` instead: the history extended
+//! by the sampled items and feedback drawn from their simulated labels
+//! ([`buffer::simulated_history`]).
 //!
 //! The files, in the order an update reads them: [`config`] (settings), [`buffer`]
 //! (transitions and batches), [`simulator`] (M), [`objective`] (the methods' seam),

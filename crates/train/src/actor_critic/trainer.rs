@@ -792,6 +792,12 @@ impl<'a> Trainer<'a> {
         Ok(stats)
     }
 
+    /// The online networks and the feedback simulator, as they stand (for inspection;
+    /// after a failed update there are none).
+    pub fn networks(&self) -> (Option<&MmrfNet>, Option<&mmrf_model::simulator::FeedbackSimulator>) {
+        (self.net.as_ref(), self.sim.as_ref().map(|s| &s.model))
+    }
+
     /// Write the final model (and the simulator and its fit) and the manifest.
     pub fn finish(mut self, train_seconds: f64) -> Result<ActorRanker, TrainError> {
         let (fs, data, out, cfg, seed) = (self.fs, self.data, self.out.clone(), self.cfg.clone(), self.seed);
