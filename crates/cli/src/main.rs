@@ -8,6 +8,7 @@ mod benchmark;
 mod pool;
 mod serve;
 mod tune;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -85,6 +86,15 @@ enum Command {
         /// Replace a non-empty OUT; the old run stays until the new one is complete.
         #[arg(long, conflicts_with = "resume")]
         force: bool,
+        /// Data-parallel training in N processes on this machine (`mpirun -np N`): each
+        /// samples its own shard of users, `batch / N` requests per update, and the
+        /// gradients are averaged every update. Needs a build with `--features mpi`.
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+        /// Train as one process of an MPI job: `mpirun -np N [--host A,B] mmrf train
+        /// --distributed ...` (how workers on several machines train together).
+        #[arg(long, conflicts_with = "workers")]
+        distributed: bool,
     },
     /// Evaluate a run on the held-out split: GAUC and NCIS per signal.
     Eval {
@@ -474,8 +484,16 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             resume,
             force,
+            workers,
+            distributed,
         } => {
             let method: mmrf_train::Method = method.parse()?;
+            if let Some(n) = workers.filter(|&n| n > 1) {
+                mmrf_train::check_workers(method, &out, resume)?;
+                return workers::launch(n, &data, &out);
+            }
+            let group = if distributed { Some(workers::join()?) } else { None };
+            let leads = group.as_ref().is_none_or(|g| g.leads());
             let (ds, _) = Dataset::open(&data)?;
             let opts = mmrf_train::TrainOptions {
                 seed,
@@ -484,9 +502,13 @@ fn run(cli: Cli) -> Result<()> {
                 progress: mmrf_train::Progress { quiet },
                 resume,
                 force,
+                group,
             };
             let start = Instant::now();
             mmrf_train::train(method, &ds, &out, &opts)?;
+            if !leads {
+                return Ok(());
+            }
             if let Err(e) = mmrf_eval::report::learning_curve(&out) {
                 eprintln!("warning: learning curve not plotted: {e}");
             }

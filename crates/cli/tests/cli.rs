@@ -1209,3 +1209,28 @@ fn a_parquet_copy_trains_and_evaluates_to_the_same_figures() {
     assert!(!out.status.success() && err.contains("not empty"), "{err}");
     assert!(pq.join("user_features_1k.parquet").is_file());
 }
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn data_parallel_training_says_it_needs_a_build_with_mpi() {
+    let tmp = tempfile::tempdir().unwrap();
+    let world = tmp.path().join("w");
+    small_world(&world, 20);
+    for flag in [&["--workers", "2"][..], &["--distributed"][..]] {
+        let out = mmrf()
+            .args(["train", "--method", "mmrf", "--quiet", "--data"])
+            .arg(&world)
+            .arg("--out")
+            .arg(tmp.path().join("run"))
+            .args(flag)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("built without MPI") && err.contains("--features mpi"),
+            "{flag:?}: {err}"
+        );
+        assert!(!tmp.path().join("run").exists(), "{flag:?}: nothing written");
+    }
+}

@@ -22,6 +22,7 @@
 pub mod actor_critic;
 pub mod batch;
 pub mod bc;
+pub mod distributed;
 pub mod massa;
 pub mod mmrf;
 pub mod pareto;
@@ -181,6 +182,9 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Replace a non-empty `out` (the old run stays until the new one is complete).
     pub force: bool,
+    /// Train as one process of a data-parallel group ([`distributed`]); the actor-critic
+    /// methods only.
+    pub group: Option<distributed::Group>,
 }
 
 /// Train `method` on `data`'s training split; write the run to `out`.
@@ -196,6 +200,14 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             data.dir.display(),
             mmrf_data::LogSplit::Train.name()
         )));
+    }
+    if let Some(group) = &opts.group {
+        check_workers(method, out, opts.resume)?;
+        if opts.resume {
+            actor_critic::check_resume(out, method.name(), opts)?;
+        }
+        group.0.barrier();
+        return train_into(method, data, out, opts);
     }
     if opts.resume {
         if !method.actor_critic() {
@@ -227,6 +239,32 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
         return Ok(ranker);
     }
     train_into(method, data, out, opts)
+}
+
+/// Whether `method` can train data-parallel into `out`: an actor-critic method, and an
+/// empty `out` unless the run continues its checkpoint (every process writes into `out`
+/// itself, so there is no staging beside it).
+pub fn check_workers(method: Method, out: &Path, resume: bool) -> Result<(), TrainError> {
+    if !method.actor_critic() {
+        return Err(TrainError::Run(format!(
+            "{} trains in one process; --workers trains the actor-critic methods ({})",
+            method.name(),
+            Method::ALL
+                .iter()
+                .filter(|m| m.actor_critic())
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if !resume && mmrf_data::staged::is_nonempty_dir(out) {
+        return Err(TrainError::Run(format!(
+            "{}: the directory is not empty; a run with --workers starts in an empty --out (or continues \
+             its checkpoint with --resume)",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Resolve and validate the settings `train` would use for `method` with `opts` (its
@@ -277,6 +315,7 @@ fn train_into(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) -
                 out,
                 &opts.progress,
                 opts.resume,
+                opts.group.clone(),
             )?))
         }
     }
@@ -346,7 +385,8 @@ impl Progress {
 
 /// The learning curve: one JSON object per line, flushed as it goes.
 pub struct TrainLog {
-    file: std::io::BufWriter<std::fs::File>,
+    /// None for a data-parallel group's other processes: the first one writes the curve.
+    file: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl TrainLog {
@@ -354,8 +394,13 @@ impl TrainLog {
         let path = dir.join(run::TRAIN_LOG_FILE);
         let file = std::fs::File::create(&path).map_err(|e| TrainError::io(&path, e))?;
         Ok(TrainLog {
-            file: std::io::BufWriter::new(file),
+            file: Some(std::io::BufWriter::new(file)),
         })
+    }
+
+    /// A learning curve that writes nothing.
+    pub fn none() -> TrainLog {
+        TrainLog { file: None }
     }
 
     /// Reopen a learning curve whose earlier content was `text`, keeping only the lines of
@@ -378,13 +423,16 @@ impl TrainLog {
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
         Ok(TrainLog {
-            file: std::io::BufWriter::new(file),
+            file: Some(std::io::BufWriter::new(file)),
         })
     }
 
     pub fn write(&mut self, line: &serde_json::Value) -> Result<(), TrainError> {
-        writeln!(self.file, "{line}")
-            .and_then(|_| self.file.flush())
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        writeln!(file, "{line}")
+            .and_then(|_| file.flush())
             .map_err(|e| TrainError::Run(format!("train log: {e}")))
     }
 }

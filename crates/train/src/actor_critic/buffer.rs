@@ -85,7 +85,7 @@ pub(super) struct Row {
     pub(super) sample: bool,
 }
 
-/// An update's batch: `cfg.batch` logged requests, next in the shuffled epoch order, then
+/// An update's batch: `batch` logged requests, next in the shuffled epoch order, then
 /// for a `sample_share` of them a non-impression sample: as many of the request's
 /// candidates the logger did not show as it showed (or `sample_fraction` of them, in rows
 /// of a slate's width), the top ones under a random action
@@ -93,6 +93,7 @@ pub(super) struct Row {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sample_rows(
     cfg: &ActorCriticConfig,
+    batch_size: usize,
     tr: &Transitions<'_>,
     log: &mmrf_data::LogColumns,
     rng: &mut ChaCha8Rng,
@@ -102,8 +103,8 @@ pub(super) fn sample_rows(
     cands: &mut Vec<u32>,
 ) -> (Vec<usize>, Vec<Row>) {
     let d = cfg.net.dim;
-    let mut batch: Vec<usize> = Vec::with_capacity(cfg.batch);
-    while batch.len() < cfg.batch {
+    let mut batch: Vec<usize> = Vec::with_capacity(batch_size);
+    while batch.len() < batch_size {
         if *cursor == order.len() {
             order.shuffle(rng);
             *cursor = 0;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::config::ActorCriticConfig;
 use super::objective::ObjectiveOf;
 use super::trainer::Trainer;
+use crate::distributed::Group;
 use crate::run;
 use crate::{TrainError, TrainLog};
 
@@ -89,7 +90,25 @@ struct CheckpointState {
     /// Eq. 6's factors so far: outside [0.99, 1.01], and in all.
     #[serde(default)]
     uncertainty: [u64; 2],
+    /// The processes that trained it (data-parallel), each with its own sampling state.
+    #[serde(default = "one")]
+    workers: usize,
     config: toml::Table,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// A process's sampling state: `checkpoint.toml` holds the first process's, `rank-R.toml`
+/// each other one's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SamplingState {
+    cursor: usize,
+    rng_seed: String,
+    rng_stream: u64,
+    rng_word_pos: String,
+    uncertainty: [u64; 2],
 }
 
 struct Ids(Vec<u64>);
@@ -132,13 +151,38 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
 impl<'a> Trainer<'a> {
     /// Write everything needed to continue exactly from here into `RUN_DIR/checkpoint/`
     /// (built in a temporary directory, then swapped in, so a kill never leaves a torn one).
+    ///
+    /// In a data-parallel group every process calls it at the same update: the first
+    /// builds the directory and writes the networks (the same in every replica), each other
+    /// process adds its own sampling state (`rank-R.toml`, `order-R.bin`), and the first
+    /// swaps the directory in once all have written.
     pub fn save_checkpoint(&self) -> Result<(), TrainError> {
         let (Some(net), Some(target)) = (&self.net, &self.target) else {
             return Err(TrainError::Run("the trainer failed earlier".into()));
         };
         let tmp = self.out.join(format!("{CHECKPOINT_DIR}.tmp"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        if let Some(g) = &self.group {
+            g.0.barrier();
+            if g.leads() {
+                let _ = std::fs::remove_dir_all(&tmp);
+                std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+            }
+            g.0.barrier();
+            if !g.leads() {
+                let rank = g.rank();
+                let order: Vec<u8> = self.order.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect();
+                write_bytes(&tmp.join(format!("order-{rank}.bin")), &order)?;
+                let text = toml::to_string(&self.sampling_state()).map_err(|e| TrainError::Run(e.to_string()))?;
+                write_bytes(&tmp.join(format!("rank-{rank}.toml")), text.as_bytes())?;
+                // The first process swaps the directory in once every process has written.
+                g.0.barrier();
+                g.0.barrier();
+                return Ok(());
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+        }
         run::save_weights(&net.valid(), &tmp.join("net.safetensors"))?;
         run::save_weights(target, &tmp.join("target.safetensors"))?;
         let optim_bytes = |o: &burn::optim::ModuleOptimizer| {
@@ -158,23 +202,28 @@ impl<'a> Trainer<'a> {
         write_bytes(&tmp.join("order.bin"), &order)?;
         let table: Vec<u8> = self.table.iter().flat_map(|x| x.to_le_bytes()).collect();
         write_bytes(&tmp.join("item_table.bin"), &table)?;
+        let sampling = self.sampling_state();
         let state = CheckpointState {
             method: self.method.clone(),
             seed: self.seed,
             step: self.step,
-            cursor: self.cursor,
+            cursor: sampling.cursor,
             sim_ready: self.sim_ready,
-            rng_seed: self.rng.get_seed().iter().map(|b| format!("{b:02x}")).collect(),
-            rng_stream: self.rng.get_stream(),
-            rng_word_pos: self.rng.get_word_pos().to_string(),
+            rng_seed: sampling.rng_seed,
+            rng_stream: sampling.rng_stream,
+            rng_word_pos: sampling.rng_word_pos,
             net_ids: ids(net),
             sim_ids,
             multipliers: self.objective.state(),
-            uncertainty: self.uncertainty,
+            uncertainty: sampling.uncertainty,
+            workers: self.group.as_ref().map_or(1, |g| g.size()),
             config: run::to_table(&self.cfg),
         };
         let text = toml::to_string(&state).map_err(|e| TrainError::Run(e.to_string()))?;
         write_bytes(&tmp.join(CHECKPOINT_FILE), text.as_bytes())?;
+        if let Some(g) = &self.group {
+            g.0.barrier();
+        }
         // The previous checkpoint stays as `checkpoint.old`: a resume falls back to it
         // when the newest cannot be read.
         let [dir, old] = checkpoint_dirs(&self.out);
@@ -183,7 +232,21 @@ impl<'a> Trainer<'a> {
             std::fs::rename(&dir, &old).map_err(|e| TrainError::io(&dir, e))?;
         }
         std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+        if let Some(g) = &self.group {
+            g.0.barrier();
+        }
         Ok(())
+    }
+
+    /// This process's place in its sampling streams.
+    fn sampling_state(&self) -> SamplingState {
+        SamplingState {
+            cursor: self.cursor,
+            rng_seed: self.rng.get_seed().iter().map(|b| format!("{b:02x}")).collect(),
+            rng_stream: self.rng.get_stream(),
+            rng_word_pos: self.rng.get_word_pos().to_string(),
+            uncertainty: self.uncertainty,
+        }
     }
 
     /// Continue from `RUN_DIR/checkpoint/`, or from the checkpoint before it when that one
@@ -194,12 +257,24 @@ impl<'a> Trainer<'a> {
         objective_of: ObjectiveOf,
         out: &Path,
     ) -> Result<Trainer<'a>, TrainError> {
+        Self::resume_in(data, fs, objective_of, out, None)
+    }
+
+    /// [`Trainer::resume`] as one process of a data-parallel group, which must have as many
+    /// processes as the checkpointed run had.
+    pub fn resume_in(
+        data: &'a Dataset,
+        fs: &'a FeatureSpace,
+        objective_of: ObjectiveOf,
+        out: &Path,
+        group: Option<Group>,
+    ) -> Result<Trainer<'a>, TrainError> {
         let mut first_error = None;
         for dir in checkpoint_dirs(out) {
             if !dir.exists() {
                 continue;
             }
-            match Self::resume_from(data, fs, objective_of, out, &dir) {
+            match Self::resume_from(data, fs, objective_of, out, &dir, group.clone()) {
                 Ok(t) => {
                     if let Some(e) = &first_error {
                         tracing::warn!(
@@ -223,13 +298,40 @@ impl<'a> Trainer<'a> {
         objective_of: ObjectiveOf,
         out: &Path,
         dir: &Path,
+        group: Option<Group>,
     ) -> Result<Trainer<'a>, TrainError> {
         let path = dir.join(CHECKPOINT_FILE);
         let st = read_checkpoint_state(dir)?;
         let cfg: ActorCriticConfig = ActorCriticConfig::deserialize(toml::Value::Table(st.config.clone()))
             .map_err(|e| TrainError::Run(format!("{}: [config]: {e}", path.display())))?;
         let curve = std::fs::read_to_string(out.join(run::TRAIN_LOG_FILE)).unwrap_or_default();
-        let mut t = Trainer::new(data, fs, &st.method, &cfg, objective_of, st.seed, out)?;
+        let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+        if st.workers != size {
+            return Err(TrainError::Run(format!(
+                "{}: the checkpoint was trained by {} worker(s); resume it with --workers {}",
+                path.display(),
+                st.workers,
+                st.workers
+            )));
+        }
+        // The first process's sampling state is in `checkpoint.toml`, the others' beside it.
+        let (sampling, order_file) = if rank == 0 {
+            let s = SamplingState {
+                cursor: st.cursor,
+                rng_seed: st.rng_seed.clone(),
+                rng_stream: st.rng_stream,
+                rng_word_pos: st.rng_word_pos.clone(),
+                uncertainty: st.uncertainty,
+            };
+            (s, "order.bin".to_string())
+        } else {
+            let file = dir.join(format!("rank-{rank}.toml"));
+            let text = std::fs::read_to_string(&file).map_err(|e| TrainError::io(&file, e))?;
+            let s: SamplingState =
+                toml::from_str(&text).map_err(|e| TrainError::Run(format!("{}: {e}", file.display())))?;
+            (s, format!("order-{rank}.bin"))
+        };
+        let mut t = Trainer::new_in(data, fs, &st.method, &cfg, objective_of, st.seed, out, group)?;
         let bad = |what: &str| TrainError::Run(format!("{}: {what}", path.display()));
         let net = run::load_weights(
             t.net.take().ok_or_else(|| bad("no network"))?,
@@ -257,7 +359,8 @@ impl<'a> Trainer<'a> {
         }
         t.net = Some(net);
         t.target = Some(target);
-        let order = read_bytes(&dir.join("order.bin"))?;
+        let shard = t.order.len();
+        let order = read_bytes(&dir.join(&order_file))?;
         t.order = order
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()) as usize)
@@ -267,33 +370,28 @@ impl<'a> Trainer<'a> {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
             .collect();
-        let seed_bytes: Vec<u8> = (0..st.rng_seed.len() / 2)
-            .map(|i| u8::from_str_radix(&st.rng_seed[2 * i..2 * i + 2], 16).unwrap_or(0))
+        let seed_bytes: Vec<u8> = (0..sampling.rng_seed.len() / 2)
+            .map(|i| u8::from_str_radix(&sampling.rng_seed[2 * i..2 * i + 2], 16).unwrap_or(0))
             .collect();
         let seed: [u8; 32] = seed_bytes.try_into().map_err(|_| bad("rng_seed"))?;
         t.rng = ChaCha8Rng::from_seed(seed);
-        t.rng.set_stream(st.rng_stream);
+        t.rng.set_stream(sampling.rng_stream);
         t.rng
-            .set_word_pos(st.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
-        t.cursor = st.cursor;
+            .set_word_pos(sampling.rng_word_pos.parse().map_err(|_| bad("rng_word_pos"))?);
+        t.cursor = sampling.cursor;
         t.objective
             .restore(&st.multipliers)
             .map_err(|e| bad(&format!("multipliers: {e}")))?;
-        t.uncertainty = st.uncertainty;
+        t.uncertainty = sampling.uncertainty;
         t.step = st.step;
         t.sim_ready = st.sim_ready;
-        if t.order.len()
-            != t.tr.set.requests.len().min(if cfg.max_requests > 0 {
-                cfg.max_requests
-            } else {
-                usize::MAX
-            })
-            || t.table.len() != t.table_len()
-        {
+        if t.order.len() != shard || t.table.len() != t.table_len() {
             return Err(bad("does not fit this data"));
         }
         // The learning curve keeps the lines up to the checkpoint.
-        t.log_out = TrainLog::resume(out, st.step, &curve)?;
+        if t.leads() {
+            t.log_out = TrainLog::resume(out, st.step, &curve)?;
+        }
         Ok(t)
     }
 

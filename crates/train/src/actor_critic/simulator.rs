@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::buffer::Transitions;
 use super::config::ActorCriticConfig;
 use crate::batch::video_batch;
+use crate::distributed::{average, Group};
 use crate::ranker::{LabelUncertainty, Ranker};
 use crate::run::{self, Manifest};
 use crate::state::{StateInputs, PAD};
@@ -100,7 +101,9 @@ impl Sim {
         (states, shown)
     }
 
-    /// One MSE step of both heads on the shown items of logged requests `idx`.
+    /// One MSE step of both heads on the shown items of logged requests `idx` (its
+    /// gradients averaged over `group`, when training data-parallel).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn step(
         &mut self,
         fs: &FeatureSpace,
@@ -109,6 +112,7 @@ impl Sim {
         log: &mmrf_data::LogColumns,
         idx: &[usize],
         cfg: &ActorCriticConfig,
+        group: Option<&Group>,
     ) -> Result<f32, TrainError> {
         let (states, shown) = Sim::logged(timelines, tr, log, idx, cfg.history);
         let refs: Vec<&[u32]> = shown.iter().map(|s| s.as_slice()).collect();
@@ -132,6 +136,10 @@ impl Sim {
         let loss = ((square(r - y.clone()) + square(r2 - y)) * mask).sum() / n;
         let value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let grads = match group {
+            Some(g) => average(grads, &self.model, g.0.as_ref()),
+            None => grads,
+        };
         self.model = self.optim.step(cfg.sim_lr, self.model.clone(), grads);
         Ok(value)
     }

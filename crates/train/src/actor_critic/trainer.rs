@@ -25,11 +25,16 @@ use super::objective::{ActorInputs, ActorObjective, ObjectiveOf, ObjectiveReport
 use super::policy::{item_table, ActorRanker};
 use super::simulator::{Sim, SIMULATOR_FILE, SIMULATOR_FIT_FILE};
 use crate::batch::video_batch;
+use crate::distributed::{average, Group};
 use crate::ranker::LabelUncertainty;
 use crate::run::{self, Manifest};
 use crate::settings::Validate;
 use crate::state::{StateInputs, PAD};
 use crate::{check_finite, Progress, TrainError, TrainLog};
+
+/// A data-parallel run's group: its size, the batch per process and whether the replicas
+/// ended alike (`replica_spread` 0).
+pub const WORKERS_FILE: &str = "workers.json";
 
 /// Mixed into the run's seed for the stream of Algorithm 1's simulated feedback.
 const NEXT_STATE_STREAM: u64 = 0x6E78_742D_7374_6174;
@@ -119,6 +124,7 @@ fn actor_update(
     opt_actor: &mut burn::optim::ModuleOptimizer,
     cfg: &ActorCriticConfig,
     step: usize,
+    group: Option<&Group>,
 ) -> Result<(MmrfNet, ActorStats), TrainError> {
     let h = net.agents.embeddings(sd.clone());
     let ec = net.agents.collaborate(h.clone());
@@ -168,6 +174,10 @@ fn actor_update(
     let a_val = actor_loss.clone().into_scalar::<f32>();
     check_finite(a_val, step, "actors", "policy_loss")?;
     let grads = GradientsParams::from_grads(actor_loss.backward(), &net.agents);
+    let grads = match group {
+        Some(g) => average(grads, &net.agents, g.0.as_ref()),
+        None => grads,
+    };
     let MmrfNet {
         items,
         state,
@@ -287,13 +297,20 @@ pub fn train(
     out: &Path,
     progress: &Progress,
     resume: bool,
+    group: Option<Group>,
 ) -> Result<ActorRanker, TrainError> {
     let started = Instant::now();
     let _seeded = mmrf_model::device::seeded(seed);
     let mut t = if resume {
-        Trainer::resume(data, fs, objective_of, out)?
+        Trainer::resume_in(data, fs, objective_of, out, group)?
     } else {
-        Trainer::new(data, fs, method, cfg, objective_of, seed, out)?
+        Trainer::new_in(data, fs, method, cfg, objective_of, seed, out, group)?
+    };
+    // A group's bars are its first process's.
+    let progress = &if t.leads() {
+        progress.clone()
+    } else {
+        Progress::hidden()
     };
     t.pretrain_simulator(progress)?;
     let bar = progress.bar(method, cfg.updates() as u64);
@@ -413,6 +430,10 @@ pub struct Trainer<'a> {
     pub(super) log_out: TrainLog,
     pub(super) device: Device,
     pub(super) plain: Device,
+    /// The processes training together (data-parallel), if more than this one.
+    pub(super) group: Option<Group>,
+    /// Logged requests per update in this process: `cfg.batch` over the group's size.
+    pub(super) batch: usize,
 }
 
 impl<'a> Trainer<'a> {
@@ -426,7 +447,32 @@ impl<'a> Trainer<'a> {
         seed: u64,
         out: &Path,
     ) -> Result<Trainer<'a>, TrainError> {
+        Trainer::new_in(data, fs, method, cfg, objective_of, seed, out, None)
+    }
+
+    /// A fresh trainer, one replica of a data-parallel `group`: it samples from its own
+    /// shard of users (user id modulo the group's size), `cfg.batch / size` logged requests
+    /// per update, and averages its gradients with the group's. Every replica starts from
+    /// the same networks (the same seed); only the group's first process writes files.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_in(
+        data: &'a Dataset,
+        fs: &'a FeatureSpace,
+        method: &str,
+        cfg: &ActorCriticConfig,
+        objective_of: ObjectiveOf,
+        seed: u64,
+        out: &Path,
+        group: Option<Group>,
+    ) -> Result<Trainer<'a>, TrainError> {
         cfg.validate()?;
+        let (rank, size) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.size()));
+        if cfg.batch < size {
+            return Err(TrainError::Setting(format!(
+                "`batch` = {}: at least one logged request per worker ({size}) is needed",
+                cfg.batch
+            )));
+        }
         let objective = objective_of(cfg);
         let device = mmrf_model::device::training();
         let plain = mmrf_model::device::inference();
@@ -441,8 +487,16 @@ impl<'a> Trainer<'a> {
         if n_req == 0 {
             return Err(TrainError::Data("the training split has no requests".into()));
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..n_req).collect();
+        // Process 0 of a group draws as a single process would; the others, streams of their own.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut order: Vec<usize> = (0..n_req)
+            .filter(|&i| tr.set.requests[i].user as usize % size == rank)
+            .collect();
+        if order.is_empty() {
+            return Err(TrainError::Data(format!(
+                "worker {rank} of {size} has no training requests (its users are those with id % {size} = {rank})"
+            )));
+        }
         order.shuffle(&mut rng);
         let net = MmrfNet::new(&fs.shape(), &cfg.net, &device);
         let target = net.valid();
@@ -473,10 +527,21 @@ impl<'a> Trainer<'a> {
             objective,
             uncertainty: [0, 0],
             step: 0,
-            log_out: TrainLog::create(out)?,
+            log_out: if rank == 0 {
+                TrainLog::create(out)?
+            } else {
+                TrainLog::none()
+            },
             device,
             plain,
+            batch: cfg.batch / size,
+            group,
         })
+    }
+
+    /// Whether this process writes the run's files (the only one, or a group's first).
+    pub fn leads(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.leads())
     }
 
     /// Fit the simulator before the agents start (once; a resumed run skips it).
@@ -489,11 +554,19 @@ impl<'a> Trainer<'a> {
         };
         let bar = progress.bar("simulator", self.cfg.sim_pretrain_steps as u64);
         for step in 0..self.cfg.sim_pretrain_steps {
-            let idx: Vec<usize> = (0..self.cfg.batch)
+            let idx: Vec<usize> = (0..self.batch)
                 .map(|_| self.order[self.rng.random_range(0..self.order.len())])
                 .collect();
             sim.reseed(self.seed, usize::MAX - step);
-            let loss = sim.step(self.fs, &self.timelines, &self.tr, self.log, &idx, &self.cfg)?;
+            let loss = sim.step(
+                self.fs,
+                &self.timelines,
+                &self.tr,
+                self.log,
+                &idx,
+                &self.cfg,
+                self.group.as_ref(),
+            )?;
             check_finite(loss, step, "simulator", "mse")?;
             bar.inc(1);
         }
@@ -529,8 +602,11 @@ impl<'a> Trainer<'a> {
             log_out,
             device,
             plain,
+            group,
+            batch: batch_size,
             ..
         } = self;
+        let group: Option<&Group> = group.as_ref();
         let (fs, log): (&FeatureSpace, &mmrf_data::LogColumns) = (fs, log);
         let (timelines, tr): (&Timelines, &Transitions<'_>) = (timelines, tr);
         let step = *step_ref;
@@ -546,7 +622,7 @@ impl<'a> Trainer<'a> {
             .take()
             .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let (device, plain) = (&*device, &*plain);
-        let (batch, rows) = sample_rows(cfg, tr, log, rng, order, cursor, table, cands);
+        let (batch, rows) = sample_rows(cfg, *batch_size, tr, log, rng, order, cursor, table, cands);
         // The score-list critic's candidate sets: each row's, and its next request's.
         let list = cfg.net.critic == CriticForm::List;
         let lists: Vec<Vec<u32>> = if list {
@@ -613,11 +689,19 @@ impl<'a> Trainer<'a> {
         let refit_now = (step + 1) % cfg.sim_refit_every.max(1) == 0;
         let (batch_ref, cfg_ref, seed): (&[usize], &ActorCriticConfig, u64) = (&batch, cfg, *seed);
         let one_policy = objective.one_policy();
+        // In a data-parallel group the refit's all-reduce must come at the same point in
+        // every process: it runs first, not beside the agents' update.
+        let mut refit_loss = f32::NAN;
+        if let (Some(sim), true, Some(_)) = (sim.as_mut(), refit_now, group) {
+            sim.reseed(seed, step);
+            refit_loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref, group)?;
+            sim.refresh();
+        }
         let (net, target, c_val, h_val, actors, m, sim_loss) = std::thread::scope(|scope| -> Result<_, TrainError> {
             let refit = match sim.as_mut() {
-                Some(sim) if refit_now => Some(scope.spawn(move || {
+                Some(sim) if refit_now && group.is_none() => Some(scope.spawn(move || {
                     sim.reseed(seed, step);
-                    let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref);
+                    let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref, None);
                     sim.refresh();
                     loss
                 })),
@@ -735,11 +819,23 @@ impl<'a> Trainer<'a> {
             check_finite(c_val, step, "critics", "td_loss")?;
             check_finite(h_val, step, "critics", "reward_head_loss")?;
             let grads = GradientsParams::from_grads(loss1.backward(), &net);
+            let grads = match group {
+                Some(g) => average(grads, &net, g.0.as_ref()),
+                None => grads,
+            };
             net = opt_critic.step(cfg.lr_critic * lr_share(cfg, step), net, grads);
             phases.critic += lap.lap();
 
-            let (net_after, actors) =
-                actor_update(net, s.detach(), list_batch, objective.as_mut(), opt_actor, cfg, step)?;
+            let (net_after, actors) = actor_update(
+                net,
+                s.detach(),
+                list_batch,
+                objective.as_mut(),
+                opt_actor,
+                cfg,
+                step,
+                group,
+            )?;
             net = net_after;
             phases.actor = lap.lap();
             target = soft_update(target, &net, cfg.soft_update);
@@ -753,7 +849,7 @@ impl<'a> Trainer<'a> {
                     check_finite(loss, step, "simulator", "mse")?;
                     loss
                 }
-                None => f32::NAN,
+                None => refit_loss,
             };
             phases.simulator = lap.lap();
             Ok((net, target, c_val, h_val, actors, m, sim_loss))
@@ -763,8 +859,17 @@ impl<'a> Trainer<'a> {
         }
         phases.simulator += lap.lap();
         if step % cfg.log_every.max(1) == 0 || cfg.is_last(step) {
+            // A group logs its processes' mean losses.
+            let (c_val, h_val, a_val, sim_loss) = match group {
+                Some(g) => {
+                    let mut v = [c_val, h_val, actors.loss, sim_loss];
+                    g.0.mean(&mut v);
+                    (v[0], v[1], v[2], v[3])
+                }
+                None => (c_val, h_val, actors.loss, sim_loss),
+            };
             log_out.write(&serde_json::json!({
-                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": actors.loss, "batch": b,
+                "step": step, "td_loss": c_val, "reward_head_loss": h_val, "actor_loss": a_val, "batch": b,
                 "simulator_loss": if sim_loss.is_nan() { serde_json::Value::Null } else { sim_loss.into() },
                 "simulator_kl": if sample_kl.is_nan() { serde_json::Value::Null } else { sample_kl.into() },
                 "uncertainty_outside": (step_uncertainty[1] > 0)
@@ -809,12 +914,48 @@ impl<'a> Trainer<'a> {
         let sim = &self.sim;
         let method = self.method.clone();
         let valid = net.valid();
-        run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
-        let [outside, labels] = self.uncertainty;
+        let [mut outside, mut labels] = self.uncertainty;
+        if let Some(g) = &self.group {
+            // The group's labels in all, and a check that the replicas ended alike: a
+            // fingerprint of the parameters equals its mean over the group only if every
+            // process holds the same one.
+            let fingerprint = crate::distributed::flat_params(&valid)
+                .iter()
+                .enumerate()
+                .map(|(i, x)| f64::from(*x) * ((i % 97) + 1) as f64)
+                .sum::<f64>() as f32;
+            let size = g.size() as f32;
+            let mut v = [outside as f32 / size, labels as f32 / size, fingerprint];
+            let mine = v;
+            g.0.mean(&mut v);
+            // Each process added its own counts over the size: the mean is the sum over it.
+            let mut sums = [mine[0], mine[1]];
+            sums.iter_mut().zip(&v).for_each(|(s, m)| *s = m * size);
+            (outside, labels) = ((sums[0]).round() as u64, (sums[1]).round() as u64);
+            let spread = (fingerprint - v[2]).abs();
+            if g.leads() {
+                let text = serde_json::to_string_pretty(&serde_json::json!({
+                    "workers": g.size(),
+                    "global_batch": self.batch * g.size(),
+                    "batch_per_worker": self.batch,
+                    "replica_spread": spread,
+                }))
+                .unwrap_or_default();
+                mmrf_data::write_atomic(&out.join(WORKERS_FILE), text.as_bytes())
+                    .map_err(|e| TrainError::io(&out.join(WORKERS_FILE), e))?;
+            }
+        }
         let uncertainty = (labels > 0).then(|| LabelUncertainty {
             labels,
             outside_099_101: outside as f64 / labels as f64,
         });
+        if !self.leads() {
+            // Only the group's first process writes the run.
+            let mut ranker = ActorRanker::new(&method, valid, fs.clone(), cfg.history, cfg.net.candidates);
+            ranker.uncertainty = uncertainty;
+            return Ok(ranker);
+        }
+        run::save_weights(&valid, &out.join(run::WEIGHTS_FILE))?;
         if let Some(sim) = sim {
             run::save_weights(&sim.plain, &out.join(SIMULATOR_FILE))?;
             let mut fit = sim.fit(data, fs, timelines, &cfg, seed);
