@@ -837,6 +837,16 @@ impl<'a> Trainer<'a> {
                 group,
             )?;
             net = net_after;
+            // An objective's own state (TSCAC's multipliers) steps on each process's batch:
+            // the group keeps its mean, so every replica carries the same.
+            if let Some(g) = group {
+                let mut state: Vec<f32> = objective.state().iter().map(|&x| x as f32).collect();
+                if !state.is_empty() {
+                    g.0.mean(&mut state);
+                    let state: Vec<f64> = state.iter().map(|&x| f64::from(x)).collect();
+                    objective.restore(&state).map_err(TrainError::Run)?;
+                }
+            }
             phases.actor = lap.lap();
             target = soft_update(target, &net, cfg.soft_update);
             phases.soft_update = lap.lap();
