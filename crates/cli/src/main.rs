@@ -182,6 +182,10 @@ enum Command {
         seed: u64,
         #[arg(long)]
         json: bool,
+        /// Leave out the two oracle arms (the world's ceiling; the session-aware one is the
+        /// slowest arm). The other arms' figures do not change.
+        #[arg(long)]
+        no_oracles: bool,
     },
     /// Choose a method's settings on the tuning worlds (7–9).
     ///
@@ -527,6 +531,7 @@ fn run(cli: Cli) -> Result<()> {
             days,
             seed,
             json,
+            no_oracles,
         } => {
             let world = mmrf_world::World::load(&data)?;
             let (ds, _) = Dataset::open(&data)?;
@@ -552,9 +557,11 @@ fn run(cli: Cli) -> Result<()> {
             let mut arms: Vec<&dyn mmrf_world::Policy> =
                 policies.iter().map(|p| p as &dyn mmrf_world::Policy).collect();
             arms.push(&logging);
-            arms.push(&oracle);
             let session = mmrf_world::SessionOracle::new(&world.model);
-            arms.push(&session);
+            if !no_oracles {
+                arms.push(&oracle);
+                arms.push(&session);
+            }
             let names: Vec<String> = arms.iter().map(|a| a.name().to_string()).collect();
             let mut seen = std::collections::HashSet::new();
             anyhow::ensure!(

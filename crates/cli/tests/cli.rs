@@ -406,6 +406,20 @@ fn train_then_eval_json_and_dump() {
         w[1]["mean"].as_f64().unwrap()
     };
     assert!(watch("oracle") > watch("logging"), "{ab}");
+    // Without the oracle arms, the others' figures are the same.
+    let out = ok(mmrf()
+        .args(["ab", "--json", "--days", "2", "--no-oracles", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let bare: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bare_arms = bare["arms"].as_array().unwrap();
+    assert_eq!(bare_arms.len(), 2);
+    for (a, b) in bare_arms.iter().zip(ab["arms"].as_array().unwrap()) {
+        assert_eq!(a, b);
+    }
     let out = ok(mmrf()
         .args([
             "eval",
