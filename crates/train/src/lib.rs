@@ -216,12 +216,7 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             return Err(TrainError::Run(format!(
                 "{} does not checkpoint; --resume continues the actor-critic methods ({})",
                 method.name(),
-                Method::ALL
-                    .iter()
-                    .filter(|m| m.actor_critic())
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                actor_critic_names()
             )));
         }
         actor_critic::check_resume(out, method.name(), opts)?;
@@ -243,6 +238,16 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
     train_into(method, data, out, opts)
 }
 
+/// The actor-critic methods' names, for messages.
+fn actor_critic_names() -> String {
+    Method::ALL
+        .iter()
+        .filter(|m| m.actor_critic())
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Whether `method` can train data-parallel into `out`: an actor-critic method, and an
 /// empty `out` unless the run continues its checkpoint (every process writes into `out`
 /// itself, so there is no staging beside it).
@@ -251,12 +256,7 @@ pub fn check_workers(method: Method, out: &Path, resume: bool) -> Result<(), Tra
         return Err(TrainError::Run(format!(
             "{} trains in one process; --workers trains the actor-critic methods ({})",
             method.name(),
-            Method::ALL
-                .iter()
-                .filter(|m| m.actor_critic())
-                .map(|m| m.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            actor_critic_names()
         )));
     }
     if !resume && mmrf_data::staged::is_nonempty_dir(out) {
