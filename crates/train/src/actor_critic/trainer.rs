@@ -934,14 +934,12 @@ impl<'a> Trainer<'a> {
                 .enumerate()
                 .map(|(i, x)| f64::from(*x) * ((i % 97) + 1) as f64)
                 .sum::<f64>() as f32;
+            // The group's counts are its mean count times its size (exact in f32 while each
+            // process's count stays below 2^24).
             let size = g.size() as f32;
-            let mut v = [outside as f32 / size, labels as f32 / size, fingerprint];
-            let mine = v;
+            let mut v = [outside as f32, labels as f32, fingerprint];
             g.0.mean(&mut v);
-            // Each process added its own counts over the size: the mean is the sum over it.
-            let mut sums = [mine[0], mine[1]];
-            sums.iter_mut().zip(&v).for_each(|(s, m)| *s = m * size);
-            (outside, labels) = ((sums[0]).round() as u64, (sums[1]).round() as u64);
+            (outside, labels) = ((v[0] * size).round() as u64, (v[1] * size).round() as u64);
             let spread = (fingerprint - v[2]).abs();
             if g.leads() {
                 let text = serde_json::to_string_pretty(&serde_json::json!({
