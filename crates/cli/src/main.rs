@@ -915,15 +915,12 @@ fn bench_train_step(method: &str, steps: usize, seed: u64, dir: Option<PathBuf>,
     println!("ms per phase: {}", per_phase.join(" "));
     let shape = fs.shape();
     // What a port of the update must match (bench/mmrf_update.py --params checks it).
-    let (Some(net), sim) = t.networks() else {
-        anyhow::bail!("the trainer has no networks after its updates");
-    };
-    let parts: Vec<String> = net
+    let parts: Vec<String> = t
         .trained_params()
         .iter()
         .map(|(name, n)| format!("{name}={n}"))
         .collect();
-    println!("params {} simulator={}", parts.join(" "), sim.map_or(0, |s| s.params()));
+    println!("params {}", parts.join(" "));
     println!(
         "shapes (for bench/mmrf_update.py): --rows {} --videos {} --user-dim {} --video-dim {} --n-users {} --n-videos {} --n-authors {} --n-tags {}",
         rows / steps.max(1),

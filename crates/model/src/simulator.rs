@@ -84,11 +84,6 @@ impl FeedbackSimulator {
         }
     }
 
-    /// Its parameter count.
-    pub fn params(&self) -> usize {
-        self.num_params()
-    }
-
     /// The simulator's own item embeddings.
     pub fn items(&self) -> &ItemEncoder {
         &self.items

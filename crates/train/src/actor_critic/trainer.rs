@@ -907,10 +907,16 @@ impl<'a> Trainer<'a> {
         Ok(stats)
     }
 
-    /// The online networks and the feedback simulator, as they stand (for inspection;
-    /// after a failed update there are none).
-    pub fn networks(&self) -> (Option<&MmrfNet>, Option<&mmrf_model::simulator::FeedbackSimulator>) {
-        (self.net.as_ref(), self.sim.as_ref().map(|s| &s.model))
+    /// The parameters training reaches, per part (items, state, agents, critics, then the
+    /// feedback simulator when the run has one): what a port of the update must match.
+    pub fn trained_params(&self) -> Vec<(&'static str, usize)> {
+        let mut parts: Vec<(&'static str, usize)> = self
+            .net
+            .as_ref()
+            .map(|n| n.trained_params().to_vec())
+            .unwrap_or_default();
+        parts.extend(self.sim.as_ref().map(|s| ("simulator", s.model.num_params())));
+        parts
     }
 
     /// Write the final model (and the simulator and its fit) and the manifest.
