@@ -227,6 +227,9 @@ enum ScaleArg {
     Default,
     #[value(name = "1k")]
     OneK,
+    /// KuaiRand-27K's users and file layout at a tenth of its log volume.
+    #[value(name = "27k")]
+    TwentySevenK,
 }
 
 impl From<ScaleArg> for Scale {
@@ -235,6 +238,7 @@ impl From<ScaleArg> for Scale {
             ScaleArg::Small => Scale::Small,
             ScaleArg::Default => Scale::Default,
             ScaleArg::OneK => Scale::OneK,
+            ScaleArg::TwentySevenK => Scale::TwentySevenK,
         }
     }
 }

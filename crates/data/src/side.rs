@@ -20,6 +20,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use crate::csvio::{parse_int, CsvFile};
 use crate::error::{DataError, Result};
 use crate::schema::LogSplit;
@@ -155,7 +157,6 @@ fn split_from_name(name: &str) -> Option<LogSplit> {
 
 /// Write the candidate log: requests in order, each owning the next `n_candidates` ids of
 /// the concatenated `candidates` blocks (dense ids, written raw through the id maps).
-/// The candidate file is streamed to a temp file and renamed: no second copy in memory.
 pub fn write_candidate_log(
     dir: &Path,
     requests: &[LoggedRequest],
@@ -163,57 +164,199 @@ pub fn write_candidate_log(
     user_raw: &IdMap,
     video_raw: &IdMap,
 ) -> std::io::Result<()> {
-    let mut csv = Vec::with_capacity(requests.len() * 40);
-    csv.extend_from_slice(REQUEST_COLUMNS.join(",").as_bytes());
-    csv.push(b'\n');
-    for (i, r) in requests.iter().enumerate() {
+    let total: usize = candidates.iter().map(|c| c.len()).sum();
+    let expected: u64 = requests.iter().map(|r| r.n_candidates as u64).sum();
+    if total as u64 != expected {
+        return Err(invalid_input(format!(
+            "{total} candidate ids for requests that own {expected}"
+        )));
+    }
+    let mut w = CandidateLogWriter::create(dir, user_raw, video_raw)?;
+    let mut flat = candidates.iter().flat_map(|b| b.iter().copied());
+    let mut own = Vec::new();
+    for r in requests {
+        own.clear();
+        own.extend(flat.by_ref().take(r.n_candidates as usize));
+        w.push(r, &own)?;
+    }
+    w.finish()
+}
+
+fn invalid_input(reason: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)
+}
+
+/// A file of a directory written front to back through a buffer, then moved into place
+/// whole; bytes near its start may be patched first (a count known only at the end).
+struct StreamedFile {
+    tmp: tempfile::NamedTempFile,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl StreamedFile {
+    fn create(dir: &Path) -> std::io::Result<Self> {
+        let tmp = crate::temp_file_in(dir)?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, tmp.reopen()?);
+        Ok(StreamedFile { tmp, out })
+    }
+
+    /// Flush, write `patch` at byte 0..patch.len() when given, and rename onto `path`.
+    fn persist(self, path: &Path, patch: Option<(u64, &[u8])>) -> std::io::Result<()> {
+        let StreamedFile { tmp, out } = self;
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        if let Some((at, bytes)) = patch {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(at))?;
+            file.write_all(bytes)?;
+        }
+        drop(file);
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Writes a candidate log request by request, so that a world too large to hold in memory
+/// streams its side files to disk; [`CandidateLogWriter::finish`] moves both files into
+/// place (nothing appears under their names before).
+pub struct CandidateLogWriter<'a> {
+    dir: std::path::PathBuf,
+    user_raw: &'a IdMap,
+    video_raw: &'a IdMap,
+    requests: StreamedFile,
+    candidates: StreamedFile,
+    next_id: u64,
+    total: u64,
+}
+
+impl<'a> CandidateLogWriter<'a> {
+    pub fn create(dir: &Path, user_raw: &'a IdMap, video_raw: &'a IdMap) -> std::io::Result<Self> {
+        let mut requests = StreamedFile::create(dir)?;
+        requests.out.write_all(REQUEST_COLUMNS.join(",").as_bytes())?;
+        requests.out.write_all(b"\n")?;
+        let mut candidates = StreamedFile::create(dir)?;
+        candidates.out.write_all(CANDIDATE_MAGIC)?;
+        // The count, patched by `finish`.
+        candidates.out.write_all(&0u64.to_le_bytes())?;
+        Ok(CandidateLogWriter {
+            dir: dir.to_path_buf(),
+            user_raw,
+            video_raw,
+            requests,
+            candidates,
+            next_id: 0,
+            total: 0,
+        })
+    }
+
+    /// Append one request with its candidates (dense ids); its `candidate_offset` must be
+    /// where the log stands, and it must own exactly `candidates`.
+    pub fn push(&mut self, r: &LoggedRequest, candidates: &[u32]) -> std::io::Result<()> {
+        if candidates.len() != r.n_candidates as usize || r.candidate_offset != self.total {
+            return Err(invalid_input(format!(
+                "request {} owns {} candidates from offset {}, given {} at offset {}",
+                self.next_id,
+                r.n_candidates,
+                r.candidate_offset,
+                candidates.len(),
+                self.total
+            )));
+        }
         writeln!(
-            csv,
-            "{i},{},{},{},{},{},{}",
-            user_raw.raw(r.user),
+            self.requests.out,
+            "{},{},{},{},{},{},{}",
+            self.next_id,
+            self.user_raw.raw(r.user),
             r.session,
             r.split.name(),
             r.first_row,
             r.n_shown,
             r.n_candidates
         )?;
-    }
-    crate::write_atomic(&dir.join(REQUESTS_FILE), &csv)?;
-    let total: usize = candidates.iter().map(|c| c.len()).sum();
-    let expected: u64 = requests.iter().map(|r| r.n_candidates as u64).sum();
-    if total as u64 != expected {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{total} candidate ids for requests that own {expected}"),
-        ));
-    }
-    let mut tmp = crate::temp_file_in(dir)?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        w.write_all(CANDIDATE_MAGIC)?;
-        w.write_all(&(total as u64).to_le_bytes())?;
-        for block in candidates {
-            for &c in *block {
-                w.write_all(&(video_raw.raw(c) as u32).to_le_bytes())?;
-            }
+        for &c in candidates {
+            self.candidates
+                .out
+                .write_all(&(self.video_raw.raw(c) as u32).to_le_bytes())?;
         }
-        w.flush()?;
+        self.next_id += 1;
+        self.total += candidates.len() as u64;
+        Ok(())
     }
-    tmp.persist(dir.join(CANDIDATES_FILE)).map_err(|e| e.error)?;
-    Ok(())
+
+    /// Where the next request's candidates start.
+    pub fn offset(&self) -> u64 {
+        self.total
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        let count = self.total.to_le_bytes();
+        self.candidates.persist(
+            &self.dir.join(CANDIDATES_FILE),
+            Some((CANDIDATE_MAGIC.len() as u64, &count)),
+        )?;
+        self.requests.persist(&self.dir.join(REQUESTS_FILE), None)
+    }
 }
 
-/// Write per-impression propensities for each split (`props[split][row]`).
+/// Write the true propensities of `props`' rows, split by split.
 pub fn write_propensities(dir: &Path, props: &[(LogSplit, Vec<(u32, f32)>)], video_raw: &IdMap) -> std::io::Result<()> {
-    let mut csv = Vec::new();
-    csv.extend_from_slice(PROPENSITY_COLUMNS.join(",").as_bytes());
-    csv.push(b'\n');
+    let mut w = PropensityWriter::create(dir, video_raw)?;
     for (split, rows) in props {
-        for (row, &(video, p)) in rows.iter().enumerate() {
-            writeln!(csv, "{},{row},{},{p:e}", split.name(), video_raw.raw(video))?;
+        for &(video, p) in rows {
+            w.push(*split, video, p)?;
         }
     }
-    crate::write_atomic(&dir.join(PROPENSITIES_FILE), &csv)
+    w.finish()
+}
+
+/// Writes the propensity file row by row, in any order of splits: each split streams to its
+/// own temporary file, joined in [`LogSplit::ALL`] order by [`PropensityWriter::finish`].
+pub struct PropensityWriter<'a> {
+    dir: std::path::PathBuf,
+    video_raw: &'a IdMap,
+    splits: [StreamedFile; 3],
+    rows: [u64; 3],
+}
+
+impl<'a> PropensityWriter<'a> {
+    pub fn create(dir: &Path, video_raw: &'a IdMap) -> std::io::Result<Self> {
+        Ok(PropensityWriter {
+            dir: dir.to_path_buf(),
+            video_raw,
+            splits: [
+                StreamedFile::create(dir)?,
+                StreamedFile::create(dir)?,
+                StreamedFile::create(dir)?,
+            ],
+            rows: [0; 3],
+        })
+    }
+
+    /// The propensity of the split's next row (rows in log order), showing `video` (dense id).
+    pub fn push(&mut self, split: LogSplit, video: u32, p: f32) -> std::io::Result<()> {
+        let s = split as usize;
+        writeln!(
+            self.splits[s].out,
+            "{},{},{},{p:e}",
+            split.name(),
+            self.rows[s],
+            self.video_raw.raw(video)
+        )?;
+        self.rows[s] += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        let mut all = StreamedFile::create(&self.dir)?;
+        all.out.write_all(PROPENSITY_COLUMNS.join(",").as_bytes())?;
+        all.out.write_all(b"\n")?;
+        for part in self.splits {
+            let file = part.out.into_inner().map_err(|e| e.into_error())?;
+            drop(file);
+            let mut text = std::fs::File::open(part.tmp.path())?;
+            std::io::copy(&mut text, &mut all.out)?;
+        }
+        all.persist(&self.dir.join(PROPENSITIES_FILE), None)
+    }
 }
 
 /// Read the candidate log if the directory has one, checked against the logs: each
@@ -307,22 +450,48 @@ pub fn read_candidate_log(
     }
     let log = map_candidates(dir, requests, offset, videos)?;
     // Validate every id once, here; later reads trust the fingerprinted file.
-    if let Some((i, raw)) = log.map[16..]
-        .chunks_exact(4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
-        .enumerate()
-        .find(|&(_, raw)| videos.get(raw).is_none())
-    {
-        let path = dir.join(CANDIDATES_FILE);
-        return Err(DataError::invalid(
-            &path,
-            format!("candidate #{i}: video id {raw} out of range"),
-        ));
-    }
+    validate_candidate_ids(&dir.join(CANDIDATES_FILE), videos)?;
     Ok(Some(log))
 }
 
 /// Map the candidate file for `requests` (checked against the expected id count).
+/// Check every id of the candidate file against `videos`. The file is read in blocks, not
+/// through the map: every page of a map that is touched counts in the process's resident
+/// memory until it exits, and a 27K-scale candidate file is 10 GB.
+fn validate_candidate_ids(path: &Path, videos: &IdMap) -> Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| crate::csvio::open_error(path, e))?;
+    let mut header = [0u8; 16];
+    file.read_exact(&mut header).map_err(|e| DataError::io(path, e))?;
+    let mut block = vec![0u8; 1 << 22];
+    let mut first = 0usize;
+    loop {
+        // Fill the block (a read may return less), so ids never straddle two blocks.
+        let mut n = 0;
+        while n < block.len() {
+            match file.read(&mut block[n..]).map_err(|e| DataError::io(path, e))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        let ids = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+        if let Some(i) = block[..n]
+            .par_chunks_exact(4)
+            .position_first(|b| videos.get(ids(b)).is_none())
+        {
+            let raw = ids(&block[4 * i..]);
+            return Err(DataError::invalid(
+                path,
+                format!("candidate #{}: video id {raw} out of range", first + i),
+            ));
+        }
+        first += n / 4;
+        if n < block.len() {
+            return Ok(());
+        }
+    }
+}
+
 pub(crate) fn map_candidates(
     dir: &Path,
     requests: Vec<LoggedRequest>,

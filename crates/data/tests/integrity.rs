@@ -213,3 +213,41 @@ fn data_check_reports_an_empty_test_log() {
         vec!["the standard_test log has no rows: nothing to evaluate on".to_string()]
     );
 }
+
+#[test]
+fn a_candidate_id_outside_the_catalogue_is_refused_with_its_position() {
+    let tmp = world_fixture();
+    let path = tmp.path().join(side::CANDIDATES_FILE);
+    let mut bytes = fs::read(&path).unwrap();
+    // Ids follow the 8-byte magic and the 8-byte count; the fourth is the test request's 0.
+    bytes[16 + 4 * 3..16 + 4 * 4].copy_from_slice(&9u32.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let err = refused(tmp.path());
+    assert!(err.contains("candidate #3: video id 9 out of range"), "{err}");
+    assert!(err.contains(side::CANDIDATES_FILE), "{err}");
+}
+
+#[test]
+fn the_candidate_writer_refuses_a_request_that_does_not_own_its_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let users = IdMap::from_raw(vec![0]).unwrap();
+    let videos = IdMap::from_raw(vec![0, 1, 2]).unwrap();
+    let mut w = side::CandidateLogWriter::create(tmp.path(), &users, &videos).unwrap();
+    let r = LoggedRequest {
+        user: 0,
+        session: 0,
+        split: LogSplit::Train,
+        first_row: 0,
+        n_shown: 1,
+        candidate_offset: 0,
+        n_candidates: 2,
+    };
+    assert!(w.push(&r, &[1]).is_err(), "one id for a request that owns two");
+    w.push(&r, &[1, 2]).unwrap();
+    assert!(w.push(&r, &[1, 2]).is_err(), "offset 0 where the log stands at 2");
+    drop(w);
+    assert!(
+        !tmp.path().join(side::CANDIDATES_FILE).exists(),
+        "nothing appears under the file's name before finish"
+    );
+}

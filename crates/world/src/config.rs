@@ -11,6 +11,11 @@ pub enum Scale {
     Default,
     /// KuaiRand-1K's volume: 1,000 users, about 11.7 M standard-log rows.
     OneK,
+    /// KuaiRand-27K's users (27,285) and file layout (`_27k_part1/_part2` logs,
+    /// statistics in `part1..3`), over KuaiRand-Pure's pool (7,551 videos), at the default
+    /// scale's visit rate: about 33 M log rows, a tenth of KuaiRand-27K's 322 M. At full
+    /// volume the candidate log alone (|C| = 400 ids per request) would take about 86 GB.
+    TwentySevenK,
 }
 
 impl Scale {
@@ -19,6 +24,15 @@ impl Scale {
             Scale::Small => "small",
             Scale::Default => "default",
             Scale::OneK => "1k",
+            Scale::TwentySevenK => "27k",
+        }
+    }
+
+    /// The KuaiRand file layout a world of this scale is written in.
+    pub fn version(self) -> mmrf_data::Version {
+        match self {
+            Scale::TwentySevenK => mmrf_data::Version::TwentySevenK,
+            _ => mmrf_data::Version::OneK,
         }
     }
 
@@ -27,6 +41,7 @@ impl Scale {
             "small" => Some(Scale::Small),
             "default" => Some(Scale::Default),
             "1k" => Some(Scale::OneK),
+            "27k" => Some(Scale::TwentySevenK),
             _ => None,
         }
     }
@@ -97,6 +112,11 @@ impl WorldConfig {
             Scale::Default => base,
             Scale::OneK => WorldConfig {
                 sessions_per_day: 37.0,
+                ..base
+            },
+            Scale::TwentySevenK => WorldConfig {
+                n_users: 27_285,
+                n_videos: 7_551,
                 ..base
             },
         }

@@ -1,5 +1,6 @@
 //! Generate a world's KuaiRand file set: logs, feature files, statistics and side files.
 
+use std::io::Write;
 use std::path::Path;
 
 use rand::Rng;
@@ -160,100 +161,149 @@ pub fn generate(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync
     Ok(summary)
 }
 
-fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync)) -> Result<Summary, WorldError> {
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let users: Vec<UserLog> = (0..model.n_users() as u32)
-        .into_par_iter()
-        .map(|u| {
-            let log = simulate_user(model, u);
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
-            log
+/// Users simulated together before their files are appended: bounds generation's memory
+/// (a user's month at the 1k scale holds a few MB of candidate ids) whatever the scale.
+const SHARD_USERS: usize = 256;
+
+/// The log files of a world being generated, one per split and part, appended user by user.
+struct LogWriters {
+    /// Per split: the part files, users spread over them in id order.
+    files: [Vec<std::io::BufWriter<std::fs::File>>; 3],
+    rows: [usize; 3],
+    n_users: usize,
+}
+
+impl LogWriters {
+    fn create(dir: &Path, version: Version, n_users: usize) -> Result<LogWriters, WorldError> {
+        let open = |split: LogSplit| -> Result<Vec<_>, WorldError> {
+            version
+                .log_files(split)
+                .iter()
+                .map(|name| {
+                    let path = dir.join(name);
+                    let mut w = std::io::BufWriter::with_capacity(
+                        1 << 20,
+                        std::fs::File::create(&path).map_err(|e| WorldError::io(&path, e))?,
+                    );
+                    let mut header = mmrf_data::schema::LOG_COLUMNS.join(",").into_bytes();
+                    header.push(b'\n');
+                    w.write_all(&header).map_err(|e| WorldError::io(&path, e))?;
+                    Ok(w)
+                })
+                .collect()
+        };
+        Ok(LogWriters {
+            files: [open(LogSplit::Train)?, open(LogSplit::Test)?, open(LogSplit::Random)?],
+            rows: [0; 3],
+            n_users,
         })
-        .collect();
+    }
 
-    let version = Version::OneK;
-    let ident_users = IdMap::from_raw((0..model.n_users() as i64).collect()).expect("distinct");
+    /// Append one user's rows of `split`, already as CSV text.
+    fn append(&mut self, dir: &Path, split: LogSplit, user: u32, rows: usize, text: &[u8]) -> Result<(), WorldError> {
+        let parts = &mut self.files[split as usize];
+        let part = user as usize * parts.len() / self.n_users;
+        parts[part].write_all(text).map_err(|e| WorldError::io(dir, e))?;
+        self.rows[split as usize] += rows;
+        Ok(())
+    }
+
+    fn finish(self, dir: &Path) -> Result<(), WorldError> {
+        for w in self.files.into_iter().flatten() {
+            w.into_inner().map_err(|e| WorldError::io(dir, e.into_error()))?;
+        }
+        Ok(())
+    }
+}
+
+fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Sync)) -> Result<Summary, WorldError> {
+    let version = model.config.scale.version();
+    let n_users = model.n_users();
+    let ident_users = IdMap::from_raw((0..n_users as i64).collect()).expect("distinct");
     let ident_videos = IdMap::from_raw((0..model.n_videos() as i64).collect()).expect("distinct");
+    let n_candidates = model.config.n_candidates.min(model.n_videos()) as u16;
 
-    // Logs, one file per split, rows grouped by user in time order.
-    let mut summary = Summary {
-        users: model.n_users(),
-        videos: model.n_videos(),
-        ..Summary::default()
-    };
-    for split in LogSplit::ALL {
-        let s = split as usize;
-        let path = dir.join(&version.log_files(split)[0]);
-        let chunks: Vec<Vec<u8>> = users
-            .par_iter()
+    let mut logs = LogWriters::create(dir, version, n_users)?;
+    let mut candidates = mmrf_data::side::CandidateLogWriter::create(dir, &ident_users, &ident_videos)
+        .map_err(|e| WorldError::io(dir, e))?;
+    let mut props =
+        mmrf_data::side::PropensityWriter::create(dir, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
+    let states = dir.join(crate::oracle::STATES_FILE);
+    let mut truth = crate::oracle::TruthWriter::create(&states, model.dim).map_err(|e| WorldError::io(&states, e))?;
+    let mut stats = VideoStatistics::new(model.n_videos());
+    let mut requests = 0usize;
+    let mut sessions = 0u32;
+
+    // Users are simulated a shard at a time, in parallel, and appended in id order: the
+    // files are the same whatever the shard size, and memory is bounded by one shard.
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    for first in (0..n_users).step_by(SHARD_USERS) {
+        let shard = first as u32..(first + SHARD_USERS).min(n_users) as u32;
+        let users: Vec<(UserLog, [Vec<u8>; 3])> = shard
+            .clone()
+            .into_par_iter()
             .map(|u| {
-                let mut buf = Vec::with_capacity(u.rows[s].len() * 80);
-                for row in &u.rows[s] {
-                    row.write_csv(&mut buf, row.user as i64, row.video as i64);
-                    buf.push(b'\n');
-                }
-                buf
+                let log = simulate_user(model, u);
+                let text = LogSplit::ALL.map(|split| {
+                    let rows = &log.rows[split as usize];
+                    let mut buf = Vec::with_capacity(rows.len() * 80);
+                    for row in rows {
+                        row.write_csv(&mut buf, row.user as i64, row.video as i64);
+                        buf.push(b'\n');
+                    }
+                    buf
+                });
+                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+                (log, text)
             })
             .collect();
-        let mut file = mmrf_data::schema::LOG_COLUMNS.join(",").into_bytes();
-        file.push(b'\n');
-        file.reserve(chunks.iter().map(Vec::len).sum());
-        chunks.iter().for_each(|c| file.extend_from_slice(c));
-        write_atomic(&path, &file).map_err(|e| WorldError::io(&path, e))?;
-        let n: usize = users.iter().map(|u| u.rows[s].len()).sum();
-        match split {
-            LogSplit::Train => summary.standard_train_rows = n,
-            LogSplit::Test => summary.standard_test_rows = n,
-            LogSplit::Random => summary.random_rows = n,
+        for (user, (u, text)) in shard.zip(&users) {
+            let offsets = logs.rows;
+            for split in LogSplit::ALL {
+                let s = split as usize;
+                logs.append(dir, split, user, u.rows[s].len(), &text[s])?;
+                for (r, &p) in u.rows[s].iter().zip(&u.props[s]) {
+                    props.push(split, r.video, p).map_err(|e| WorldError::io(dir, e))?;
+                }
+            }
+            let per_request = n_candidates as usize;
+            for (i, &(split, first_row, n_shown, session)) in u.requests.iter().enumerate() {
+                let request = LoggedRequest {
+                    user,
+                    session: sessions + session,
+                    split,
+                    first_row: (offsets[split as usize] + first_row as usize) as u32,
+                    n_shown,
+                    candidate_offset: candidates.offset(),
+                    n_candidates,
+                };
+                candidates
+                    .push(&request, &u.candidates[i * per_request..(i + 1) * per_request])
+                    .map_err(|e| WorldError::io(dir, e))?;
+            }
+            truth.push(&u.truth).map_err(|e| WorldError::io(&states, e))?;
+            stats.add_user(user, u);
+            requests += u.requests.len();
+            sessions += u.n_sessions;
         }
     }
-
-    // Side files: candidate log and true propensities.
-    let mut requests: Vec<LoggedRequest> = Vec::new();
-    let mut candidate_offset = 0u64;
-    let mut offsets = [0u32; 3];
-    let mut session_offset = 0u32;
-    let mut props: Vec<(LogSplit, Vec<(u32, f32)>)> = LogSplit::ALL.iter().map(|&s| (s, Vec::new())).collect();
-    for (user, u) in users.iter().enumerate() {
-        let mut cand = 0u64;
-        for &(split, first_row, n_shown, session) in &u.requests {
-            let n_candidates = model.config.n_candidates.min(model.n_videos()) as u16;
-            requests.push(LoggedRequest {
-                user: user as u32,
-                session: session_offset + session,
-                split,
-                first_row: offsets[split as usize] + first_row,
-                n_shown,
-                candidate_offset: candidate_offset + cand,
-                n_candidates,
-            });
-            cand += n_candidates as u64;
-        }
-        candidate_offset += u.candidates.len() as u64;
-        for s in 0..3 {
-            offsets[s] += u.rows[s].len() as u32;
-            props[s]
-                .1
-                .extend(u.rows[s].iter().zip(&u.props[s]).map(|(r, &p)| (r.video, p)));
-        }
-        session_offset += u.n_sessions;
-    }
-    summary.requests = requests.len();
-    summary.sessions = session_offset as usize;
-    let blocks: Vec<&[u32]> = users.iter().map(|u| u.candidates.as_slice()).collect();
-    mmrf_data::side::write_candidate_log(dir, &requests, &blocks, &ident_users, &ident_videos)
-        .map_err(|e| WorldError::io(dir, e))?;
-    mmrf_data::side::write_propensities(dir, &props, &ident_videos).map_err(|e| WorldError::io(dir, e))?;
-    let truth = crate::oracle::TruthSnapshots {
-        dim: model.dim,
-        values: users.iter().flat_map(|u| u.truth.iter().copied()).collect(),
+    let summary = Summary {
+        users: n_users,
+        videos: model.n_videos(),
+        standard_train_rows: logs.rows[LogSplit::Train as usize],
+        standard_test_rows: logs.rows[LogSplit::Test as usize],
+        random_rows: logs.rows[LogSplit::Random as usize],
+        requests,
+        sessions: sessions as usize,
     };
-    let states = dir.join(crate::oracle::STATES_FILE);
-    truth.write(&states).map_err(|e| WorldError::io(&states, e))?;
+    logs.finish(dir)?;
+    candidates.finish().map_err(|e| WorldError::io(dir, e))?;
+    props.finish().map_err(|e| WorldError::io(dir, e))?;
+    truth.finish().map_err(|e| WorldError::io(&states, e))?;
 
     write_user_features(model, &dir.join(version.user_features()))?;
     write_video_features(model, &dir.join(version.video_features_basic()))?;
-    write_video_statistics(model, &users, &dir.join(&version.video_features_statistic()[0]))?;
+    stats.write(model, dir, &version.video_features_statistic())?;
 
     let meta = crate::WorldFile {
         format: crate::WORLD_FORMAT,
@@ -474,22 +524,35 @@ fn write_video_features(model: &WorldModel, path: &Path) -> Result<(), WorldErro
     write_atomic(path, &bytes).map_err(|e| WorldError::io(path, e))
 }
 
-/// Daily averages per video over the standard logs, KuaiRand's statistics columns.
-/// Counters the world does not simulate (cancel-like, download, collect, ...) are 0.
-fn write_video_statistics(model: &WorldModel, users: &[UserLog], path: &Path) -> Result<(), WorldError> {
-    let nv = model.n_videos();
-    // Totals per video; "users" counters use last-user stamps (rows are grouped by user).
-    const N: usize = 23;
-    let mut tot = vec![[0f64; N]; nv];
-    let mut last_user = vec![[u32::MAX; N]; nv];
-    let mut days = vec![Vec::<u32>::new(); nv];
-    let mut progress_sum = vec![0f64; nv];
-    for (u, ul) in users.iter().enumerate() {
+/// Daily averages per video over the standard logs, KuaiRand's statistics columns,
+/// accumulated user by user. Counters the world does not simulate (cancel-like, download,
+/// collect, ...) are 0.
+struct VideoStatistics {
+    /// Totals per video; "users" counters use last-user stamps (rows are grouped by user).
+    tot: Vec<[f64; STAT_TOTALS]>,
+    last_user: Vec<[u32; STAT_TOTALS]>,
+    days: Vec<Vec<u32>>,
+    progress_sum: Vec<f64>,
+}
+
+const STAT_TOTALS: usize = 23;
+
+impl VideoStatistics {
+    fn new(nv: usize) -> Self {
+        VideoStatistics {
+            tot: vec![[0f64; STAT_TOTALS]; nv],
+            last_user: vec![[u32::MAX; STAT_TOTALS]; nv],
+            days: vec![Vec::new(); nv],
+            progress_sum: vec![0f64; nv],
+        }
+    }
+
+    fn add_user(&mut self, u: u32, ul: &UserLog) {
         for row in ul.rows[0].iter().chain(&ul.rows[1]) {
             let j = row.video as usize;
             let complete = row.play_time_ms >= row.duration_ms;
             let short = row.play_time_ms < 3_000;
-            // (count index, user index, condition)
+            // (count index, condition, value); the user counter is the next index.
             let events: [(usize, bool, f64); 11] = [
                 (0, true, 1.0),
                 (2, row.is_click, 1.0),
@@ -505,58 +568,68 @@ fn write_video_statistics(model: &WorldModel, users: &[UserLog], path: &Path) ->
             ];
             for (k, cond, v) in events {
                 if cond {
-                    tot[j][k] += v;
-                    if last_user[j][k + 1] != u as u32 {
-                        last_user[j][k + 1] = u as u32;
-                        tot[j][k + 1] += 1.0;
+                    self.tot[j][k] += v;
+                    if self.last_user[j][k + 1] != u {
+                        self.last_user[j][k + 1] = u;
+                        self.tot[j][k + 1] += 1.0;
                     }
                 }
             }
-            tot[j][22] += row.play_time_ms as f64;
-            progress_sum[j] += (row.play_time_ms as f64 / row.duration_ms.max(1) as f64).min(1.0);
-            if days[j].last() != Some(&row.date) && !days[j].contains(&row.date) {
-                days[j].push(row.date);
+            self.tot[j][22] += row.play_time_ms as f64;
+            self.progress_sum[j] += (row.play_time_ms as f64 / row.duration_ms.max(1) as f64).min(1.0);
+            if self.days[j].last() != Some(&row.date) && !self.days[j].contains(&row.date) {
+                self.days[j].push(row.date);
             }
         }
     }
-    let n_days = model.config.n_days() as f64;
-    let rows = (0..nv).map(|j| {
-        let t = &tot[j];
-        let d = |x: f64| format!("{}", (x / n_days * 1e4).round() / 1e4);
-        let progress = if t[0] > 0.0 { progress_sum[j] / t[0] } else { 0.0 };
-        let mut out = Vec::with_capacity(VIDEO_STAT_COLUMNS.len());
-        for name in VIDEO_STAT_COLUMNS {
-            out.push(match name {
-                "video_id" => j.to_string(),
-                "counts" => days[j].len().to_string(),
-                "show_cnt" => d(t[0]),
-                "show_user_num" => d(t[1]),
-                "play_cnt" | "valid_play_cnt" => d(t[2]),
-                "play_user_num" | "valid_play_user_num" => d(t[3]),
-                "play_duration" => d(t[22]),
-                "complete_play_cnt" => d(t[4]),
-                "complete_play_user_num" => d(t[5]),
-                "long_time_play_cnt" => d(t[6]),
-                "long_time_play_user_num" => d(t[7]),
-                "short_time_play_cnt" => d(t[8]),
-                "short_time_play_user_num" => d(t[9]),
-                "play_progress" => format!("{:.4}", progress),
-                "comment_stay_duration" => d(t[20]),
-                "like_cnt" | "click_like_cnt" => d(t[10]),
-                "like_user_num" => d(t[11]),
-                "comment_cnt" | "direct_comment_cnt" => d(t[12]),
-                "comment_user_num" | "direct_comment_user_num" => d(t[13]),
-                "follow_cnt" => d(t[14]),
-                "follow_user_num" => d(t[15]),
-                "share_cnt" | "share_all_cnt" => d(t[16]),
-                "share_user_num" | "share_all_user_num" => d(t[17]),
-                "report_cnt" | "reduce_similar_cnt" => d(t[18]),
-                "report_user_num" | "reduce_similar_user_num" => d(t[19]),
-                _ => "0.0".to_string(),
-            });
+
+    /// Write the statistics, videos in id order spread over the `files` in turn.
+    fn write(&self, model: &WorldModel, dir: &Path, files: &[String]) -> Result<(), WorldError> {
+        let nv = self.tot.len();
+        let n_days = model.config.n_days() as f64;
+        let row = |j: usize| {
+            let t = &self.tot[j];
+            let d = |x: f64| format!("{}", (x / n_days * 1e4).round() / 1e4);
+            let progress = if t[0] > 0.0 { self.progress_sum[j] / t[0] } else { 0.0 };
+            let mut out = Vec::with_capacity(VIDEO_STAT_COLUMNS.len());
+            for name in VIDEO_STAT_COLUMNS {
+                out.push(match name {
+                    "video_id" => j.to_string(),
+                    "counts" => self.days[j].len().to_string(),
+                    "show_cnt" => d(t[0]),
+                    "show_user_num" => d(t[1]),
+                    "play_cnt" | "valid_play_cnt" => d(t[2]),
+                    "play_user_num" | "valid_play_user_num" => d(t[3]),
+                    "play_duration" => d(t[22]),
+                    "complete_play_cnt" => d(t[4]),
+                    "complete_play_user_num" => d(t[5]),
+                    "long_time_play_cnt" => d(t[6]),
+                    "long_time_play_user_num" => d(t[7]),
+                    "short_time_play_cnt" => d(t[8]),
+                    "short_time_play_user_num" => d(t[9]),
+                    "play_progress" => format!("{:.4}", progress),
+                    "comment_stay_duration" => d(t[20]),
+                    "like_cnt" | "click_like_cnt" => d(t[10]),
+                    "like_user_num" => d(t[11]),
+                    "comment_cnt" | "direct_comment_cnt" => d(t[12]),
+                    "comment_user_num" | "direct_comment_user_num" => d(t[13]),
+                    "follow_cnt" => d(t[14]),
+                    "follow_user_num" => d(t[15]),
+                    "share_cnt" | "share_all_cnt" => d(t[16]),
+                    "share_user_num" | "share_all_user_num" => d(t[17]),
+                    "report_cnt" | "reduce_similar_cnt" => d(t[18]),
+                    "report_user_num" | "reduce_similar_user_num" => d(t[19]),
+                    _ => "0.0".to_string(),
+                });
+            }
+            out
+        };
+        for (p, name) in files.iter().enumerate() {
+            let videos = nv * p / files.len()..nv * (p + 1) / files.len();
+            let path = dir.join(name);
+            let bytes = csv_bytes(&VIDEO_STAT_COLUMNS, videos.map(row));
+            write_atomic(&path, &bytes).map_err(|e| WorldError::io(&path, e))?;
         }
-        out
-    });
-    let bytes = csv_bytes(&VIDEO_STAT_COLUMNS, rows);
-    write_atomic(path, &bytes).map_err(|e| WorldError::io(path, e))
+        Ok(())
+    }
 }

@@ -456,6 +456,50 @@ pub struct TruthSnapshots {
     pub values: Vec<f32>,
 }
 
+/// Writes a states file request by request, as generation streams a world to disk. The
+/// file is written in place: [`crate::generate`] writes it inside a staged directory.
+pub struct TruthWriter {
+    out: std::io::BufWriter<std::fs::File>,
+    dim: usize,
+    count: u64,
+}
+
+impl TruthWriter {
+    pub fn create(path: &std::path::Path, dim: usize) -> std::io::Result<TruthWriter> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        out.write_all(STATES_MAGIC)?;
+        out.write_all(&(dim as u32).to_le_bytes())?;
+        // The count, patched by `finish`.
+        out.write_all(&0u64.to_le_bytes())?;
+        Ok(TruthWriter { out, dim, count: 0 })
+    }
+
+    /// Append the states of whole requests, `dim + 1` values each.
+    pub fn push(&mut self, values: &[f32]) -> std::io::Result<()> {
+        use std::io::Write;
+        if values.len() % (self.dim + 1) != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{} values are not whole states of {} each", values.len(), self.dim + 1),
+            ));
+        }
+        for v in values {
+            self.out.write_all(&v.to_le_bytes())?;
+        }
+        self.count += (values.len() / (self.dim + 1)) as u64;
+        Ok(())
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(12))?;
+        file.write_all(&self.count.to_le_bytes())?;
+        file.flush()
+    }
+}
+
 impl TruthSnapshots {
     pub fn len(&self) -> usize {
         self.values.len() / (self.dim + 1)

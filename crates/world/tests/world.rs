@@ -107,6 +107,62 @@ fn writes_the_kuairand_1k_file_set_with_exact_headers() {
 }
 
 #[test]
+fn the_27k_layout_holds_the_same_world_in_parts() {
+    let (one_k, k27) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cfg = WorldConfig::new(Scale::Small, 5);
+    // More users than generation simulates at once, so the files join several shards.
+    cfg.n_users = 300;
+    generate(&WorldModel::new(cfg.clone()), one_k.path(), &|_| {}).unwrap();
+    cfg.scale = Scale::TwentySevenK;
+    generate(&WorldModel::new(cfg), k27.path(), &|_| {}).unwrap();
+    let read = |dir: &Path, name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    // The parts of a file, headers dropped after the first, are the 1K layout's file.
+    let joined = |names: &[String]| {
+        let parts: Vec<String> = names.iter().map(|n| read(k27.path(), n)).collect();
+        for p in &parts {
+            assert!(p.lines().count() > 1, "every part holds rows");
+        }
+        let mut all = parts[0].clone();
+        for p in &parts[1..] {
+            let (header, rows) = p.split_once('\n').unwrap();
+            assert_eq!(header, parts[0].lines().next().unwrap());
+            all.push_str(rows);
+        }
+        all
+    };
+    let (v1, v27) = (Version::OneK, Version::TwentySevenK);
+    for split in LogSplit::ALL {
+        let names = v27.log_files(split);
+        assert_eq!(names.len(), if split == LogSplit::Random { 1 } else { 2 });
+        assert_eq!(joined(&names), read(one_k.path(), &v1.log_files(split)[0]), "{split:?}");
+    }
+    assert_eq!(v27.video_features_statistic().len(), 3);
+    assert_eq!(
+        joined(&v27.video_features_statistic()),
+        read(one_k.path(), &v1.video_features_statistic()[0])
+    );
+    for (a, b) in [
+        (v1.user_features(), v27.user_features()),
+        (v1.video_features_basic(), v27.video_features_basic()),
+    ] {
+        assert_eq!(read(one_k.path(), &a), read(k27.path(), &b));
+    }
+    for side in mmrf_data::side::SIDE_FILES
+        .iter()
+        .chain([&mmrf_world::oracle::STATES_FILE])
+    {
+        let bytes = |d: &Path| std::fs::read(d.join(side)).unwrap();
+        assert!(bytes(one_k.path()) == bytes(k27.path()), "{side}");
+    }
+    let (a, _) = Dataset::open_with(one_k.path(), false).unwrap();
+    let (b, _) = Dataset::open_with(k27.path(), false).unwrap();
+    assert_eq!(b.version, Version::TwentySevenK);
+    assert!(a.train == b.train && a.test == b.test && a.random == b.random);
+    assert!(a.candidates == b.candidates && a.propensities == b.propensities);
+    assert_eq!(a.video_stats, b.video_stats);
+}
+
+#[test]
 fn candidate_log_and_propensities_are_consistent() {
     let (_, ds) = small();
     let cands = ds.candidates.as_ref().expect("a world writes a candidate log");
