@@ -1147,7 +1147,7 @@ fn world_checks(
             1000,
             16,
             seed,
-        )),
+        )?),
         Err(e) => {
             eprintln!("warning: simulator check skipped: {e}");
             None

@@ -307,6 +307,10 @@ enum BenchCommand {
         /// is rebuilt; the Parquet copy goes to DATA-parquet).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Leave out the Parquet copy and its load (the copy includes the side files:
+        /// 12 GB at the 27k scale).
+        #[arg(long)]
+        no_parquet: bool,
     },
     /// Time MMRF's full update at the default sizes on the default world.
     ///
@@ -438,8 +442,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench {
-            command: BenchCommand::Ingest { scale, seed, dir, data },
-        } => bench_ingest(scale.into(), seed, dir, data),
+            command:
+                BenchCommand::Ingest {
+                    scale,
+                    seed,
+                    dir,
+                    data,
+                    no_parquet,
+                },
+        } => bench_ingest(scale.into(), seed, dir, data, !no_parquet),
         Command::Bench {
             command: BenchCommand::Eval { users, seed, dir },
         } => bench_eval(users, seed, dir),
@@ -770,7 +781,7 @@ fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
     Ok(Some(secs))
 }
 
-fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<PathBuf>) -> Result<()> {
+fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<PathBuf>, parquet: bool) -> Result<()> {
     let tmp;
     let dir = match (dir, &data) {
         (_, Some(d)) => d.clone(),
@@ -794,33 +805,41 @@ fn bench_ingest(scale: Scale, seed: u64, dir: Option<PathBuf>, data: Option<Path
     let (ds2, second) = Dataset::open(&dir)?;
     anyhow::ensure!(second.from_cache, "the second load must come from the cache");
     anyhow::ensure!(ds == ds2, "the cached dataset differs from the parsed one");
+    drop(ds2);
     let rows = ds.train.len() + ds.test.len() + ds.random.len();
     // Parsing alone (no cache written), to set beside the Parquet copy's decoding.
     let (_, csv_parse) = Dataset::open_with(&dir, false)?;
     // The same data as Parquet: the conversion, and its first (decoding) load.
-    let parquet = dir.with_file_name(format!(
-        "{}-parquet",
-        dir.file_name().map_or("world".into(), |n| n.to_string_lossy())
-    ));
-    let _ = std::fs::remove_dir_all(&parquet);
-    let t = Instant::now();
-    mmrf_data::columnar::convert(&dir, &parquet)?;
-    let convert_s = t.elapsed().as_secs_f64();
-    let (mut from_parquet, pq_first) = Dataset::open_with(&parquet, false)?;
-    from_parquet.dir = ds.dir.clone();
-    anyhow::ensure!(from_parquet == ds, "the Parquet copy loads another dataset");
+    let parquet_figures = if parquet {
+        let parquet = dir.with_file_name(format!(
+            "{}-parquet",
+            dir.file_name().map_or("world".into(), |n| n.to_string_lossy())
+        ));
+        let _ = std::fs::remove_dir_all(&parquet);
+        let t = Instant::now();
+        mmrf_data::columnar::convert(&dir, &parquet)?;
+        let convert_s = t.elapsed().as_secs_f64();
+        let (mut from_parquet, pq_first) = Dataset::open_with(&parquet, false)?;
+        from_parquet.dir = ds.dir.clone();
+        anyhow::ensure!(from_parquet == ds, "the Parquet copy loads another dataset");
+        format!(
+            " parquet_convert={convert_s:.2}s parquet_parse={:.2}s",
+            pq_first.seconds
+        )
+    } else {
+        String::new()
+    };
     let what = match requests {
         Some(r) => format!("scale={} rows={rows} requests={r} generate={gen_s:.2}s", scale.name()),
         None => format!("data={} rows={rows}", dir.display()),
     };
     println!(
-        "ingest {what} first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s csv_parse={:.2}s parquet_convert={convert_s:.2}s parquet_parse={:.2}s",
+        "ingest {what} first_load={:.2}s cached_load={:.3}s speedup={:.1}x generate+load={:.1}s csv_parse={:.2}s{parquet_figures}",
         first.seconds,
         second.seconds,
         first.seconds / second.seconds.max(1e-9),
         gen_s + first.seconds,
         csv_parse.seconds,
-        pq_first.seconds
     );
     Ok(())
 }

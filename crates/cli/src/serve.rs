@@ -58,7 +58,7 @@ pub fn bench(addr: SocketAddr, rps: f64, duration_s: f64, connections: usize, da
         seed: 7,
     };
     // 2,000 distinct requests of 400 candidates and k = 10, cycled.
-    let bodies = Arc::new(loadgen::workload(&ds, 2000, 400, 10, cfg.seed));
+    let bodies = Arc::new(loadgen::workload(&ds, 2000, 400, 10, cfg.seed)?);
     drop(ds);
     let report = runtime()?.block_on(loadgen::run(&cfg, bodies))?;
     if json {

@@ -288,7 +288,7 @@ impl Dataset {
         let candidates = match candidates {
             None => None,
             Some((requests, total)) => {
-                Some(side::map_candidates(dir, requests, total, &videos.ids).map_err(|_| Corrupt)?)
+                Some(side::open_candidates(dir, requests, total, &videos.ids).map_err(|_| Corrupt)?)
             }
         };
         let mut it = logs.into_iter();

@@ -197,14 +197,15 @@ impl<'a> RequestSet<'a> {
     /// The request's candidate set (shown videos included) into `out`.
     ///
     /// Sampled sets are deterministic in (seed, request index) and shuffled, so a
-    /// candidate's position carries no information about whether it was shown.
-    pub fn candidates(&self, index: usize, log: &LogColumns, out: &mut Vec<u32>) {
+    /// candidate's position carries no information about whether it was shown. Logged sets
+    /// are read from the candidate file, which fails only if it became unreadable.
+    pub fn candidates(&self, index: usize, log: &LogColumns, out: &mut Vec<u32>) -> crate::Result<()> {
         out.clear();
         let r = &self.requests[index];
         match &self.source {
             CandidateSource::Logged(c) => {
                 let lr = &c.requests[r.logged.expect("logged request") as usize];
-                c.candidates_into(lr, out);
+                c.candidates_into(lr, out)?;
             }
             CandidateSource::Sampled {
                 alias,
@@ -232,6 +233,7 @@ impl<'a> RequestSet<'a> {
                 out.shuffle(&mut rng);
             }
         }
+        Ok(())
     }
 }
 
@@ -425,9 +427,9 @@ mod tests {
             .collect();
         assert_eq!(first, vec![4, 3]);
         let mut c = Vec::new();
-        set.candidates(1, &log, &mut c);
+        set.candidates(1, &log, &mut c).unwrap();
         let mut again = Vec::new();
-        set.candidates(1, &log, &mut again);
+        set.candidates(1, &log, &mut again).unwrap();
         assert_eq!(c, again, "candidates are deterministic");
         assert_eq!(c.len(), 8);
         let mut sorted = c.clone();

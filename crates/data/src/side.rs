@@ -95,51 +95,99 @@ pub struct LoggedRequest {
 
 /// The candidate log: every request with its full candidate set.
 ///
-/// The candidate file is memory-mapped, not read: at |C| = 400 it is by far the largest
-/// file of a world (hundreds of MB), and most consumers touch a fraction of it. Ids are
-/// validated once when the log is first parsed; the cache's fingerprint guarantees the file
-/// has not changed since.
+/// The candidate file is read request by request with positioned reads, never held: at
+/// |C| = 400 it is by far the largest file of a world (hundreds of MB at the default
+/// scale, 10 GB at the 27k scale), and most consumers touch a fraction of it. Nor is it
+/// memory-mapped: every page of a map that is touched counts in the process's resident
+/// memory until it exits, so an evaluation that reads every held-out request would hold
+/// half the file; the operating system's page cache serves repeated reads either way.
+/// Ids are validated once when the log is first parsed; the cache's fingerprint
+/// guarantees the file has not changed since.
 #[derive(Debug, Clone)]
 pub struct CandidateLog {
     pub requests: Vec<LoggedRequest>,
-    /// Shared, read-only: clones of a dataset share one mapping.
-    map: std::sync::Arc<memmap2::Mmap>,
+    /// Shared, read-only: clones of a dataset share one open file.
+    file: std::sync::Arc<std::fs::File>,
+    path: std::path::PathBuf,
+    /// Ids in the file.
+    count: u64,
     videos: IdMap,
 }
 
 impl PartialEq for CandidateLog {
     fn eq(&self, o: &Self) -> bool {
-        self.requests == o.requests && self.map[..] == o.map[..] && self.videos == o.videos
+        if self.requests != o.requests || self.videos != o.videos || self.count != o.count {
+            return false;
+        }
+        // The ids themselves, a block at a time; a file that cannot be read equals nothing.
+        let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let end = 16 + 4 * self.count;
+        let mut at = 16;
+        while at < end {
+            let n = (end - at).min(a.len() as u64) as usize;
+            let same = read_at(&self.file, &mut a[..n], at).is_ok()
+                && read_at(&o.file, &mut b[..n], at).is_ok()
+                && a[..n] == b[..n];
+            if !same {
+                return false;
+            }
+            at += n as u64;
+        }
+        true
+    }
+}
+
+/// Fill `buf` from `file` at `offset`, without moving a shared cursor (threads read at once).
+fn read_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut done, mut buf) = (0u64, buf);
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, buf, offset + done)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => {
+                    buf = &mut buf[n..];
+                    done += n as u64;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
 impl CandidateLog {
     /// Total number of candidate ids.
     pub fn len(&self) -> usize {
-        self.map.len().saturating_sub(16) / 4
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.count == 0
     }
 
-    /// A request's candidates as dense video ids, into `out`.
-    pub fn candidates_into(&self, r: &LoggedRequest, out: &mut Vec<u32>) {
+    /// A request's candidates as dense video ids, into `out`. Fails only when the file
+    /// cannot be read (it changed or went away since it was checked).
+    pub fn candidates_into(&self, r: &LoggedRequest, out: &mut Vec<u32>) -> Result<()> {
+        let mut bytes = vec![0u8; 4 * r.n_candidates as usize];
+        read_at(&self.file, &mut bytes, 16 + 4 * r.candidate_offset).map_err(|e| DataError::io(&self.path, e))?;
         out.clear();
-        let s = 16 + 4 * r.candidate_offset as usize;
-        let bytes = &self.map[s..s + 4 * r.n_candidates as usize];
         out.extend(bytes.chunks_exact(4).map(|b| {
             let raw = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
             // Validated when the log was parsed (same fingerprint since).
             self.videos.get(raw).unwrap_or(0)
         }));
+        Ok(())
     }
 
     /// A request's candidates as dense video ids.
-    pub fn candidates_of(&self, r: &LoggedRequest) -> Vec<u32> {
+    pub fn candidates_of(&self, r: &LoggedRequest) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(r.n_candidates as usize);
-        self.candidates_into(r, &mut out);
-        out
+        self.candidates_into(r, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -448,16 +496,14 @@ pub fn read_candidate_log(
             ));
         }
     }
-    let log = map_candidates(dir, requests, offset, videos)?;
+    let log = open_candidates(dir, requests, offset, videos)?;
     // Validate every id once, here; later reads trust the fingerprinted file.
     validate_candidate_ids(&dir.join(CANDIDATES_FILE), videos)?;
     Ok(Some(log))
 }
 
 /// Map the candidate file for `requests` (checked against the expected id count).
-/// Check every id of the candidate file against `videos`. The file is read in blocks, not
-/// through the map: every page of a map that is touched counts in the process's resident
-/// memory until it exits, and a 27K-scale candidate file is 10 GB.
+/// Check every id of the candidate file against `videos`, reading it in blocks.
 fn validate_candidate_ids(path: &Path, videos: &IdMap) -> Result<()> {
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| crate::csvio::open_error(path, e))?;
@@ -492,7 +538,7 @@ fn validate_candidate_ids(path: &Path, videos: &IdMap) -> Result<()> {
     }
 }
 
-pub(crate) fn map_candidates(
+pub(crate) fn open_candidates(
     dir: &Path,
     requests: Vec<LoggedRequest>,
     expected: u64,
@@ -500,25 +546,23 @@ pub(crate) fn map_candidates(
 ) -> Result<CandidateLog> {
     let cpath = dir.join(CANDIDATES_FILE);
     let file = std::fs::File::open(&cpath).map_err(|e| crate::csvio::open_error(&cpath, e))?;
-    // SAFETY: the map is read-only; like any reader, it assumes the data files are not
-    // modified while mmrf runs (a changed file is detected at the next load).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&cpath, e))?;
-    if map.len() < 16 || &map[..8] != CANDIDATE_MAGIC {
+    let len = file.metadata().map_err(|e| DataError::io(&cpath, e))?.len();
+    let mut head = [0u8; 16];
+    if len < 16 || read_at(&file, &mut head, 0).is_err() || &head[..8] != CANDIDATE_MAGIC {
         return Err(DataError::invalid(&cpath, "not an mmrf candidate file (bad magic)"));
     }
-    let count = u64::from_le_bytes(map[8..16].try_into().expect("8 bytes"));
-    if count != expected || map.len() as u64 != 16 + 4 * count {
+    let count = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    if count != expected || len != 16 + 4 * count {
         return Err(DataError::invalid(
             &cpath,
-            format!(
-                "holds {} ids, {REQUESTS_FILE} needs {expected}",
-                (map.len() as u64 - 16) / 4
-            ),
+            format!("holds {} ids, {REQUESTS_FILE} needs {expected}", (len - 16) / 4),
         ));
     }
     Ok(CandidateLog {
         requests,
-        map: std::sync::Arc::new(map),
+        file: std::sync::Arc::new(file),
+        path: cpath,
+        count,
         videos: videos.clone(),
     })
 }

@@ -65,7 +65,7 @@ fn side_files_load_check_and_round_trip_the_cache() {
     let (ds, info) = Dataset::open(tmp.path()).unwrap();
     assert!(!info.from_cache);
     let log = ds.candidates.as_ref().expect("a candidate log");
-    assert_eq!(log.candidates_of(&log.requests[1]), vec![1, 0]);
+    assert_eq!(log.candidates_of(&log.requests[1]).unwrap(), vec![1, 0]);
     assert_eq!(ds.true_propensity(LogSplit::Test, 0), Some(0.5));
     let (again, info) = Dataset::open(tmp.path()).unwrap();
     assert!(info.from_cache);

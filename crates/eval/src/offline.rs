@@ -147,7 +147,7 @@ pub fn match_entropy(
     ranker: &dyn Ranker,
     behaviour: &dyn Ranker,
     history_len: usize,
-) -> f32 {
+) -> Result<f32, String> {
     let set = data.requests(LogSplit::Train, &Default::default());
     let log = data.log(LogSplit::Train);
     let n = set.requests.len();
@@ -162,10 +162,10 @@ pub fn match_entropy(
     let cand_lists: Vec<Vec<u32>> = idx
         .iter()
         .map(|&i| {
-            set.candidates(i, log, &mut cands);
-            cands.clone()
+            set.candidates(i, log, &mut cands).map_err(|e| e.to_string())?;
+            Ok(cands.clone())
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     let refs: Vec<&[u32]> = cand_lists.iter().map(|c| c.as_slice()).collect();
     let mut ours = vec![Vec::new(); idx.len()];
     let mut theirs = vec![Vec::new(); idx.len()];
@@ -203,7 +203,7 @@ pub fn match_entropy(
             hi = mid;
         }
     }
-    (0.5 * (lo + hi)).exp()
+    Ok((0.5 * (lo + hi)).exp())
 }
 
 /// Score every impression of `split` with `ranker`.
@@ -231,7 +231,7 @@ pub fn score_split(
     let tau = match (cfg.tau, behaviour) {
         (Some(t), _) => t,
         (None, Behaviour::Model(b)) if std::ptr::addr_eq(b as *const dyn Ranker, ranker as *const dyn Ranker) => 1.0,
-        (None, Behaviour::Model(b)) => match_entropy(data, timelines, ranker, b, cfg.history_len),
+        (None, Behaviour::Model(b)) => match_entropy(data, timelines, ranker, b, cfg.history_len)?,
         (None, Behaviour::True) => {
             return Err("matching the behaviour entropy needs a behaviour model; pass an explicit temperature".into())
         }
@@ -252,10 +252,10 @@ pub fn score_split(
                 .iter()
                 .map(|&i| {
                     let mut c = Vec::new();
-                    set.candidates(i, log, &mut c);
-                    c
+                    set.candidates(i, log, &mut c).map_err(|e| e.to_string())?;
+                    Ok(c)
                 })
-                .collect();
+                .collect::<Result<_, String>>()?;
             let states: Vec<_> = idx
                 .iter()
                 .map(|&i| timelines.state(&set, log, i, cfg.history_len))

@@ -72,7 +72,7 @@ pub fn simulator_vs_world(
     n_requests: usize,
     samples: usize,
     seed: u64,
-) -> SsbReport {
+) -> mmrf_data::Result<SsbReport> {
     let set = data.requests(LogSplit::Test, &Default::default());
     let log = data.log(LogSplit::Test);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -84,7 +84,7 @@ pub fn simulator_vs_world(
     let mut cands = Vec::new();
     for &i in &idx {
         let shown = set.shown_videos(i, log);
-        set.candidates(i, log, &mut cands);
+        set.candidates(i, log, &mut cands)?;
         let mut others: Vec<u32> = cands.iter().copied().filter(|c| !shown.contains(c)).collect();
         others.shuffle(&mut rng);
         others.truncate(shown.len());
@@ -140,9 +140,9 @@ pub fn simulator_vs_world(
             }
         })
         .collect();
-    SsbReport {
+    Ok(SsbReport {
         requests: idx.len(),
         samples,
         signals,
-    }
+    })
 }

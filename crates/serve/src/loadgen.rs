@@ -58,7 +58,7 @@ impl std::fmt::Display for LoadReport {
 }
 
 /// `n` rank request bodies from `ds`'s held-out requests, `candidates` videos each.
-pub fn workload(ds: &Dataset, n: usize, candidates: usize, k: usize, seed: u64) -> Vec<Bytes> {
+pub fn workload(ds: &Dataset, n: usize, candidates: usize, k: usize, seed: u64) -> mmrf_data::Result<Vec<Bytes>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let set = ds.requests(LogSplit::Test, &Default::default());
     let log = ds.log(LogSplit::Test);
@@ -73,7 +73,7 @@ pub fn workload(ds: &Dataset, n: usize, candidates: usize, k: usize, seed: u64) 
                 )
             } else {
                 let r = rng.random_range(0..set.requests.len());
-                set.candidates(r, log, &mut cands);
+                set.candidates(r, log, &mut cands)?;
                 let u = log.user[set.shown_rows(&set.requests[r])[0] as usize];
                 (
                     ds.users.ids.raw(u),
@@ -95,7 +95,7 @@ pub fn workload(ds: &Dataset, n: usize, candidates: usize, k: usize, seed: u64) 
                 "candidates": list,
                 "k": k.min(list.len()).max(1),
             });
-            Bytes::from(body.to_string())
+            Ok(Bytes::from(body.to_string()))
         })
         .collect()
 }

@@ -40,12 +40,17 @@ impl<'a> Batcher<'a> {
         }
     }
 
-    pub fn build(&mut self, set: &RequestSet<'_>, log: &LogColumns, requests: &[usize]) -> RequestBatch {
+    pub fn build(
+        &mut self,
+        set: &RequestSet<'_>,
+        log: &LogColumns,
+        requests: &[usize],
+    ) -> mmrf_data::Result<RequestBatch> {
         let fs = self.features;
         let mut lists: Vec<Vec<u32>> = Vec::with_capacity(requests.len());
         let mut videos = Vec::new();
         for &i in requests {
-            set.candidates(i, log, &mut self.cands);
+            set.candidates(i, log, &mut self.cands)?;
             for &v in &self.cands {
                 if self.slot[v as usize] == NONE {
                     self.slot[v as usize] = videos.len() as u32;
@@ -77,7 +82,7 @@ impl<'a> Batcher<'a> {
         for &v in &videos {
             self.slot[v as usize] = NONE;
         }
-        RequestBatch {
+        Ok(RequestBatch {
             b,
             c,
             users,
@@ -86,7 +91,7 @@ impl<'a> Batcher<'a> {
             candidates,
             shown,
             valid,
-        }
+        })
     }
 }
 

@@ -96,7 +96,7 @@ pub fn train(
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
         for chunk in order.chunks(batch) {
-            let b = batcher.build(&set, log, chunk);
+            let b = batcher.build(&set, log, chunk)?;
             let (users, user_feats) = user_tensors(fs, &b.users, &b.user_features, &device);
             let u = model.users(users, user_feats);
             let (v, bias) = model.videos(video_batch(fs, &b.videos, &device));

@@ -71,6 +71,13 @@ pub enum TrainError {
     Setting(String),
 }
 
+/// The data failed under training (a candidate file that became unreadable).
+impl From<mmrf_data::DataError> for TrainError {
+    fn from(e: mmrf_data::DataError) -> Self {
+        TrainError::Data(e.to_string())
+    }
+}
+
 impl TrainError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         TrainError::Io {

@@ -46,7 +46,7 @@ fn scores(data: &Dataset, r: &dyn Ranker) -> Vec<f32> {
     let mut out = Vec::new();
     let mut cands = Vec::new();
     for i in 0..set.requests.len().min(40) {
-        set.candidates(i, log, &mut cands);
+        set.candidates(i, log, &mut cands).unwrap();
         let mut s = vec![0.0; cands.len()];
         r.score(&tl.state(&set, log, i, 8), &cands, &mut s);
         out.extend(s);
@@ -94,7 +94,7 @@ fn a_state_that_reads_the_candidates_ranks_by_them() {
     let set: RequestSet = data.requests(LogSplit::Test, &Default::default());
     let log = data.log(LogSplit::Test);
     let mut cands = Vec::new();
-    set.candidates(0, log, &mut cands);
+    set.candidates(0, log, &mut cands).unwrap();
     let state = tl.state(&set, log, 0, 8);
     let score = |pool: &[u32]| {
         let mut s = vec![0.0; pool.len()];
@@ -385,7 +385,7 @@ fn supervised_baselines_train_reload_and_learn_the_label() {
         let (mut users, mut labels, mut sc) = (Vec::new(), Vec::new(), Vec::new());
         let mut cands = Vec::new();
         for i in 0..set.requests.len() {
-            set.candidates(i, log, &mut cands);
+            set.candidates(i, log, &mut cands).unwrap();
             let mut out = vec![0.0; cands.len()];
             r.score(&tl.state(&set, log, i, 8), &cands, &mut out);
             for &row in set.shown_rows(&set.requests[i]) {

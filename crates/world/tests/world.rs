@@ -169,7 +169,7 @@ fn candidate_log_and_propensities_are_consistent() {
     let props = ds.propensities.as_ref().expect("a world writes true propensities");
     let mut shown = 0;
     for r in &cands.requests {
-        let c = cands.candidates_of(r);
+        let c = cands.candidates_of(r).unwrap();
         assert_eq!(c.len(), 100);
         let mut sorted = c.to_vec();
         sorted.sort();

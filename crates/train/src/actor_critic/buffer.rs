@@ -101,7 +101,7 @@ pub(super) fn sample_rows(
     cursor: &mut usize,
     table: &[f32],
     cands: &mut Vec<u32>,
-) -> (Vec<usize>, Vec<Row>) {
+) -> mmrf_data::Result<(Vec<usize>, Vec<Row>)> {
     let d = cfg.net.dim;
     let mut batch: Vec<usize> = Vec::with_capacity(batch_size);
     while batch.len() < batch_size {
@@ -121,7 +121,7 @@ pub(super) fn sample_rows(
         })
         .collect();
     if cfg.augment == Augment::None {
-        return (batch, rows);
+        return Ok((batch, rows));
     }
     let mut samples = Vec::new();
     let mut scored: Vec<(f32, u32)> = Vec::new();
@@ -130,7 +130,7 @@ pub(super) fn sample_rows(
         if rng.random::<f64>() >= cfg.sample_share {
             continue;
         }
-        tr.set.candidates(row.request, log, cands);
+        tr.set.candidates(row.request, log, cands)?;
         a.iter_mut().for_each(|x| *x = rng.random::<f32>() * 2.0 - 1.0);
         scored.clear();
         scored.extend(cands.iter().filter(|c| !row.items.contains(c)).map(|&c| {
@@ -164,7 +164,7 @@ pub(super) fn sample_rows(
         }
     }
     rows.extend(samples);
-    (batch, rows)
+    Ok((batch, rows))
 }
 
 /// A request's candidate set `C'` for the score-list critic: `first` (the row's items),
@@ -177,14 +177,14 @@ pub(super) fn candidate_list(
     first: &[u32],
     rng: &mut ChaCha8Rng,
     cands: &mut Vec<u32>,
-) -> Vec<u32> {
+) -> mmrf_data::Result<Vec<u32>> {
     let mut out: Vec<u32> = first.iter().copied().take(cfg.list_candidates).collect();
-    tr.set.candidates(request, log, cands);
+    tr.set.candidates(request, log, cands)?;
     cands.retain(|c| !out.contains(c));
     let extra = cfg.list_candidates.saturating_sub(out.len()).min(cands.len());
     let (picked, _) = cands.partial_shuffle(rng, extra);
     out.extend_from_slice(picked);
-    out
+    Ok(out)
 }
 
 /// The candidate sets of a batch's rows as tensors: embeddings `[B, C, D]` (rows of
@@ -278,7 +278,7 @@ pub(super) fn batch_states(
     rows: &[Row],
     sample_labels: &[Vec<[f32; N_AGENTS]>],
     feedback_rng: &mut ChaCha8Rng,
-) -> (StateInputs, StateInputs, Vec<f32>) {
+) -> mmrf_data::Result<(StateInputs, StateInputs, Vec<f32>)> {
     let mut s_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
     let mut n_in = StateInputs::with_candidates(cfg.history, cfg.net.candidates);
     let mut done = Vec::with_capacity(rows.len());
@@ -289,7 +289,7 @@ pub(super) fn batch_states(
         let now = timelines.state(&tr.set, log, i, cfg.history);
         s_in.push(fs, &now);
         if cfg.net.candidates > 0 {
-            tr.set.candidates(i, log, &mut cbuf);
+            tr.set.candidates(i, log, &mut cbuf)?;
             s_in.push_candidates(&cbuf);
         }
         let labels = if row.sample { samples.next() } else { None };
@@ -314,7 +314,7 @@ pub(super) fn batch_states(
             );
             if cfg.net.candidates > 0 {
                 // The same moment: the request's candidates less the items just shown.
-                tr.set.candidates(i, log, &mut cbuf);
+                tr.set.candidates(i, log, &mut cbuf)?;
                 cbuf.retain(|v| !row.items.contains(v));
                 n_in.push_candidates(&cbuf);
             }
@@ -332,11 +332,11 @@ pub(super) fn batch_states(
         };
         n_in.push(fs, &timelines.state(&tr.set, log, next, cfg.history));
         if cfg.net.candidates > 0 {
-            tr.set.candidates(next, log, &mut cbuf);
+            tr.set.candidates(next, log, &mut cbuf)?;
             n_in.push_candidates(&cbuf);
         }
     }
-    (s_in, n_in, done)
+    Ok((s_in, n_in, done))
 }
 
 /// What the critics regress a batch's items on, `K` slots per row.

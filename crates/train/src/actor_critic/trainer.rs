@@ -622,13 +622,13 @@ impl<'a> Trainer<'a> {
             .take()
             .ok_or_else(|| TrainError::Run("the trainer failed earlier".into()))?;
         let (device, plain) = (&*device, &*plain);
-        let (batch, rows) = sample_rows(cfg, *batch_size, tr, log, rng, order, cursor, table, cands);
+        let (batch, rows) = sample_rows(cfg, *batch_size, tr, log, rng, order, cursor, table, cands)?;
         // The score-list critic's candidate sets: each row's, and its next request's.
         let list = cfg.net.critic == CriticForm::List;
         let lists: Vec<Vec<u32>> = if list {
             rows.iter()
                 .map(|r| candidate_list(cfg, tr, log, r.request, &r.items, rng, cands))
-                .collect()
+                .collect::<Result<_, _>>()?
         } else {
             Vec::new()
         };
@@ -639,17 +639,17 @@ impl<'a> Trainer<'a> {
                     // Algorithm 1's next state is the request's own moment: its candidates
                     // less the items just shown.
                     Some(_) if r.sample && simulated_next => {
-                        let mut l = candidate_list(cfg, tr, log, r.request, &[], rng, cands);
+                        let mut l = candidate_list(cfg, tr, log, r.request, &[], rng, cands)?;
                         l.retain(|v| !r.items.contains(v));
-                        l
+                        Ok(l)
                     }
                     Some(j) => {
                         let shown = tr.set.shown_videos(j as usize, log);
                         candidate_list(cfg, tr, log, j as usize, &shown, rng, cands)
                     }
-                    None => Vec::new(),
+                    None => Ok(Vec::new()),
                 })
-                .collect()
+                .collect::<Result<_, _>>()?
         } else {
             Vec::new()
         };
@@ -711,7 +711,7 @@ impl<'a> Trainer<'a> {
             let mut feedback_rng =
                 ChaCha8Rng::seed_from_u64(seed ^ NEXT_STATE_STREAM ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let (s_in, n_in, done) =
-                batch_states(cfg, fs, timelines, tr, log, &rows, &sample_labels, &mut feedback_rng);
+                batch_states(cfg, fs, timelines, tr, log, &rows, &sample_labels, &mut feedback_rng)?;
             // Unique videos of the online side: shown items and the current states' histories.
             let mut videos: Vec<u32> = Vec::new();
             let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
