@@ -158,8 +158,12 @@ impl Dataset {
             users: [&train.user[..], &test.user[..], &random.user[..]],
             videos: [&train.video[..], &test.video[..], &random.video[..]],
         };
-        let candidates = side::read_candidate_log(dir, &users.ids, &videos.ids, keys)?;
-        let propensities = side::read_propensities(dir, &videos.ids, keys)?;
+        // The two side files are read at once: each is mostly one thread's parse.
+        let (candidates, propensities) = rayon::join(
+            || side::read_candidate_log(dir, &users.ids, &videos.ids, keys),
+            || side::read_propensities(dir, &videos.ids, keys),
+        );
+        let (candidates, propensities) = (candidates?, propensities?);
         Ok(Dataset {
             dir: dir.to_path_buf(),
             version,
