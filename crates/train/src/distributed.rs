@@ -2,9 +2,9 @@
 //! its batches from its own shard of users, the gradients averaged over the processes
 //! before every optimizer step, so the replicas stay identical.
 //!
-//! The processes form a [`Collective`]. With the `mpi` feature, `mpi::MpiGroup` is one
-//! over MPI (launched by `mpirun`, on one machine or several); the trainer needs nothing
-//! else of it. [`average`] is the one operation an update adds: all of a module's gradients
+//! The processes form a [`Collective`]: `mmrf train --workers N` makes one over MPI
+//! (launched by `mpirun`, on one machine or several; the CLI's `mpi` feature); the trainer
+//! needs nothing else of it. [`average`] is the one operation an update adds: all of a module's gradients
 //! in one all-reduce.
 
 use std::fmt;
@@ -145,75 +145,6 @@ pub fn flat_params<M: Module>(module: &M) -> Vec<f32> {
     let mut f = Flatten(Vec::new());
     module.visit(&mut f);
     f.0
-}
-
-#[cfg(feature = "mpi")]
-pub mod mpi {
-    //! The group over MPI: `mpirun -np N mmrf train --distributed ...` starts N processes
-    //! (on this machine, or on the hosts `--host` names), each joins the job's world.
-
-    use std::sync::Mutex;
-
-    use ::mpi::collective::SystemOperation;
-    use ::mpi::environment::Universe;
-    use ::mpi::topology::SimpleCommunicator;
-    use ::mpi::traits::*;
-    use ::mpi::Threading;
-
-    use super::Collective;
-    use crate::TrainError;
-
-    /// This process's place in an MPI job.
-    pub struct MpiGroup {
-        world: Mutex<SimpleCommunicator>,
-        rank: usize,
-        size: usize,
-        // Finalizes MPI when dropped: it lives as long as the group.
-        _universe: Universe,
-    }
-
-    // SAFETY: MPI is initialised with `MPI_THREAD_SERIALIZED`: any thread may call it as
-    // long as no two do at once, which the mutex around the communicator guarantees.
-    unsafe impl Send for MpiGroup {}
-    unsafe impl Sync for MpiGroup {}
-
-    impl MpiGroup {
-        /// Join the MPI job this process was started in (an error when MPI cannot start).
-        pub fn join() -> Result<MpiGroup, TrainError> {
-            let (universe, _) = ::mpi::initialize_with_threading(Threading::Serialized)
-                .ok_or_else(|| TrainError::Run("MPI is already initialised in this process".into()))?;
-            let world = universe.world();
-            let (rank, size) = (world.rank() as usize, world.size() as usize);
-            Ok(MpiGroup {
-                world: Mutex::new(world),
-                rank,
-                size,
-                _universe: universe,
-            })
-        }
-    }
-
-    impl Collective for MpiGroup {
-        fn rank(&self) -> usize {
-            self.rank
-        }
-
-        fn size(&self) -> usize {
-            self.size
-        }
-
-        fn mean(&self, data: &mut [f32]) {
-            let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
-            let send = data.to_vec();
-            world.all_reduce_into(&send[..], data, SystemOperation::sum());
-            let n = self.size as f32;
-            data.iter_mut().for_each(|x| *x /= n);
-        }
-
-        fn barrier(&self) {
-            self.world.lock().unwrap_or_else(|e| e.into_inner()).barrier();
-        }
-    }
 }
 
 #[cfg(test)]

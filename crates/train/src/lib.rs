@@ -16,7 +16,7 @@
 //!   - [`mmrf`]: MMRF (eq. 4) and its ablations MMRF-CO, MMRF-DA and MMRF-NS;
 //!   - [`pareto`], [`tscac`], [`massa`]: the actor-critic baselines.
 //! - [`distributed`]: data-parallel training of the actor-critic methods, gradients averaged
-//!   over a group of processes (MPI with the `mpi` feature).
+//!   over a group of processes (MPI in `mmrf train --workers N`).
 //!
 //! [`actor_critic_config`] and [`objective`] are the registry that maps a method to its
 //! configuration and objective; the trainer imports none of the methods.

@@ -14,7 +14,7 @@ pub enum Scale {
     /// KuaiRand-27K's users (27,285) and file layout (`_27k_part1/_part2` logs,
     /// statistics in `part1..3`), over KuaiRand-Pure's pool (7,551 videos), at the default
     /// scale's visit rate: about 33 M log rows, a tenth of KuaiRand-27K's 322 M. At full
-    /// volume the candidate log alone (|C| = 400 ids per request) would take about 86 GB.
+    /// volume the candidate log alone (|C| = 400 ids per request) would take about 100 GB.
     TwentySevenK,
 }
 
