@@ -457,7 +457,7 @@ pub struct TruthSnapshots {
 }
 
 /// Writes a states file request by request, as generation streams a world to disk. The
-/// file is written in place: [`crate::generate`] writes it inside a staged directory.
+/// file is written in place: [`crate::generate()`] writes it inside a staged directory.
 pub struct TruthWriter {
     out: std::io::BufWriter<std::fs::File>,
     dim: usize,
