@@ -36,14 +36,11 @@ pub struct World {
 }
 
 fn scale(name: &str) -> PyResult<Scale> {
-    match name {
-        "small" => Ok(Scale::Small),
-        "default" => Ok(Scale::Default),
-        "1k" => Ok(Scale::OneK),
-        other => Err(PyValueError::new_err(format!(
-            "scale {other:?}: expected \"small\", \"default\" or \"1k\""
-        ))),
-    }
+    Scale::parse(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "scale {name:?}: expected \"small\", \"default\", \"1k\" or \"27k\""
+        ))
+    })
 }
 
 impl World {
@@ -59,7 +56,7 @@ impl World {
 
 #[pymethods]
 impl World {
-    /// The world of `seed` at `scale` ("small", "default" or "1k"). With `out`, its
+    /// The world of `seed` at `scale` ("small", "default", "1k" or "27k"). With `out`, its
     /// KuaiRand file set is written there as `mmrf world generate` writes it.
     #[staticmethod]
     #[pyo3(signature = (seed = 7, scale = "default", out = None))]

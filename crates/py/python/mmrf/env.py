@@ -74,8 +74,8 @@ class WorldEnv(gym.Env):
     world:
         A :class:`mmrf.World` (generated or loaded); by default the world of ``seed``.
     seed, scale:
-        The world generated when ``world`` is not given (``scale`` "small", "default" or
-        "1k"; the default world is the one ``mmrf benchmark`` uses).
+        The world generated when ``world`` is not given (``scale`` "small", "default",
+        "1k" or "27k"; the default world is the one ``mmrf benchmark`` uses).
     reward:
         The signal whose total over the shown videos is the reward: one of
         :func:`mmrf.signals` ("WatchTime", in seconds, by default).
