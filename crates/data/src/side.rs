@@ -172,14 +172,15 @@ impl CandidateLog {
     /// A request's candidates as dense video ids, into `out`. Fails only when the file
     /// cannot be read (it changed or went away since it was checked).
     pub fn candidates_into(&self, r: &LoggedRequest, out: &mut Vec<u32>) -> Result<()> {
-        let mut bytes = vec![0u8; 4 * r.n_candidates as usize];
-        read_at(&self.file, &mut bytes, 16 + 4 * r.candidate_offset).map_err(|e| DataError::io(&self.path, e))?;
+        // Read straight into `out` (no buffer per request), then map raw ids to dense ones.
         out.clear();
-        out.extend(bytes.chunks_exact(4).map(|b| {
-            let raw = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+        out.resize(r.n_candidates as usize, 0);
+        read_at(&self.file, bytemuck::cast_slice_mut(out), 16 + 4 * r.candidate_offset)
+            .map_err(|e| DataError::io(&self.path, e))?;
+        for id in out.iter_mut() {
             // Validated when the log was parsed (same fingerprint since).
-            self.videos.get(raw).unwrap_or(0)
-        }));
+            *id = self.videos.get(u32::from_le(*id) as i64).unwrap_or(0);
+        }
         Ok(())
     }
 
