@@ -184,6 +184,38 @@ impl CandidateLog {
         Ok(())
     }
 
+    /// Check every id of the file against the catalogue, 4 MB at a time, a sub-block per
+    /// core; the first one outside it is the error, with its position.
+    fn check_ids(&self) -> Result<()> {
+        const BLOCK: u64 = 1 << 22;
+        const SUB: usize = 64 << 10;
+        let mut block = vec![0u8; BLOCK as usize];
+        let id = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
+        let end = 16 + 4 * self.count;
+        let mut at = 16;
+        while at < end {
+            let n = (end - at).min(BLOCK) as usize;
+            read_at(&self.file, &mut block[..n], at).map_err(|e| DataError::io(&self.path, e))?;
+            let bad = block[..n].par_chunks(SUB).enumerate().find_map_first(|(k, sub)| {
+                sub.chunks_exact(4)
+                    .position(|b| self.videos.get(id(b)).is_none())
+                    .map(|i| k * SUB / 4 + i)
+            });
+            if let Some(i) = bad {
+                return Err(DataError::invalid(
+                    &self.path,
+                    format!(
+                        "candidate #{}: video id {} out of range",
+                        (at - 16) / 4 + i as u64,
+                        id(&block[4 * i..])
+                    ),
+                ));
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// A request's candidates as dense video ids.
     pub fn candidates_of(&self, r: &LoggedRequest) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(r.n_candidates as usize);
@@ -249,7 +281,7 @@ impl StreamedFile {
         Ok(StreamedFile { tmp, out })
     }
 
-    /// Flush, write `patch` at byte 0..patch.len() when given, and rename onto `path`.
+    /// Flush, write `patch`'s bytes at its offset when given, and rename onto `path`.
     fn persist(self, path: &Path, patch: Option<(u64, &[u8])>) -> std::io::Result<()> {
         let StreamedFile { tmp, out } = self;
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
@@ -399,8 +431,8 @@ impl<'a> PropensityWriter<'a> {
         all.out.write_all(PROPENSITY_COLUMNS.join(",").as_bytes())?;
         all.out.write_all(b"\n")?;
         for part in self.splits {
-            let file = part.out.into_inner().map_err(|e| e.into_error())?;
-            drop(file);
+            // Flushed and closed before it is read back.
+            part.out.into_inner().map_err(|e| e.into_error())?;
             let mut text = std::fs::File::open(part.tmp.path())?;
             std::io::copy(&mut text, &mut all.out)?;
         }
@@ -499,49 +531,11 @@ pub fn read_candidate_log(
     }
     let log = open_candidates(dir, requests, offset, videos)?;
     // Validate every id once, here; later reads trust the fingerprinted file.
-    validate_candidate_ids(&dir.join(CANDIDATES_FILE), videos)?;
+    log.check_ids()?;
     Ok(Some(log))
 }
 
-/// Map the candidate file for `requests` (checked against the expected id count).
-/// Check every id of the candidate file against `videos`, reading it in blocks.
-fn validate_candidate_ids(path: &Path, videos: &IdMap) -> Result<()> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| crate::csvio::open_error(path, e))?;
-    let mut header = [0u8; 16];
-    file.read_exact(&mut header).map_err(|e| DataError::io(path, e))?;
-    let mut block = vec![0u8; 1 << 22];
-    let mut first = 0usize;
-    loop {
-        // Fill the block (a read may return less), so ids never straddle two blocks.
-        let mut n = 0;
-        while n < block.len() {
-            match file.read(&mut block[n..]).map_err(|e| DataError::io(path, e))? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        let ids = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64;
-        // Sub-blocks on every core, each scanned by a plain loop.
-        const SUB: usize = 64 << 10;
-        if let Some(i) = block[..n].par_chunks(SUB).enumerate().find_map_first(|(k, sub)| {
-            sub.chunks_exact(4)
-                .position(|b| videos.get(ids(b)).is_none())
-                .map(|i| k * SUB / 4 + i)
-        }) {
-            let raw = ids(&block[4 * i..]);
-            return Err(DataError::invalid(
-                path,
-                format!("candidate #{}: video id {raw} out of range", first + i),
-            ));
-        }
-        first += n / 4;
-        if n < block.len() {
-            return Ok(());
-        }
-    }
-}
-
+/// Open the candidate file for `requests` (checked against the expected id count).
 pub(crate) fn open_candidates(
     dir: &Path,
     requests: Vec<LoggedRequest>,
