@@ -1,7 +1,7 @@
 //! Generate a world's KuaiRand file set: logs, feature files, statistics and side files.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -167,8 +167,9 @@ const SHARD_USERS: usize = 256;
 
 /// The log files of a world being generated, one per split and part, appended user by user.
 struct LogWriters {
-    /// Per split: the part files, users spread over them in id order.
-    files: [Vec<std::io::BufWriter<std::fs::File>>; 3],
+    /// Per split: the part files (with their paths, for errors), users spread over them in
+    /// id order.
+    files: [Vec<(PathBuf, std::io::BufWriter<std::fs::File>)>; 3],
     rows: [usize; 3],
     n_users: usize,
 }
@@ -188,7 +189,7 @@ impl LogWriters {
                     let mut header = mmrf_data::schema::LOG_COLUMNS.join(",").into_bytes();
                     header.push(b'\n');
                     w.write_all(&header).map_err(|e| WorldError::io(&path, e))?;
-                    Ok(w)
+                    Ok((path, w))
                 })
                 .collect()
         };
@@ -200,17 +201,18 @@ impl LogWriters {
     }
 
     /// Append one user's rows of `split`, already as CSV text.
-    fn append(&mut self, dir: &Path, split: LogSplit, user: u32, rows: usize, text: &[u8]) -> Result<(), WorldError> {
+    fn append(&mut self, split: LogSplit, user: u32, rows: usize, text: &[u8]) -> Result<(), WorldError> {
         let parts = &mut self.files[split as usize];
-        let part = user as usize * parts.len() / self.n_users;
-        parts[part].write_all(text).map_err(|e| WorldError::io(dir, e))?;
+        let n_parts = parts.len();
+        let (path, w) = &mut parts[user as usize * n_parts / self.n_users];
+        w.write_all(text).map_err(|e| WorldError::io(path, e))?;
         self.rows[split as usize] += rows;
         Ok(())
     }
 
-    fn finish(self, dir: &Path) -> Result<(), WorldError> {
-        for w in self.files.into_iter().flatten() {
-            w.into_inner().map_err(|e| WorldError::io(dir, e.into_error()))?;
+    fn finish(self) -> Result<(), WorldError> {
+        for (path, w) in self.files.into_iter().flatten() {
+            w.into_inner().map_err(|e| WorldError::io(&path, e.into_error()))?;
         }
         Ok(())
     }
@@ -261,7 +263,7 @@ fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Syn
             let offsets = logs.rows;
             for split in LogSplit::ALL {
                 let s = split as usize;
-                logs.append(dir, split, user, u.rows[s].len(), &text[s])?;
+                logs.append(split, user, u.rows[s].len(), &text[s])?;
                 for (r, &p) in u.rows[s].iter().zip(&u.props[s]) {
                     props.push(split, r.video, p).map_err(|e| WorldError::io(dir, e))?;
                 }
@@ -296,7 +298,7 @@ fn generate_into(model: &WorldModel, dir: &Path, progress: &(dyn Fn(usize) + Syn
         requests,
         sessions: sessions as usize,
     };
-    logs.finish(dir)?;
+    logs.finish()?;
     candidates.finish().map_err(|e| WorldError::io(dir, e))?;
     props.finish().map_err(|e| WorldError::io(dir, e))?;
     truth.finish().map_err(|e| WorldError::io(&states, e))?;

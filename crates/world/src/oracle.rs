@@ -515,17 +515,6 @@ impl TruthSnapshots {
         (&row[..self.dim], row[self.dim])
     }
 
-    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
-        let mut bytes = Vec::with_capacity(20 + 4 * self.values.len());
-        bytes.extend_from_slice(STATES_MAGIC);
-        bytes.extend_from_slice(&(self.dim as u32).to_le_bytes());
-        bytes.extend_from_slice(&(self.len() as u64).to_le_bytes());
-        self.values
-            .iter()
-            .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-        mmrf_data::write_atomic(path, &bytes)
-    }
-
     /// Read the states of `dir`, which must hold `requests` of dimension `dim`.
     pub fn read(dir: &std::path::Path, dim: usize, requests: usize) -> Result<TruthSnapshots, crate::WorldError> {
         let path = dir.join(STATES_FILE);
