@@ -176,7 +176,7 @@ pub(crate) fn parse_int(path: &Path, line: impl Into<Where> + Copy, column: &str
 
 /// A plain decimal integer, the fast path of [`parse_int`].
 #[inline]
-pub(crate) fn atoi_i64(cell: &[u8]) -> Option<i64> {
+fn atoi_i64(cell: &[u8]) -> Option<i64> {
     let (neg, digits) = match cell.first()? {
         b'-' => (true, &cell[1..]),
         _ => (false, cell),
