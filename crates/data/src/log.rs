@@ -422,8 +422,9 @@ fn parse_block(path: &Path, first_line: u64, text: &[u8], ids: &LogIds<'_>) -> R
 /// separated by commas, as KuaiRand's logs and generated worlds are written, every row
 /// passing [`push_checked`]; `None` at the first line that is not, before any error is
 /// worded. It gives exactly the CSV reader's columns for such a block (integers parse as
-/// [`parse_int`]'s fast path does), about twice as fast: one pass over the bytes, no
-/// record buffer.
+/// [`parse_int`]'s fast path does), in one pass over the bytes, no record buffer. The digit
+/// loop is its own rather than a call of that fast path per field: finding each field's end
+/// first and then parsing it was 15–20 % slower at the 27k scale.
 fn parse_plain_block(path: &Path, text: &[u8], ids: &LogIds<'_>) -> Option<LogColumns> {
     const N: usize = LOG_COLUMNS.len();
     let mut out = LogColumns::with_capacity(text.len() / 64);
