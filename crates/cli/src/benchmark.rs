@@ -13,6 +13,7 @@ use mmrf_data::Dataset;
 use mmrf_eval::abtest::{ab_test, AbConfig, AbReport};
 use mmrf_eval::fidelity::{fidelity, paired_truths, Candidate, FidelityReport, TruthDifference};
 use mmrf_eval::offline::{compare, metrics, score_split, Behaviour, Comparison, OfflineConfig, OfflineReport};
+use mmrf_train::actor_critic::RankBy;
 use mmrf_train::{AsPolicy, LoggingRanker, Method, Ranker, Scaled, UniformRanker};
 use mmrf_world::{Scale, WorldConfig};
 use serde::Serialize;
@@ -34,6 +35,11 @@ const METHODS: [Method; 11] = [
 
 /// The method every other is compared with, paired over users.
 const FOCUS: &str = "mmrf";
+
+/// The rankings of MMRF's own run reported beside its actor: its WatchTime critic per item
+/// and its reward head. They say whether the actor or the critic holds MMRF back; they are
+/// diagnostics, not methods (no training of their own, no NCIS fidelity check).
+const DIAGNOSTICS: [RankBy; 2] = [RankBy::CriticGreedy, RankBy::RewardHead];
 
 /// `focus` against each other method on the same impressions (empty without `focus`).
 fn paired_against(
@@ -624,6 +630,8 @@ fn run_one(out: &Path, quick: bool, seed: u64, jobs: usize, data: Option<&Path>)
     let (bc, trained) = train_methods(&ds, out, quick, seed, jobs, &progress, &mut seconds)?;
     let mut methods: Vec<&dyn Ranker> = vec![bc.as_ref()];
     methods.extend(trained.iter().map(|m| m.as_ref()));
+    let diagnostics = load_diagnostics(&ds, out)?;
+    let diagnostics: Vec<&dyn Ranker> = diagnostics.iter().map(|m| m.as_ref()).collect();
     let oracle = match world {
         Some(_) => Some(mmrf_eval::oracle::OracleRanker::load(&ds).map_err(anyhow::Error::msg)?),
         None => None,
@@ -635,6 +643,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, jobs: usize, data: Option<&Path>)
         &ds,
         &timelines,
         &methods,
+        &diagnostics,
         oracle.as_ref(),
         bc.as_ref(),
         world.is_some(),
@@ -651,6 +660,7 @@ fn run_one(out: &Path, quick: bool, seed: u64, jobs: usize, data: Option<&Path>)
             &ds,
             &timelines,
             &methods,
+            &diagnostics,
             oracle.as_ref(),
             &scored,
             bc.as_ref(),
@@ -701,7 +711,8 @@ struct StageBar {
 impl StageBar {
     fn new() -> StageBar {
         let multi = indicatif::MultiProgress::new();
-        let overall = multi.add(indicatif::ProgressBar::new(METHODS.len() as u64 * 2 + 1));
+        let evaluations = METHODS.len() + DIAGNOSTICS.len();
+        let overall = multi.add(indicatif::ProgressBar::new((METHODS.len() + evaluations) as u64 + 1));
         overall.set_style(
             indicatif::ProgressStyle::with_template("benchmark [{bar:30}] {pos}/{len} {elapsed} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
@@ -809,6 +820,19 @@ fn train_methods(
     Ok((bc, trained))
 }
 
+/// MMRF's run ranking by each of [`DIAGNOSTICS`] (none when the run has no critic).
+fn load_diagnostics(ds: &Dataset, out: &Path) -> Result<Vec<Box<dyn Ranker>>> {
+    let dir = out.join("runs").join(FOCUS);
+    DIAGNOSTICS
+        .iter()
+        .map(|&rank_by| {
+            let (_, ranker) = mmrf_train::load_ranking(&dir, ds, rank_by)
+                .with_context(|| format!("loading {} ranking by {rank_by}", dir.display()))?;
+            Ok(ranker)
+        })
+        .collect()
+}
+
 /// Table 1's reports: each method's (and the oracle's, last) offline report with BC's
 /// π_β, and on a world the same scores with the true π_β (for the fidelity check).
 struct Scored {
@@ -816,7 +840,8 @@ struct Scored {
     truth: Vec<OfflineReport>,
 }
 
-/// Step 3: every method scored on the held-out split, then the world's oracle. The oracle
+/// Step 3: every method scored on the held-out split, then the world's oracle, then the
+/// diagnostic rankings of MMRF's run. The oracle
 /// is last and takes no part in the online arms built from the methods (online, the world
 /// runs its own oracle arm with the users' live states).
 #[allow(clippy::too_many_arguments)]
@@ -824,6 +849,7 @@ fn evaluate_offline(
     ds: &Dataset,
     timelines: &Timelines,
     methods: &[&dyn Ranker],
+    diagnostics: &[&dyn Ranker],
     oracle: Option<&mmrf_eval::oracle::OracleRanker>,
     bc: &dyn Ranker,
     on_world: bool,
@@ -835,7 +861,7 @@ fn evaluate_offline(
         truth: Vec::new(),
     };
     let oracle = oracle.map(|o| o as &dyn Ranker);
-    for m in methods.iter().copied().chain(oracle) {
+    for m in methods.iter().copied().chain(oracle).chain(diagnostics.iter().copied()) {
         progress.stage(&format!("evaluate {}", m.method()));
         let s = score_split(ds, timelines, mmrf_data::LogSplit::Test, m, Behaviour::Model(bc), cfg)
             .map_err(anyhow::Error::msg)?;
@@ -914,7 +940,8 @@ fn write_reports(out: &Path, results: &Results) -> Result<()> {
     if let Err(e) = mmrf_eval::report::plots(out, &results.offline, results.online.as_ref(), FOCUS) {
         eprintln!("warning: plots skipped: {e}");
     }
-    for m in results.offline.iter().filter(|m| m.method != ORACLE) {
+    let trained = |name: &str| METHODS.iter().any(|m| m.name() == name);
+    for m in results.offline.iter().filter(|m| trained(&m.method)) {
         if let Err(e) = mmrf_eval::report::learning_curve(&out.join("runs").join(&m.method)) {
             eprintln!("warning: learning curve of {} not plotted: {e}", m.method);
         }
@@ -934,6 +961,7 @@ fn results_markdown(results: &Results) -> String {
         md += &mmrf_eval::report::paired_table(FOCUS, &results.paired, &results.offline);
     }
     md += &headroom_table(&results.methods);
+    md += &actor_against_critic(&results.methods);
     if let Some(o) = &results.online {
         md += &long_horizon_line(o);
     }
@@ -973,7 +1001,12 @@ fn results_markdown(results: &Results) -> String {
 
 /// Each method's headroom share as Markdown (empty without an oracle row).
 fn headroom_table(methods: &std::collections::BTreeMap<String, MethodResults>) -> String {
-    let order = METHODS.iter().map(|m| m.name()).chain([ORACLE]);
+    let diagnostics: Vec<String> = DIAGNOSTICS.iter().map(|r| r.ranker_name(FOCUS)).collect();
+    let order = METHODS
+        .iter()
+        .map(|m| m.name())
+        .chain(diagnostics.iter().map(|d| d.as_str()))
+        .chain([ORACLE]);
     let rows: Vec<(&str, &HeadroomShare)> = order
         .filter_map(|m| Some((m, methods.get(m)?.headroom_share.as_ref()?)))
         .collect();
@@ -994,6 +1027,44 @@ fn headroom_table(methods: &std::collections::BTreeMap<String, MethodResults>) -
             off("WatchTime"),
             off("Click"),
             off("LongView")
+        );
+    }
+    md
+}
+
+/// MMRF's run ranked by its actor, by its WatchTime critic per item and by its reward head,
+/// side by side (empty without the diagnostics): whether the actor or the critic holds
+/// the method back.
+fn actor_against_critic(methods: &std::collections::BTreeMap<String, MethodResults>) -> String {
+    let names: Vec<String> = std::iter::once(FOCUS.to_string())
+        .chain(DIAGNOSTICS.iter().map(|r| r.ranker_name(FOCUS)))
+        .collect();
+    let rows: Vec<(&String, &MethodResults)> = names.iter().filter_map(|n| Some((n, methods.get(n)?))).collect();
+    if rows.len() < 2 {
+        return String::new();
+    }
+    let mut md = format!(
+        "\n### {FOCUS}'s actor against its own critic\n\nThe same run ranking by its actor (the method), by its WatchTime critic's value of each candidate as the one shown (critic-greedy), and by its WatchTime reward head (the immediate watch the critic is trained on). A diagnostic ranking ahead of the actor says the actor does not reproduce what its critic learned; behind it, that the critic is the limit.\n\n| Ranking | WatchTime GAUC | WatchTime GAUC within a request | WatchTime NCIS (s) | online WatchTime / session | videos / session | online lift over the control |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let num = |v: Option<f64>, d: usize| v.filter(|x| x.is_finite()).map_or("–".into(), |x| format!("{x:.d$}"));
+    for (name, m) in rows {
+        let w = m.offline.get("WatchTime");
+        let on = m.online.as_ref();
+        let lift = on.map_or("–".into(), |o| {
+            format!(
+                "{:+.1} % [{:+.1}, {:+.1}]",
+                100.0 * o.lift_vs_control,
+                100.0 * o.lift_ci[0],
+                100.0 * o.lift_ci[1]
+            )
+        });
+        md += &format!(
+            "| {name} | {} | {} | {} | {} | {} | {lift} |\n",
+            num(w.and_then(|w| w.gauc), 4),
+            num(w.and_then(|w| w.gauc_within_request), 4),
+            num(w.map(|w| w.ncis), 2),
+            num(on.map(|o| o.watch_time), 1),
+            num(on.map(|o| o.depth), 2),
         );
     }
     md
@@ -1037,13 +1108,15 @@ struct WorldChecks {
 
 /// Step 4, what only a world can tell: the online A/B test, NCIS against the truth, and
 /// the simulator against the truth. `scored.bc[i]` is `methods[i]`'s offline report,
-/// `scored.truth[i]` the same with the true π_β; the oracle's reports follow the methods'.
+/// `scored.truth[i]` the same with the true π_β; the oracle's and the diagnostics' reports
+/// follow the methods'. The diagnostics are online arms, not fidelity candidates.
 #[allow(clippy::too_many_arguments)]
 fn world_checks(
     world: &mmrf_world::World,
     ds: &Dataset,
     timelines: &Timelines,
     methods: &[&dyn Ranker],
+    diagnostics: &[&dyn Ranker],
     oracle_ranker: Option<&mmrf_eval::oracle::OracleRanker>,
     scored: &Scored,
     bc: &dyn Ranker,
@@ -1070,7 +1143,9 @@ fn world_checks(
     let policies: Vec<AsPolicy> = methods.iter().map(|m| AsPolicy::top_k(*m)).collect();
     // LTR is the control (Table 2); the logging policy, random exposure and the world's
     // oracles (the ceilings, myopic and session-aware) for reference.
+    let diagnosed: Vec<AsPolicy> = diagnostics.iter().map(|m| AsPolicy::top_k(*m)).collect();
     let mut arms: Vec<&dyn mmrf_world::Policy> = policies.iter().rev().map(|p| p as &dyn mmrf_world::Policy).collect();
+    arms.extend(diagnosed.iter().map(|p| p as &dyn mmrf_world::Policy));
     arms.push(&logging);
     arms.push(&mmrf_world::RandomPolicy);
     arms.push(&oracle);

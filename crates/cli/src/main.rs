@@ -143,6 +143,11 @@ enum Command {
         /// expected play time at the state the user was in (generated worlds only).
         #[arg(long, conflicts_with_all = ["run", "simulator"])]
         oracle: bool,
+        /// What an actor-critic run ranks by: its actor (the method), its WatchTime critic's
+        /// per-item value (`critic-greedy`) or its WatchTime reward head (`reward-head`).
+        /// The two diagnostics are reported as METHOD-critic-greedy and METHOD-reward-head.
+        #[arg(long, default_value = "actor", conflicts_with_all = ["simulator", "oracle"])]
+        rank_by: mmrf_train::actor_critic::RankBy,
     },
     /// Serve a trained run over HTTP.
     ///
@@ -186,6 +191,12 @@ enum Command {
         /// slowest arm). The other arms' figures do not change.
         #[arg(long)]
         no_oracles: bool,
+        /// For each actor-critic run, two more arms from the same run: ranking by its
+        /// WatchTime critic's per-item value (NAME-critic-greedy) and by its WatchTime
+        /// reward head (NAME-reward-head). Whether the actor or the critic holds the
+        /// method back is then a figure. Runs without a critic get no extra arm.
+        #[arg(long)]
+        critic_arms: bool,
     },
     /// Choose a method's settings on the tuning worlds (7–9).
     ///
@@ -547,21 +558,31 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             json,
             no_oracles,
+            critic_arms,
         } => {
+            use mmrf_train::actor_critic::RankBy;
             let world = mmrf_world::World::load(&data)?;
             let (ds, _) = Dataset::open(&data)?;
-            let mut rankers = Vec::new();
+            // (arm name, ranker): arms are named after their run directories, so two runs
+            // of one method compare; a diagnostic arm adds its ranking's name.
+            let mut rankers: Vec<(String, Box<dyn mmrf_train::Ranker>)> = Vec::new();
             for r in &runs {
-                rankers.push(mmrf_train::load(r, &ds)?.1);
+                let (manifest, ranker) = mmrf_train::load(r, &ds)?;
+                let name = r
+                    .file_name()
+                    .map_or_else(|| ranker.method().to_string(), |n| n.to_string_lossy().into_owned());
+                rankers.push((name.clone(), ranker));
+                let actor_critic = manifest.method.parse::<mmrf_train::Method>()?.actor_critic();
+                if critic_arms && actor_critic {
+                    for rank_by in [RankBy::CriticGreedy, RankBy::RewardHead] {
+                        rankers.push((rank_by.ranker_name(&name), mmrf_train::load_ranking(r, &ds, rank_by)?.1));
+                    }
+                }
             }
-            // Arms are named after their run directories, so two runs of one method compare.
             let named: Vec<mmrf_train::Scaled> = rankers
                 .iter()
-                .zip(&runs)
-                .map(|(r, dir)| mmrf_train::Scaled {
-                    name: dir
-                        .file_name()
-                        .map_or_else(|| r.method().to_string(), |n| n.to_string_lossy().into_owned()),
+                .map(|(name, r)| mmrf_train::Scaled {
+                    name: name.clone(),
                     inner: r.as_ref(),
                     factor: 1.0,
                 })
@@ -618,6 +639,7 @@ fn run(cli: Cli) -> Result<()> {
             truth,
             simulator,
             oracle,
+            rank_by,
         } => {
             let split = match split.as_str() {
                 "test" => mmrf_data::LogSplit::Test,
@@ -637,7 +659,7 @@ fn run(cli: Cli) -> Result<()> {
                     Box::new(mmrf_train::actor_critic::SimulatorScorer::load(run, &ds)?),
                 ),
                 Some(run) => {
-                    let (m, r) = mmrf_train::load(run, &ds)?;
+                    let (m, r) = mmrf_train::load_ranking(run, &ds, rank_by)?;
                     (m.method == "bc", r)
                 }
             };

@@ -21,6 +21,9 @@ const METHODS: [&str; 11] = [
     "ltr",
 ];
 
+/// MMRF's run ranked by its critic and by its reward head: the benchmark's diagnostic rows.
+const DIAGNOSTICS: [&str; 2] = ["mmrf-critic-greedy", "mmrf-reward-head"];
+
 /// `mmrf world generate --scale small --users N --out DIR`, which must succeed.
 fn small_world(dir: &std::path::Path, users: usize) {
     let out = mmrf()
@@ -420,6 +423,27 @@ fn train_then_eval_json_and_dump() {
     for (a, b) in bare_arms.iter().zip(ab["arms"].as_array().unwrap()) {
         assert_eq!(a, b);
     }
+    // A BC run has no critic: `--critic-arms` adds no arm for it, and ranking it by one is
+    // refused with the reason.
+    let out = ok(mmrf()
+        .args(["ab", "--json", "--days", "2", "--no-oracles", "--critic-arms", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let same: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(same, bare);
+    let out = mmrf()
+        .args(["eval", "--rank-by", "critic-greedy", "--run"])
+        .arg(&run)
+        .arg("--data")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("has no critic to rank by"), "{err}");
     let out = ok(mmrf()
         .args([
             "eval",
@@ -546,9 +570,10 @@ fn quick_benchmark_writes_every_report() {
         .map(|m| m["method"].as_str().unwrap())
         .collect();
     let with_oracle: Vec<&str> = METHODS.iter().copied().chain(["oracle"]).collect();
+    let rows: Vec<&str> = with_oracle.iter().copied().chain(DIAGNOSTICS).collect();
     assert_eq!(
-        methods, with_oracle,
-        "the methods in table order, then the world's oracle"
+        methods, rows,
+        "the methods in table order, the world's oracle, then MMRF's diagnostic rankings"
     );
     for m in results["offline"].as_array().unwrap() {
         for sig in ["Click", "Like", "Follow", "Comment", "Hate", "LongView", "WatchTime"] {
@@ -575,7 +600,8 @@ fn quick_benchmark_writes_every_report() {
         }
         // Collaboration's effect on the ranking, for the methods whose actors communicate.
         let c = &m["collaboration_sensitivity"];
-        if m["method"].as_str().unwrap().starts_with("mmrf") {
+        let name = m["method"].as_str().unwrap();
+        if name.starts_with("mmrf") && !DIAGNOSTICS.contains(&name) {
             let (mean, p01) = (c["mean"].as_f64().unwrap(), c["p01"].as_f64().unwrap());
             assert!((0.0..=1.0).contains(&mean) && p01 <= mean, "{m}");
         } else {
@@ -597,8 +623,27 @@ fn quick_benchmark_writes_every_report() {
         .map(|a| a["name"].as_str().unwrap())
         .collect();
     let mut expected: Vec<&str> = METHODS.iter().rev().copied().collect();
+    expected.extend(DIAGNOSTICS);
     expected.extend(["logging", "random", "oracle", "oracle-session"]);
-    assert_eq!(arms, expected, "LTR (control) first, then the table in reverse");
+    assert_eq!(
+        arms, expected,
+        "LTR (control) first, then the table in reverse, then MMRF's diagnostics"
+    );
+    // Each diagnostic ranking is a row of its own, online and offline, and not the actor's
+    // ranking under another name.
+    for name in DIAGNOSTICS {
+        let m = &results["methods"][name];
+        assert!(m["online"]["lift_vs_control"].is_number(), "{name}");
+        assert!(m["headroom_share"]["online"].is_number(), "{name}");
+        assert_ne!(
+            m["offline"]["WatchTime"]["gauc"], results["methods"]["mmrf"]["offline"]["WatchTime"]["gauc"],
+            "{name}"
+        );
+        assert!(
+            results["paired"][name]["WatchTime"]["gauc"]["value"].is_number(),
+            "{name}"
+        );
+    }
     assert_eq!(results["online"]["control"], "ltr");
     // The documented schema: methods → offline per signal, online for the arms.
     for name in METHODS {
@@ -732,6 +777,13 @@ fn quick_benchmark_writes_every_report() {
     assert!(md.contains("mmrf against each method") && md.contains("| ltr | "));
     assert!(md.contains("### WatchTime GAUC: all of a user's pairs, and pairs within one request"));
     assert!(md.contains("### Headroom: each method's share") && md.contains("| oracle | 1.000"));
+    let section = md
+        .split("### mmrf's actor against its own critic")
+        .nth(1)
+        .expect("the actor against its critic");
+    for name in ["mmrf", "mmrf-critic-greedy", "mmrf-reward-head"] {
+        assert!(section.contains(&format!("\n| {name} | 0.")), "{name}: {section}");
+    }
     assert!(
         md.contains("The session-aware oracle (its slate chosen slot by slot, staying valued at 800 s and a unit of fatigue at 500 s) runs"),
         "{md}"

@@ -365,6 +365,40 @@ pub fn load(dir: &Path, data: &Dataset) -> Result<(Manifest, Box<dyn Ranker>), T
     Ok((manifest, ranker))
 }
 
+/// Load a run directory as a [`Ranker`] that ranks by `rank_by` ([`actor_critic::RankBy`]):
+/// an actor-critic run by its actor, its WatchTime critic or its reward head. Any other
+/// ranking than the actor's is an error for a method without a critic.
+pub fn load_ranking(
+    dir: &Path,
+    data: &Dataset,
+    rank_by: actor_critic::RankBy,
+) -> Result<(Manifest, Box<dyn Ranker>), TrainError> {
+    if rank_by == actor_critic::RankBy::Actor {
+        return load(dir, data);
+    }
+    let manifest = Manifest::read(dir)?;
+    let fs = FeatureSpace::from_dataset(data);
+    manifest.check_shape(&fs.shape())?;
+    let method: Method = manifest.method.parse()?;
+    match method {
+        m if !m.actor_critic() => Err(TrainError::Run(format!(
+            "{}: a {} run has no critic to rank by ({rank_by} needs an actor-critic run: {})",
+            dir.display(),
+            method.name(),
+            Method::ALL
+                .iter()
+                .filter(|m| m.actor_critic())
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        _ => Ok((
+            manifest.clone(),
+            Box::new(actor_critic::load(dir, &manifest, &fs)?.ranking_by(rank_by)),
+        )),
+    }
+}
+
 /// Progress bars for long work (hidden when stderr is not a terminal or when quiet).
 #[derive(Debug, Clone, Default)]
 pub struct Progress {

@@ -607,3 +607,81 @@ fn algorithm_one_next_state_trains_apart_from_the_logged_one_and_needs_the_simul
         assert!(err.contains(needle), "{err}");
     }
 }
+
+#[test]
+fn a_run_ranks_by_its_critic_or_reward_head_alike_in_any_batch() {
+    use mmrf_train::actor_critic::RankBy;
+    let (tmp, data) = small();
+    let dir = tmp.path().join("rank-by");
+    let actor = mmrf_train::train(Method::Mmrf, data, &dir, &opts(4, &[])).unwrap();
+    let tl = Timelines::build(data);
+    let set = data.requests(LogSplit::Test, &Default::default());
+    let log = data.log(LogSplit::Test);
+    // Requests with candidate lists of different lengths, so a batch pads them.
+    let n = set.requests.len().min(12);
+    let cands: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
+            let mut c = Vec::new();
+            set.candidates(i, log, &mut c).unwrap();
+            c.truncate(3 + 5 * i);
+            c
+        })
+        .collect();
+    let states: Vec<_> = (0..n).map(|i| tl.state(&set, log, i, 8)).collect();
+    let refs: Vec<&[u32]> = cands.iter().map(|c| c.as_slice()).collect();
+    let batch = |r: &dyn Ranker| {
+        let mut out = vec![Vec::new(); n];
+        r.score_batch(&states, &refs, &mut out);
+        out
+    };
+    let by_actor = batch(actor.as_ref());
+    let mut rankings = Vec::new();
+    for rank_by in [RankBy::CriticGreedy, RankBy::RewardHead] {
+        let (_, r) = mmrf_train::load_ranking(&dir, data, rank_by).unwrap();
+        assert_eq!(r.method(), format!("mmrf-{rank_by}"));
+        let scores = batch(r.as_ref());
+        for i in 0..n {
+            assert_eq!(scores[i].len(), cands[i].len());
+            assert!(scores[i].iter().all(|x| x.is_finite()));
+            // A candidate's value is its own: the same alone, in a batch of one.
+            for (j, &c) in cands[i].iter().enumerate() {
+                let mut alone = [0.0];
+                r.score(&states[i], &[c], &mut alone);
+                assert!(
+                    (alone[0] - scores[i][j]).abs() <= 1e-4 * (1.0 + alone[0].abs()),
+                    "{rank_by}: request {i}, candidate {j}: {} alone, {} in the batch",
+                    alone[0],
+                    scores[i][j]
+                );
+            }
+        }
+        // Not the actor's ranking under another name.
+        let agree: f32 = (0..n)
+            .map(|i| mmrf_train::ranker::pair_agreement(&scores[i], &by_actor[i]))
+            .sum::<f32>()
+            / n as f32;
+        assert!(agree < 0.99, "{rank_by} orders as the actor does ({agree})");
+        assert!(r.collaboration_sensitivity(&states, &refs).is_none());
+        rankings.push(scores);
+    }
+    assert_ne!(rankings[0], rankings[1], "the critic and the reward head rank alike");
+    // The actor's own ranking is the method, under its name.
+    let (_, same) = mmrf_train::load_ranking(&dir, data, RankBy::Actor).unwrap();
+    assert_eq!(same.method(), "mmrf");
+    assert_eq!(batch(same.as_ref()), by_actor);
+    // A method without a critic has nothing to rank by but itself.
+    let deepfm = tmp.path().join("rank-by-deepfm");
+    let o = TrainOptions {
+        seed: 2,
+        sets: vec!["steps=5".into(), "batch=16".into()],
+        progress: Progress::hidden(),
+        ..Default::default()
+    };
+    mmrf_train::train(Method::DeepFm, data, &deepfm, &o).unwrap();
+    let err = mmrf_train::load_ranking(&deepfm, data, RankBy::CriticGreedy)
+        .err()
+        .expect("a DeepFM run has no critic")
+        .to_string();
+    assert!(err.contains("no critic") && err.contains("deepfm"), "{err}");
+    assert!("critic".parse::<RankBy>().unwrap_err().contains("critic-greedy"));
+}

@@ -47,6 +47,6 @@ pub use checkpoint::{check_resume, CHECKPOINT_DIR};
 pub use config::{ActorCriticConfig, Augment, Bootstrap, LeaveCredit, NextState, Objective};
 pub use flops::update_flops;
 pub use objective::{ActorInputs, ActorObjective, ObjectiveOf, ObjectiveReport};
-pub use policy::{load, ActorRanker};
+pub use policy::{load, ActorRanker, RankBy};
 pub use simulator::{SimulatorFit, SimulatorScorer, SIMULATOR_FILE, SIMULATOR_FIT_FILE};
 pub use trainer::{train, Phases, StepStats, Trainer};

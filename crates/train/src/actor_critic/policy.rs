@@ -1,5 +1,8 @@
 //! A trained actor-critic run as a [`Ranker`]: the main actor's action scored against
 //! every candidate's embedding, and the mechanism checks read off its agents.
+//!
+//! The same run can also rank by its WatchTime critic per item or by its WatchTime reward
+//! head ([`RankBy`]): arms that say whether the actor or the critic holds a method back.
 
 use std::path::Path;
 
@@ -7,6 +10,7 @@ use burn::prelude::*;
 use mmrf_data::session::RequestState;
 use mmrf_model::mmrf::{CriticForm, MmrfNet, N_AGENTS};
 use mmrf_model::FeatureSpace;
+use serde::{Deserialize, Serialize};
 
 use super::config::ActorCriticConfig;
 use super::simulator::{SimulatorFit, SIMULATOR_FIT_FILE};
@@ -27,6 +31,64 @@ pub(super) fn item_table(net: &MmrfNet, fs: &FeatureSpace) -> Vec<f32> {
         out.extend(e.into_data().try_to_vec::<f32>().unwrap_or_default());
     }
     out
+}
+
+/// What a trained actor-critic run ranks a request's candidates by.
+///
+/// The actor is the method; the other two are diagnostics. If ranking by the critic's own
+/// per-item value beats the actor, the actor fails to reproduce what its critic learned;
+/// if it does not, the critic (or what it is trained on) is what holds the method back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RankBy {
+    /// The main actor's action against each candidate, `⟨a^N(s), e_j⟩` (the method).
+    #[default]
+    Actor,
+    /// The WatchTime critic's value of each candidate as the one item shown,
+    /// `q_N(s, e_j)`: greedy in the critic.
+    CriticGreedy,
+    /// The WatchTime reward head's prediction of each candidate's immediate watch,
+    /// `⟨u_N(s), e_j⟩`: the myopic part of what the critic is trained on.
+    RewardHead,
+}
+
+impl RankBy {
+    pub const ALL: [RankBy; 3] = [RankBy::Actor, RankBy::CriticGreedy, RankBy::RewardHead];
+
+    /// `actor`, `critic-greedy`, `reward-head`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RankBy::Actor => "actor",
+            RankBy::CriticGreedy => "critic-greedy",
+            RankBy::RewardHead => "reward-head",
+        }
+    }
+
+    /// The ranker's name for a run of `method`: the method's own for the actor, else
+    /// `METHOD-critic-greedy` or `METHOD-reward-head`.
+    pub fn ranker_name(self, method: &str) -> String {
+        match self {
+            RankBy::Actor => method.to_string(),
+            other => format!("{method}-{}", other.name()),
+        }
+    }
+}
+
+impl std::str::FromStr for RankBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        RankBy::ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = RankBy::ALL.iter().map(|r| r.name()).collect();
+            format!("unknown ranking '{s}' (expected one of: {})", names.join(", "))
+        })
+    }
+}
+
+impl std::fmt::Display for RankBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Load an MMRF run.
@@ -52,7 +114,8 @@ pub fn load(dir: &Path, manifest: &Manifest, fs: &FeatureSpace) -> Result<ActorR
 /// A trained MMRF as a [`Ranker`]: the main (WatchTime) agent's action for the state,
 /// scored against every candidate's embedding.
 pub struct ActorRanker {
-    method: String,
+    /// The trained method (`mmrf`, `tscac`, ...).
+    trained: String,
     net: MmrfNet,
     /// `[n_videos + 1, D]`: every item's embedding and a zero row for padding.
     table: Tensor<2>,
@@ -61,9 +124,17 @@ pub struct ActorRanker {
     history: usize,
     candidates: usize,
     dim: usize,
+    /// What the candidates are ranked by.
+    rank_by: RankBy,
+    /// The ranker's name: the trained method's, with the ranking's after it when that is not the actor.
+    method: String,
     /// How much eq. 6 moved the run's simulated labels (runs with a simulator).
     pub(super) uncertainty: Option<LabelUncertainty>,
 }
+
+/// Requests per forward pass of the per-item diagnostics: the score-list critic's hidden
+/// layer is `[N, B, C, hidden]`, 7 × 16 × 400 × 64 floats (11 MB) at this size.
+const ITEM_PASS: usize = 16;
 
 impl ActorRanker {
     pub fn new(method: &str, net: MmrfNet, fs: FeatureSpace, history: usize, candidates: usize) -> Self {
@@ -75,7 +146,9 @@ impl ActorRanker {
         padded.extend(std::iter::repeat_n(0.0, dim));
         let table = Tensor::from_data(TensorData::new(padded, [n + 1, dim]), &device);
         ActorRanker {
+            trained: method.to_string(),
             method: method.to_string(),
+            rank_by: RankBy::Actor,
             net,
             table,
             items,
@@ -84,6 +157,67 @@ impl ActorRanker {
             candidates,
             dim,
             uncertainty: None,
+        }
+    }
+
+    /// The same run ranking by `rank_by`, under [`RankBy::ranker_name`].
+    pub fn ranking_by(mut self, rank_by: RankBy) -> Self {
+        self.method = rank_by.ranker_name(&self.trained);
+        self.rank_by = rank_by;
+        self
+    }
+
+    /// What this ranker ranks by.
+    pub fn rank_by(&self) -> RankBy {
+        self.rank_by
+    }
+
+    /// The WatchTime critic's per-item value (`RankBy::CriticGreedy`) or reward head's
+    /// prediction (`RankBy::RewardHead`) of every candidate, `scores[i]` resized to
+    /// `candidates[i]`.
+    fn item_values(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
+        let device = mmrf_model::device::inference();
+        let pad = self.fs.n_videos() as i64;
+        for ((states, cands), out) in states
+            .chunks(ITEM_PASS)
+            .zip(candidates.chunks(ITEM_PASS))
+            .zip(scores.chunks_mut(ITEM_PASS))
+        {
+            let (b, c) = (states.len(), cands.iter().map(|x| x.len()).max().unwrap_or(0));
+            if c == 0 {
+                out.iter_mut().for_each(|o| o.clear());
+                continue;
+            }
+            let s = self.encode(states, cands);
+            let idx: Vec<i64> = cands
+                .iter()
+                .flat_map(|x| (0..c).map(move |j| x.get(j).map_or(pad, |&v| v as i64)))
+                .collect();
+            let items = self
+                .table
+                .clone()
+                .select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [b * c]), &device))
+                .reshape([b, c, self.dim]);
+            let main = N_AGENTS - 1;
+            let values = match self.rank_by {
+                RankBy::RewardHead => self
+                    .net
+                    .critics
+                    .item_rewards(s, items)
+                    .slice([0..b, 0..c, main..main + 1])
+                    .reshape([b, c]),
+                _ => self
+                    .net
+                    .critics
+                    .q_items(s, items)
+                    .slice([main..main + 1, 0..b, 0..c])
+                    .reshape([b, c]),
+            };
+            let v: Vec<f32> = values.into_data().try_to_vec().unwrap_or_default();
+            for (i, (x, o)) in cands.iter().zip(out.iter_mut()).enumerate() {
+                o.clear();
+                o.extend_from_slice(&v[i * c..i * c + x.len()]);
+            }
         }
     }
 
@@ -128,11 +262,17 @@ impl Ranker for ActorRanker {
     }
 
     fn score(&self, state: &RequestState<'_>, candidates: &[u32], scores: &mut [f32]) {
+        if self.rank_by != RankBy::Actor {
+            return crate::ranker::score_one(self, state, candidates, scores);
+        }
         let a = self.actions(std::slice::from_ref(state), &[candidates]);
         self.dot(&a, candidates, scores);
     }
 
     fn score_batch(&self, states: &[RequestState<'_>], candidates: &[&[u32]], scores: &mut [Vec<f32>]) {
+        if self.rank_by != RankBy::Actor {
+            return self.item_values(states, candidates, scores);
+        }
         let a = self.actions(states, candidates);
         let d = self.dim;
         for (i, (cands, out)) in candidates.iter().zip(scores.iter_mut()).enumerate() {
@@ -145,7 +285,7 @@ impl Ranker for ActorRanker {
     /// for the linear critic (the score-list critic has no closed-form best action). Training logs it on its own batches
     /// (`main_actor_alignment`); this reads it on any states, held-out or online.
     fn critic_alignment(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Option<Vec<f32>> {
-        if self.net.critics.form() != CriticForm::Linear {
+        if self.net.critics.form() != CriticForm::Linear || self.rank_by != RankBy::Actor {
             return None;
         }
         let s = self.encode(states, candidates);
@@ -157,7 +297,7 @@ impl Ranker for ActorRanker {
     }
 
     fn label_uncertainty(&self) -> Option<LabelUncertainty> {
-        self.uncertainty
+        self.uncertainty.filter(|_| self.rank_by == RankBy::Actor)
     }
 
     /// The main actor's ranking with its partners' actions and views taken from the next
@@ -166,7 +306,7 @@ impl Ranker for ActorRanker {
     fn collaboration_sensitivity(&self, states: &[RequestState<'_>], candidates: &[&[u32]]) -> Option<Vec<f32>> {
         let agents = &self.net.agents;
         let b = states.len();
-        if !agents.talks() || b < 2 {
+        if !agents.talks() || b < 2 || self.rank_by != RankBy::Actor {
             return None;
         }
         let device = mmrf_model::device::inference();
@@ -204,6 +344,9 @@ impl Ranker for ActorRanker {
     /// Every agent's action scored against the candidates (the last agent's scores are
     /// the ranking scores).
     fn agent_scores(&self, state: &RequestState<'_>, candidates: &[u32]) -> Option<Vec<Vec<f32>>> {
+        if self.rank_by != RankBy::Actor {
+            return None;
+        }
         let s = self.encode(std::slice::from_ref(state), &[candidates]);
         let h = self.net.agents.embeddings(s);
         let e = self.net.agents.collaborate(h.clone());
