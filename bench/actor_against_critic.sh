@@ -10,8 +10,9 @@
 # (`mmrf ab --critic-arms`): ranking by the WatchTime critic's per-item value
 # (METHOD-critic-greedy) and by the WatchTime reward head (METHOD-reward-head). DeepFM and
 # LTR run in the same test, so the table also says how far each ranking is from the best
-# supervised ranker. A diagnostic is ahead of the actor on a world when its lift over the
-# actor is above 0 with its interval at both seeds. Choose settings from worlds 7-9 only.
+# supervised ranker. A ranking is ahead of (behind) the actor on a world when its lift over
+# the actor is above (below) 0 with its interval at both seeds. Choose settings from worlds
+# 7-9 only.
 # Needs a release build.
 set -euo pipefail
 out=$1
@@ -45,6 +46,7 @@ out, method, worlds = sys.argv[1], sys.argv[2], sys.argv[3:]
 fmt = lambda l: f"{l['mean'] * 100:+.1f} % [{l['ci'][0] * 100:+.1f}, {l['ci'][1] * 100:+.1f}]"
 arms = ["critic-greedy", "reward-head", "deepfm", "ltr"]
 ahead = {a: [] for a in arms}
+behind = {a: [] for a in arms}
 print(f"Session WatchTime lift over {method}'s actor, paired over users (training seed W / W + 100):\n")
 print("| world | " + " | ".join(f"{a} vs {method}" for a in arms) + f" | {method} videos / session | critic-greedy videos / session |")
 print("|---:|" + "---:|" * (len(arms) + 2))
@@ -59,11 +61,14 @@ for w in worlds:
         cells.append(" / ".join(fmt(l) for l in lifts))
         if all(l["ci"][0] > 0 for l in lifts):
             ahead[a].append(w)
+        if all(l["ci"][1] < 0 for l in lifts):
+            behind[a].append(w)
     depth = lambda b, n: dict(b[n]["per_session"])["depth"]["mean"]
     d_actor = " / ".join(f"{depth(b, f'{method}.s{s}'):.2f}" for b, s in zip(by_name, seeds))
     d_critic = " / ".join(f"{depth(b, f'{method}.s{s}-critic-greedy'):.2f}" for b, s in zip(by_name, seeds))
     print(f"| {w} | " + " | ".join(cells) + f" | {d_actor} | {d_critic} |")
 print()
-for a, ws in ahead.items():
-    print(f"{a} ahead of {method}'s actor at both training seeds on worlds {', '.join(ws) or 'none'} ({len(ws)} of {len(worlds)})")
+for a in arms:
+    for side, ws in (("ahead of", ahead[a]), ("behind", behind[a])):
+        print(f"{a} {side} {method}'s actor at both training seeds on worlds {', '.join(ws) or 'none'} ({len(ws)} of {len(worlds)})")
 PY

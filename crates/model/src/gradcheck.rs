@@ -173,6 +173,7 @@ mod tests {
             critic_signal: false,
             candidates: 0,
             critic: crate::mmrf::CriticForm::Linear,
+            session_value: false,
         }
     }
 

@@ -99,6 +99,13 @@ pub struct MmrfNetConfig {
     /// Runs trained before this setting existed read as linear.
     #[serde(default)]
     pub critic: CriticForm,
+    /// A state-value head per agent, `V_i(s)`: the value of the rest of the session from a
+    /// request on. With it, the per-item critics bootstrap from the value of the whole next
+    /// request (`q_i(s, e) = r_i + γ·[stayed]·V_i(s')`), so an item's effect on the user
+    /// staying counts at its size, not at one item's share of the next slate. Runs trained
+    /// before this setting existed read as without it.
+    #[serde(default)]
+    pub session_value: bool,
 }
 
 impl Default for MmrfNetConfig {
@@ -113,6 +120,7 @@ impl Default for MmrfNetConfig {
             critic_signal: false,
             candidates: 0,
             critic: CriticForm::List,
+            session_value: false,
         }
     }
 }
@@ -440,7 +448,24 @@ pub struct Critics {
     signal: Option<CriticSignal>,
     /// Present with [`CriticForm::List`]: the per-item values come from it.
     list: Option<ListCritic>,
+    /// Present with `session_value`: each agent's value of the rest of the session.
+    session: Option<SessionValue>,
     dim: usize,
+}
+
+/// `V_i(s)`, each agent's value of the rest of the session from a state on: one hidden
+/// layer shared by the agents, an output per agent.
+#[derive(Module, Debug)]
+pub struct SessionValue {
+    hidden: Linear,
+    out: Linear,
+}
+
+impl SessionValue {
+    /// `[N, B]` for states `[B, S]`.
+    pub fn forward(&self, s: Tensor<2>) -> Tensor<2> {
+        self.out.forward(relu(self.hidden.forward(s))).swap_dims(0, 1)
+    }
 }
 
 /// The nonlinear per-item critic of [`CriticForm::List`]: each agent's state image
@@ -501,6 +526,10 @@ impl Critics {
                 mixing: LinearConfig::new(cfg.state, N_AGENTS * N_AGENTS).init(device),
             }),
             list: (cfg.critic == CriticForm::List).then(|| ListCritic::new(cfg, device)),
+            session: cfg.session_value.then(|| SessionValue {
+                hidden: LinearConfig::new(cfg.state, cfg.hidden).init(device),
+                out: LinearConfig::new(cfg.hidden, N_AGENTS).init(device),
+            }),
             dim: cfg.dim,
         }
     }
@@ -583,9 +612,17 @@ impl Critics {
     /// reward heads (the linear form's trunk and slopes are then unused).
     pub fn trained_params(&self) -> usize {
         match &self.list {
-            Some(list) => list.num_params() + self.reward.num_params(),
+            Some(list) => {
+                list.num_params() + self.reward.num_params() + self.session.as_ref().map_or(0, |v| v.num_params())
+            }
             None => self.num_params(),
         }
+    }
+
+    /// `V_i(s)`, `[N, B]`: each agent's value of the rest of the session from states `[B, S]`,
+    /// or `None` without the session-value head.
+    pub fn session_values(&self, s: Tensor<2>) -> Option<Tensor<2>> {
+        self.session.as_ref().map(|v| v.forward(s))
     }
 
     /// Predicted per-item feedback `[B, K, N]` of items `[B, K, D]`.
@@ -645,6 +682,7 @@ mod tests {
             critic_signal: false,
             candidates: 0,
             critic: CriticForm::Linear,
+            session_value: false,
         };
         let guard = crate::device::seeded(5);
         (cfg, Device::flex(), guard)

@@ -685,3 +685,33 @@ fn a_run_ranks_by_its_critic_or_reward_head_alike_in_any_batch() {
     assert!(err.contains("no critic") && err.contains("deepfm"), "{err}");
     assert!("critic".parse::<RankBy>().unwrap_err().contains("critic-greedy"));
 }
+
+#[test]
+fn a_critic_with_the_session_value_trains_reloads_and_ranks_otherwise() {
+    let (tmp, data) = small();
+    let plain = mmrf_train::train(Method::Mmrf, data, &tmp.path().join("sv-off"), &opts(6, &[])).unwrap();
+    let dir = tmp.path().join("sv-on");
+    let with = mmrf_train::train(Method::Mmrf, data, &dir, &opts(6, &["net.session_value=true"])).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("run.toml")).unwrap();
+    assert!(manifest.contains("session_value = true"), "{manifest}");
+    let s = scores(data, with.as_ref());
+    assert!(s.iter().all(|x| x.is_finite()));
+    // The head changes what the critics learn, so the actor's ranking too.
+    assert_ne!(s, scores(data, plain.as_ref()));
+    let (_, loaded) = mmrf_train::load(&dir, data).unwrap();
+    assert_eq!(scores(data, loaded.as_ref()), s);
+    // The session value is learned: its loss is logged, and falls from its first value.
+    let curve = std::fs::read_to_string(dir.join("train_log.jsonl")).unwrap();
+    let losses: Vec<f64> = curve
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["session_value_loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert!(losses.len() >= 2 && losses.iter().all(|x| x.is_finite()), "{losses:?}");
+    assert!(losses.last() < losses.first(), "{losses:?}");
+    let off = std::fs::read_to_string(tmp.path().join("sv-off").join("train_log.jsonl")).unwrap();
+    assert!(off.lines().all(|l| l.contains("\"session_value_loss\":null")));
+}

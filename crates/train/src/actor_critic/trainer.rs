@@ -202,9 +202,10 @@ fn actor_update(
     ))
 }
 
-/// The value of every next state under the target networks, `[N, B]` row-major: the
-/// critics at the target policy's next action (`bootstrap = "policy"`), or their mean over
-/// the items of the slate the logger showed next (`"logged"`). No gradient.
+/// The value of every next state under the target networks, `[N, B]` row-major: with the
+/// session-value head its `V_i(s')`; otherwise the critics at the target policy's next
+/// action (`bootstrap = "policy"`), or their mean over the items of the slate the logger
+/// showed next (`"logged"`). No gradient.
 #[allow(clippy::too_many_arguments)]
 fn next_values(
     target: &MmrfNet,
@@ -240,6 +241,10 @@ fn next_values(
     let sn = target
         .state
         .forward(n_in.to_batch(fs.users.dim, te_pad.clone(), |v| slot[&v], tm as i64, device));
+    // With the session-value head, the next request is valued whole: the rest of the session.
+    if let Some(v) = target.critics.session_values(sn.clone()) {
+        return v.into_data().try_to_vec().unwrap_or_default();
+    }
     match cfg.bootstrap {
         Bootstrap::Policy => {
             let h = target.agents.embeddings(sn.clone());
@@ -633,7 +638,7 @@ impl<'a> Trainer<'a> {
             Vec::new()
         };
         let simulated_next = cfg.next_state == NextState::Simulated;
-        let next_lists: Vec<Vec<u32>> = if list && cfg.bootstrap == Bootstrap::Policy {
+        let next_lists: Vec<Vec<u32>> = if list && cfg.bootstrap == Bootstrap::Policy && !cfg.net.session_value {
             rows.iter()
                 .map(|r| match tr.next[r.request] {
                     // Algorithm 1's next state is the request's own moment: its candidates
@@ -697,173 +702,200 @@ impl<'a> Trainer<'a> {
             refit_loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref, group)?;
             sim.refresh();
         }
-        let (net, target, c_val, h_val, actors, m, sim_loss) = std::thread::scope(|scope| -> Result<_, TrainError> {
-            let refit = match sim.as_mut() {
-                Some(sim) if refit_now && group.is_none() => Some(scope.spawn(move || {
-                    sim.reseed(seed, step);
-                    let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref, None);
-                    sim.refresh();
-                    loss
-                })),
-                _ => None,
-            };
-            // States now and next (the next state of a session's last request is unused).
-            let mut feedback_rng =
-                ChaCha8Rng::seed_from_u64(seed ^ NEXT_STATE_STREAM ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let (s_in, n_in, done) =
-                batch_states(cfg, fs, timelines, tr, log, &rows, &sample_labels, &mut feedback_rng)?;
-            // Unique videos of the online side: shown items and the current states' histories.
-            let mut videos: Vec<u32> = Vec::new();
-            let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
-                if v != PAD && slot[v as usize] == u32::MAX {
-                    slot[v as usize] = videos.len() as u32;
-                    videos.push(v);
-                }
-            };
-            for row in &rows {
-                row.items.iter().for_each(|&v| add(v, slot, &mut videos));
-            }
-            s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
-            s_in.candidate_videos.iter().for_each(|&v| add(v, slot, &mut videos));
-            lists.iter().flatten().for_each(|&v| add(v, slot, &mut videos));
-            let m = videos.len();
-            // The next request's logged slate (for `bootstrap = "logged"`).
-            let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
-                rows.iter()
-                    .map(|r| match tr.next[r.request] {
-                        Some(j) => tr.set.shown_videos(j as usize, log),
-                        None => Vec::new(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            phases.states = lap.lap();
-            // The target networks' pass needs nothing of the online update: it runs beside
-            // the critics' forward pass.
-            let next_job = scope.spawn(move || {
-                let qn = next_values(
-                    &target,
-                    fs,
-                    &n_in,
-                    &next_shown,
-                    &next_lists,
-                    k_max,
-                    cfg_ref,
-                    one_policy,
-                    plain,
+        let (net, target, c_val, h_val, v_val, actors, m, sim_loss) =
+            std::thread::scope(|scope| -> Result<_, TrainError> {
+                let refit = match sim.as_mut() {
+                    Some(sim) if refit_now && group.is_none() => Some(scope.spawn(move || {
+                        sim.reseed(seed, step);
+                        let loss = sim.step(fs, timelines, tr, log, batch_ref, cfg_ref, None);
+                        sim.refresh();
+                        loss
+                    })),
+                    _ => None,
+                };
+                // States now and next (the next state of a session's last request is unused).
+                let mut feedback_rng = ChaCha8Rng::seed_from_u64(
+                    seed ^ NEXT_STATE_STREAM ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
-                (target, qn)
-            });
-            let e = net.items.forward(video_batch(fs, &videos, device));
-            let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
-            let row_of = |v: u32| slot[v as usize] as i64;
-            let s = net
-                .state
-                .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
-            let ItemTargets {
-                shown_idx,
-                shown_mask,
-                item_labels,
-                act_mask,
-            } = item_targets(tr, log, &rows, &sample_labels, slot, k_max, m);
-            let list_batch = list.then(|| {
-                let (candidates, mask) = list_tensors(&lists, cfg.list_candidates, &e_pad, row_of, device);
-                let width = cfg.list_candidates;
-                let mut behaviour = vec![0f32; b * width];
-                for (x, row) in rows.iter().enumerate() {
-                    if !row.sample {
-                        let shown = row.items.len().min(width);
-                        behaviour[x * width..x * width + shown]
-                            .iter_mut()
-                            .for_each(|v| *v = 1.0);
+                let (s_in, n_in, done) =
+                    batch_states(cfg, fs, timelines, tr, log, &rows, &sample_labels, &mut feedback_rng)?;
+                // Unique videos of the online side: shown items and the current states' histories.
+                let mut videos: Vec<u32> = Vec::new();
+                let add = |v: u32, slot: &mut Vec<u32>, videos: &mut Vec<u32>| {
+                    if v != PAD && slot[v as usize] == u32::MAX {
+                        slot[v as usize] = videos.len() as u32;
+                        videos.push(v);
+                    }
+                };
+                for row in &rows {
+                    row.items.iter().for_each(|&v| add(v, slot, &mut videos));
+                }
+                s_in.videos.iter().for_each(|&v| add(v, slot, &mut videos));
+                s_in.candidate_videos.iter().for_each(|&v| add(v, slot, &mut videos));
+                lists.iter().flatten().for_each(|&v| add(v, slot, &mut videos));
+                let m = videos.len();
+                // The next request's logged slate (for `bootstrap = "logged"`).
+                let next_shown: Vec<Vec<u32>> = if cfg.bootstrap == Bootstrap::Logged {
+                    rows.iter()
+                        .map(|r| match tr.next[r.request] {
+                            Some(j) => tr.set.shown_videos(j as usize, log),
+                            None => Vec::new(),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                phases.states = lap.lap();
+                // The target networks' pass needs nothing of the online update: it runs beside
+                // the critics' forward pass.
+                let next_job = scope.spawn(move || {
+                    let qn = next_values(
+                        &target,
+                        fs,
+                        &n_in,
+                        &next_shown,
+                        &next_lists,
+                        k_max,
+                        cfg_ref,
+                        one_policy,
+                        plain,
+                    );
+                    (target, qn)
+                });
+                let e = net.items.forward(video_batch(fs, &videos, device));
+                let e_pad = Tensor::cat(vec![e, Tensor::zeros([1, d], device)], 0);
+                let row_of = |v: u32| slot[v as usize] as i64;
+                let s = net
+                    .state
+                    .forward(s_in.to_batch(fs.users.dim, e_pad.clone(), row_of, m as i64, device));
+                let ItemTargets {
+                    shown_idx,
+                    shown_mask,
+                    item_labels,
+                    act_mask,
+                } = item_targets(tr, log, &rows, &sample_labels, slot, k_max, m);
+                let list_batch = list.then(|| {
+                    let (candidates, mask) = list_tensors(&lists, cfg.list_candidates, &e_pad, row_of, device);
+                    let width = cfg.list_candidates;
+                    let mut behaviour = vec![0f32; b * width];
+                    for (x, row) in rows.iter().enumerate() {
+                        if !row.sample {
+                            let shown = row.items.len().min(width);
+                            behaviour[x * width..x * width + shown]
+                                .iter_mut()
+                                .for_each(|v| *v = 1.0);
+                        }
+                    }
+                    ListBatch {
+                        candidates: candidates.detach(),
+                        mask,
+                        behaviour: Tensor::from_data(TensorData::new(behaviour, [b, width]), device),
+                    }
+                });
+                for v in &videos {
+                    slot[*v as usize] = u32::MAX;
+                }
+                let shown_e = e_pad
+                    .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
+                    .reshape([b, k_max, d]);
+                let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
+
+                // TD targets per shown item: its reward plus the discounted value of the next
+                // request under the target networks (no gradient).
+                phases.critic = lap.lap();
+                let (y, qn) = {
+                    let (target_back, qn) = next_job
+                        .join()
+                        .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
+                    target = target_back;
+                    let y = td_targets(cfg, &rows, &done, &item_labels, &qn, k_max);
+                    (
+                        Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device),
+                        qn,
+                    )
+                };
+                phases.target = lap.lap();
+                let td_mask =
+                    Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
+                let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+                let critic_loss = (regression_loss(q - y, 0, cfg.watch_time_huber) * td_mask).sum() / td_n;
+                let head_mask =
+                    Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
+                let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
+                let pred = net.critics.item_rewards(s.clone(), shown_e);
+                let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+                let head_loss = (regression_loss(pred - labels, 2, cfg.watch_time_huber) * head_mask).sum() / head_n;
+                // The session value of each logged request: all its items' rewards and the rest
+                // of the session after it (a sampled row's items were never shown, so the
+                // session never went on from them).
+                let session_loss = net.critics.session_values(s.clone()).map(|v| {
+                    let (y, mask) = session_targets(cfg, &rows, &done, &item_labels, &qn, k_max);
+                    let y = Tensor::<2>::from_data(TensorData::new(y, [N_AGENTS, b]), device);
+                    let mask = Tensor::<2>::from_data(TensorData::new(mask, [1, b]), device);
+                    let n = mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
+                    (regression_loss((v - y).reshape([N_AGENTS, b, 1]), 0, cfg.watch_time_huber).reshape([N_AGENTS, b])
+                        * mask)
+                        .sum()
+                        / n
+                });
+                let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
+                let (loss1, v_val) = match session_loss {
+                    Some(l) => {
+                        let v = l.clone().into_scalar::<f32>();
+                        check_finite(v, step, "critics", "session_value_loss")?;
+                        (loss1 + l, Some(v))
+                    }
+                    None => (loss1, None),
+                };
+                let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
+                check_finite(c_val, step, "critics", "td_loss")?;
+                check_finite(h_val, step, "critics", "reward_head_loss")?;
+                let grads = GradientsParams::from_grads(loss1.backward(), &net);
+                let grads = match group {
+                    Some(g) => average(grads, &net, g.0.as_ref()),
+                    None => grads,
+                };
+                net = opt_critic.step(cfg.lr_critic * lr_share(cfg, step), net, grads);
+                phases.critic += lap.lap();
+
+                let (net_after, actors) = actor_update(
+                    net,
+                    s.detach(),
+                    list_batch,
+                    objective.as_mut(),
+                    opt_actor,
+                    cfg,
+                    step,
+                    group,
+                )?;
+                net = net_after;
+                // An objective's own state (TSCAC's multipliers) steps on each process's batch:
+                // the group keeps its mean, so every replica carries the same.
+                if let Some(g) = group {
+                    let mut state: Vec<f32> = objective.state().iter().map(|&x| x as f32).collect();
+                    if !state.is_empty() {
+                        g.0.mean(&mut state);
+                        let state: Vec<f64> = state.iter().map(|&x| f64::from(x)).collect();
+                        objective.restore(&state).map_err(TrainError::Run)?;
                     }
                 }
-                ListBatch {
-                    candidates: candidates.detach(),
-                    mask,
-                    behaviour: Tensor::from_data(TensorData::new(behaviour, [b, width]), device),
-                }
-            });
-            for v in &videos {
-                slot[*v as usize] = u32::MAX;
-            }
-            let shown_e = e_pad
-                .select(0, Tensor::from_data(TensorData::new(shown_idx, [b * k_max]), device))
-                .reshape([b, k_max, d]);
-            let q = net.critics.q_items(s.clone(), shown_e.clone()); // [N, B, K]
-
-            // TD targets per shown item: its reward plus the discounted value of the next
-            // request under the target networks (no gradient).
-            phases.critic = lap.lap();
-            let y = {
-                let (target_back, qn) = next_job
-                    .join()
-                    .map_err(|_| TrainError::Run("the target networks' pass panicked".into()))?;
-                target = target_back;
-                let y = td_targets(cfg, &rows, &done, &item_labels, &qn, k_max);
-                Tensor::<3>::from_data(TensorData::new(y, [N_AGENTS, b, k_max]), device)
-            };
-            phases.target = lap.lap();
-            let td_mask = Tensor::<2>::from_data(TensorData::new(act_mask, [b, k_max]), device).reshape([1, b, k_max]);
-            let td_n = td_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-            let critic_loss = (regression_loss(q - y, 0, cfg.watch_time_huber) * td_mask).sum() / td_n;
-            let head_mask =
-                Tensor::<2>::from_data(TensorData::new(shown_mask, [b, k_max]), device).reshape([b, k_max, 1]);
-            let labels = Tensor::<3>::from_data(TensorData::new(item_labels.clone(), [b, k_max, N_AGENTS]), device);
-            let pred = net.critics.item_rewards(s.clone(), shown_e);
-            let head_n = head_mask.clone().sum().clamp_min(1.0) * N_AGENTS as f64;
-            let head_loss = (regression_loss(pred - labels, 2, cfg.watch_time_huber) * head_mask).sum() / head_n;
-            let loss1 = critic_loss.clone() + head_loss.clone() * cfg.reward_head;
-            let (c_val, h_val) = (critic_loss.into_scalar::<f32>(), head_loss.into_scalar::<f32>());
-            check_finite(c_val, step, "critics", "td_loss")?;
-            check_finite(h_val, step, "critics", "reward_head_loss")?;
-            let grads = GradientsParams::from_grads(loss1.backward(), &net);
-            let grads = match group {
-                Some(g) => average(grads, &net, g.0.as_ref()),
-                None => grads,
-            };
-            net = opt_critic.step(cfg.lr_critic * lr_share(cfg, step), net, grads);
-            phases.critic += lap.lap();
-
-            let (net_after, actors) = actor_update(
-                net,
-                s.detach(),
-                list_batch,
-                objective.as_mut(),
-                opt_actor,
-                cfg,
-                step,
-                group,
-            )?;
-            net = net_after;
-            // An objective's own state (TSCAC's multipliers) steps on each process's batch:
-            // the group keeps its mean, so every replica carries the same.
-            if let Some(g) = group {
-                let mut state: Vec<f32> = objective.state().iter().map(|&x| x as f32).collect();
-                if !state.is_empty() {
-                    g.0.mean(&mut state);
-                    let state: Vec<f64> = state.iter().map(|&x| f64::from(x)).collect();
-                    objective.restore(&state).map_err(TrainError::Run)?;
-                }
-            }
-            phases.actor = lap.lap();
-            target = soft_update(target, &net, cfg.soft_update);
-            phases.soft_update = lap.lap();
-            // Waiting for the refit, if it is still running.
-            let sim_loss = match refit {
-                Some(job) => {
-                    let loss = job
-                        .join()
-                        .map_err(|_| TrainError::Run("the simulator's refit panicked".into()))??;
-                    check_finite(loss, step, "simulator", "mse")?;
-                    loss
-                }
-                None => refit_loss,
-            };
-            phases.simulator = lap.lap();
-            Ok((net, target, c_val, h_val, actors, m, sim_loss))
-        })?;
+                phases.actor = lap.lap();
+                target = soft_update(target, &net, cfg.soft_update);
+                phases.soft_update = lap.lap();
+                // Waiting for the refit, if it is still running.
+                let sim_loss = match refit {
+                    Some(job) => {
+                        let loss = job
+                            .join()
+                            .map_err(|_| TrainError::Run("the simulator's refit panicked".into()))??;
+                        check_finite(loss, step, "simulator", "mse")?;
+                        loss
+                    }
+                    None => refit_loss,
+                };
+                phases.simulator = lap.lap();
+                Ok((net, target, c_val, h_val, v_val, actors, m, sim_loss))
+            })?;
         if (step + 1) % 100 == 0 {
             *table = item_table(&net, fs);
         }
@@ -889,6 +921,7 @@ impl<'a> Trainer<'a> {
                 "tscac_distances": actors.report.distances,
                 "tscac_multipliers": actors.report.multipliers,
                 "behaviour_nll": actors.behaviour_nll,
+                "session_value_loss": v_val,
             }))?;
         }
         let stats = StepStats {
@@ -1021,6 +1054,35 @@ fn td_targets(
     y
 }
 
+/// The session-value targets `[N, B]` row-major and their row mask `[B]`: a logged row's
+/// rewards summed over its items plus the discounted value of its next state (`qn`, the
+/// target's `V_i(s')`), or nothing where the session ended. Sampled rows are masked out.
+fn session_targets(
+    cfg: &ActorCriticConfig,
+    rows: &[Row],
+    done: &[f32],
+    item_labels: &[f32],
+    qn: &[f32],
+    k_max: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let b = rows.len();
+    let mut y = vec![0f32; N_AGENTS * b];
+    let mask: Vec<f32> = rows.iter().map(|r| if r.sample { 0.0 } else { 1.0 }).collect();
+    for a in 0..N_AGENTS {
+        for (x, row) in rows.iter().enumerate() {
+            let items = row.items.len().min(k_max);
+            let now: f32 = (0..items).map(|k| item_labels[(x * k_max + k) * N_AGENTS + a]).sum();
+            let future = if done[x] > 0.0 {
+                0.0
+            } else {
+                cfg.gamma as f32 * qn[a * b + x]
+            };
+            y[a * b + x] = now + future;
+        }
+    }
+    (y, mask)
+}
+
 /// Per-element loss of the agents' errors (agents along `agent_dim`): the squared error,
 /// and for the WatchTime agent (the last) Huber's with threshold `delta` when `delta > 0`,
 /// doubled so that it equals the squared error inside `delta` (slope `2·delta` outside).
@@ -1063,5 +1125,57 @@ mod tests {
         );
         let last = values(regression_loss(err.swap_dims(0, 2), 2, 3.0));
         assert!((last[N_AGENTS + N_AGENTS - 1] - 15.0).abs() < 1e-5 && last[N_AGENTS] == 16.0);
+    }
+
+    #[test]
+    fn a_session_value_is_the_whole_request_and_the_rest_of_the_session() {
+        let cfg = ActorCriticConfig {
+            gamma: 0.5,
+            ..ActorCriticConfig::default()
+        };
+        let k_max = 3;
+        // Row 0 showed two items and the session went on; row 1 showed three and the
+        // session ended there; row 2 is a non-impression sample.
+        let rows = vec![
+            Row {
+                request: 0,
+                items: vec![4, 5],
+                sample: false,
+            },
+            Row {
+                request: 1,
+                items: vec![6, 7, 8],
+                sample: false,
+            },
+            Row {
+                request: 0,
+                items: vec![9, 10],
+                sample: true,
+            },
+        ];
+        let b = rows.len();
+        let done = [0.0, 1.0, 0.0];
+        // Item k of row x earns (x + 1)·(k + 1) on every agent; the padded slot earns 100,
+        // which no target may read.
+        let mut labels = vec![0f32; b * k_max * N_AGENTS];
+        for (x, row) in rows.iter().enumerate() {
+            for k in 0..k_max {
+                let v = if k < row.items.len() {
+                    ((x + 1) * (k + 1)) as f32
+                } else {
+                    100.0
+                };
+                labels[(x * k_max + k) * N_AGENTS..(x * k_max + k + 1) * N_AGENTS].fill(v);
+            }
+        }
+        let qn: Vec<f32> = (0..N_AGENTS).flat_map(|a| [10.0 + a as f32, 20.0, 30.0]).collect();
+        let (y, mask) = session_targets(&cfg, &rows, &done, &labels, &qn, k_max);
+        assert_eq!(mask, [1.0, 1.0, 0.0]);
+        for a in 0..N_AGENTS {
+            // 1 + 2 now, then half the next state's value.
+            assert_eq!(y[a * b], 3.0 + 0.5 * (10.0 + a as f32), "agent {a}");
+            // 2 + 4 + 6, and nothing after the session's end.
+            assert_eq!(y[a * b + 1], 12.0, "agent {a}");
+        }
     }
 }
