@@ -287,7 +287,9 @@ impl Observation {
         let d = PyDict::new(py);
         let ints = |f: &dyn Fn(&Observation) -> i64| obs.iter().map(f).collect::<Vec<i64>>();
         d.set_item("user", PyArray1::from_vec(py, ints(&|o| o.user as i64)))?;
-        d.set_item("time_ms", PyArray1::from_vec(py, ints(&|o| o.time_ms)))?;
+        // A 1-d box per observation (`[n, 1]` stacked): libraries that flatten every
+        // observation (Stable-Baselines3's preprocessing) take no 0-d box.
+        d.set_item("time_ms", PyArray1::from_vec(py, ints(&|o| o.time_ms)).reshape([n, 1])?)?;
         d.set_item("hour", PyArray1::from_vec(py, ints(&|o| o.hour as i64)))?;
         d.set_item("tab", PyArray1::from_vec(py, ints(&|o| o.tab as i64)))?;
         d.set_item("position", PyArray1::from_vec(py, ints(&|o| o.position as i64)))?;
@@ -301,7 +303,8 @@ impl Observation {
         )?;
         d.set_item(
             "history_feedback",
-            PyArray1::from_vec(py, cat_f(&|o| &o.history_feedback)).reshape([n, h, HISTORY_COLUMNS.len()])?,
+            // Row-major `(history_len, 8)` flattened: the RL libraries take 1-d boxes.
+            PyArray1::from_vec(py, cat_f(&|o| &o.history_feedback)).reshape([n, h * HISTORY_COLUMNS.len()])?,
         )?;
         d.set_item(
             "candidates",
@@ -317,7 +320,8 @@ impl Observation {
         )?;
         d.set_item(
             "candidate_tags",
-            PyArray1::from_vec(py, cat_i(&|o| &o.candidate_tags)).reshape([n, c, t])?,
+            // Row-major `(n_candidates, max_tags)` flattened.
+            PyArray1::from_vec(py, cat_i(&|o| &o.candidate_tags)).reshape([n, c * t])?,
         )?;
         let mask: Vec<i8> = obs.iter().flat_map(|o| o.mask.iter().copied()).collect();
         d.set_item("mask", PyArray1::from_vec(py, mask).reshape([n, c])?)?;

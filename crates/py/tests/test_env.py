@@ -25,6 +25,7 @@ def by_index(obs):
     return -np.arange(obs["candidates"].shape[0], dtype=np.float32)
 
 
+@pytest.mark.filterwarnings("error")
 def test_the_gymnasium_checker_passes(small_world):
     check_env(mmrf.WorldEnv(small_world), skip_render_check=True)
 
@@ -56,9 +57,13 @@ def test_the_shown_videos_are_the_best_scored(small_world):
     _, _, _, _, info = env.step(scores)
     # The three scored first, best first; then ties at zero in the candidates' order.
     order = [7, 3, 11] + [i for i in range(small_world.n_candidates) if i not in (7, 3, 11)]
-    expected = obs["candidates"][order][: len(info["viewed"])]
-    assert 1 <= len(info["viewed"]) <= small_world.k
-    assert np.array_equal(info["viewed"], expected)
+    assert info["viewed"].shape == (small_world.k,)
+    viewed = info["viewed"][info["viewed"] >= 0]
+    expected = obs["candidates"][order][: len(viewed)]
+    assert 1 <= len(viewed) <= small_world.k
+    assert np.array_equal(viewed, expected)
+    # Slots after the last video viewed are -1.
+    assert np.all(info["viewed"][len(viewed):] == -1)
 
 
 def test_random_and_greedy_agents_run_episodes_with_every_signal(small_world):
@@ -87,11 +92,12 @@ def test_random_and_greedy_agents_run_episodes_with_every_signal(small_world):
 def duration_taste(obs):
     """Greedy on the history: the candidates whose duration is nearest the durations the
     user played longest (the shortest first, before any history)."""
-    played = obs["history_feedback"][:, 0]
+    feedback = obs["history_feedback"].reshape(len(obs["history_video"]), 8)
+    played = feedback[:, 0]
     seen = obs["history_video"] >= 0
     if not seen.any():
         return -obs["candidate_duration_s"]
-    taste = float(np.average(obs["history_feedback"][seen, 1], weights=played[seen] + 1e-3))
+    taste = float(np.average(feedback[seen, 1], weights=played[seen] + 1e-3))
     return -np.abs(obs["candidate_duration_s"] - taste)
 
 
@@ -171,5 +177,6 @@ def test_the_parameters_are_the_worlds_that_the_observations_show(small_world):
     c = obs["candidates"][obs["mask"] == 1]
     assert np.array_equal(obs["candidate_duration_s"][: len(c)], (p["item_duration_ms"][c] / 1000).astype(np.float32))
     assert np.array_equal(obs["candidate_author"][: len(c)], p["item_author"][c])
-    assert np.array_equal(obs["candidate_tags"][: len(c)], p["item_tags"][c])
+    tags = obs["candidate_tags"].reshape(len(obs["candidates"]), -1)
+    assert np.array_equal(tags[: len(c)], p["item_tags"][c])
     assert len(p["visit_hour_weight"]) == 24 and p["swipe_ms"][0] < p["swipe_ms"][1]

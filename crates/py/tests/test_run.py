@@ -34,7 +34,7 @@ def test_a_run_scores_observations_and_acts_in_the_world(trained, small_world_di
     # The same request given by keywords, as a user's own logs would give it.
     keywords = r.score(
         user=int(obs["user"]), candidates=obs["candidates"][obs["mask"] == 1], hour=int(obs["hour"]),
-        tab=int(obs["tab"]), position=int(obs["position"]), time_ms=int(obs["time_ms"]),
+        tab=int(obs["tab"]), position=int(obs["position"]), time_ms=int(obs["time_ms"][0]),
         history_video=obs["history_video"], history_feedback=obs["history_feedback"],
     )
     assert np.array_equal(keywords, r.score(obs)[obs["mask"] == 1])

@@ -20,6 +20,16 @@ from mmrf import _native
 
 _SEED_BOUND = 2**63
 
+#: The action box's bound: scores in [-1, 1] are what libraries sample and clip to. Only
+#: the scores' order matters to the K best shown, so any finite score (or ``-inf``, never
+#: shown) is accepted and ranked as given, outside the box too; with ``temperature`` the
+#: draws follow ``softmax(score / temperature)`` of the scores as given.
+SCORE_BOUND = 1.0
+
+# The bound of every field in seconds (play and duration): a day, so that every box is
+# finite; no video of a world lasts or plays a fraction of it.
+_SECONDS_BOUND = 86_400.0
+
 
 def _observation_space(world: "_native.World") -> spaces.Dict:
     h, c, t = world.history_len, world.n_candidates, max(world.max_tags, 1)
@@ -27,23 +37,28 @@ def _observation_space(world: "_native.World") -> spaces.Dict:
     return spaces.Dict(
         {
             "user": spaces.Discrete(world.n_users),
-            "time_ms": spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
+            "time_ms": spaces.Box(0, np.iinfo(np.int64).max, shape=(1,), dtype=np.int64),
             "hour": spaces.Discrete(24),
             "tab": spaces.Discrete(15),
             "position": spaces.Discrete(200),
             "history_video": spaces.Box(-1, videos - 1, shape=(h,), dtype=np.int64),
-            "history_feedback": spaces.Box(0.0, np.inf, shape=(h, 8), dtype=np.float32),
+            "history_feedback": spaces.Box(0.0, _SECONDS_BOUND, shape=(h * 8,), dtype=np.float32),
             "candidates": spaces.Box(-1, videos - 1, shape=(c,), dtype=np.int64),
-            "candidate_duration_s": spaces.Box(0.0, np.inf, shape=(c,), dtype=np.float32),
+            "candidate_duration_s": spaces.Box(0.0, _SECONDS_BOUND, shape=(c,), dtype=np.float32),
             "candidate_author": spaces.Box(-1, np.iinfo(np.int32).max, shape=(c,), dtype=np.int64),
-            "candidate_tags": spaces.Box(-1, np.iinfo(np.int16).max, shape=(c, t), dtype=np.int64),
+            "candidate_tags": spaces.Box(-1, np.iinfo(np.int16).max, shape=(c * t,), dtype=np.int64),
             "mask": spaces.MultiBinary(c),
         }
     )
 
 
-def _setup(env, world, seed: int, scale: str, reward: str, temperature: Optional[float]):
+def _setup(env, world, seed: int, scale: str, reward: str, temperature: Optional[float], render_mode=None):
     """The settings both environments share, checked; returns one visit's action space."""
+    if render_mode is not None:
+        # A TypeError, as for a keyword the environment does not take: libraries that try
+        # a render mode first (Stable-Baselines3's make_vec_env) then make it without one.
+        raise TypeError(f"render_mode {render_mode!r}: the world has nothing to render (render_mode=None)")
+    env.render_mode = None
     if reward not in _native.signals():
         raise ValueError(f"reward {reward!r}: expected one of {_native.signals()}")
     if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
@@ -51,7 +66,18 @@ def _setup(env, world, seed: int, scale: str, reward: str, temperature: Optional
     env.world = world if world is not None else _native.World.generate(seed=seed, scale=scale)
     env.reward_signal = reward
     env.temperature = temperature
-    return spaces.Box(-np.inf, np.inf, shape=(env.world.n_candidates,), dtype=np.float32)
+    return spaces.Box(-SCORE_BOUND, SCORE_BOUND, shape=(env.world.n_candidates,), dtype=np.float32)
+
+
+def _scores(action, rows: int) -> np.ndarray:
+    """The action as float32 scores, ``rows`` of them; a NaN score is refused, naming its
+    slot (it would rank nowhere in particular)."""
+    scores = np.ascontiguousarray(action, dtype=np.float32).reshape(rows, -1)
+    nan = np.argwhere(np.isnan(scores))
+    if len(nan):
+        where = f"candidate slot {nan[0][1]}" + (f" of env {nan[0][0]}" if rows > 1 else "")
+        raise ValueError(f"the score of {where} is NaN: give a number (or -inf to never show it)")
+    return scores
 
 
 _DISCRETE = ("user", "hour", "tab", "position")
@@ -59,9 +85,9 @@ _DISCRETE = ("user", "hour", "tab", "position")
 
 def _unbatch(obs: dict, i: int) -> dict:
     """Row ``i`` of a stacked observation, with Gymnasium's types for the scalars (an
-    integer for a ``Discrete`` space, a 0-d array for ``time_ms``'s ``Box``)."""
+    integer for a ``Discrete`` space)."""
     return {
-        key: np.int64(value[i]) if key in _DISCRETE else np.asarray(value[i]) if value.ndim == 1 else value[i]
+        key: np.int64(value[i]) if key in _DISCRETE else value[i]
         for key, value in obs.items()
     }
 
@@ -83,9 +109,13 @@ class WorldEnv(gym.Env):
         Always this user's visits (by default each episode draws its user).
     temperature:
         Show K draws from ``softmax(action / temperature)`` instead of the K best.
+    render_mode:
+        ``None``, the one mode (the world has nothing to render).
 
-    The action is one score per candidate slot (``Box`` of ``n_candidates``); scores of
-    padded slots (``mask == 0``) are ignored.
+    The action is one score per candidate slot (``Box(-1, 1)`` of ``n_candidates``); the
+    world shows the K best, so any finite score ranks as given, inside the box or not
+    (:data:`SCORE_BOUND`); scores of padded slots (``mask == 0``) are ignored and a NaN is
+    refused.
     """
 
     metadata = {"render_modes": []}
@@ -99,8 +129,9 @@ class WorldEnv(gym.Env):
         reward: str = "WatchTime",
         user: Optional[int] = None,
         temperature: Optional[float] = None,
+        render_mode: Optional[str] = None,
     ):
-        self.action_space = _setup(self, world, seed, scale, reward, temperature)
+        self.action_space = _setup(self, world, seed, scale, reward, temperature, render_mode)
         self.user = user
         self.observation_space = _observation_space(self.world)
         self._episode = _native.Episode(self.world)
@@ -115,10 +146,13 @@ class WorldEnv(gym.Env):
         return _unbatch(obs, 0), {"episode_seed": episode_seed}
 
     def step(self, action):
-        scores = np.ascontiguousarray(action, dtype=np.float32).reshape(-1)
+        scores = _scores(action, 1).reshape(-1)
         obs, feedback, viewed, end = self._episode.step(scores, self.temperature)
         reward = float(feedback[self.reward_signal])
-        info = {"feedback": feedback, "viewed": viewed}
+        # K slots, -1 after the last video viewed: infos of one shape stack across envs.
+        padded = np.full(self.world.k, -1, dtype=np.int64)
+        padded[: len(viewed)] = viewed
+        info = {"feedback": feedback, "viewed": padded}
         return _unbatch(obs, 0), reward, end == "left", end == "cut", info
 
 
@@ -141,10 +175,11 @@ class WorldVectorEnv(VectorEnv):
         scale: str = "default",
         reward: str = "WatchTime",
         temperature: Optional[float] = None,
+        render_mode: Optional[str] = None,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs {num_envs} must be at least 1")
-        self.single_action_space = _setup(self, world, seed, scale, reward, temperature)
+        self.single_action_space = _setup(self, world, seed, scale, reward, temperature, render_mode)
         self.num_envs = num_envs
         self.single_observation_space = _observation_space(self.world)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -166,7 +201,7 @@ class WorldVectorEnv(VectorEnv):
         return obs, {"episode_seed": np.array(seeds, dtype=np.uint64)}
 
     def step(self, actions):
-        scores = np.ascontiguousarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        scores = _scores(actions, self.num_envs)
         restart = [int(i) for i in np.flatnonzero(self._restart)]
         obs, feedback, ends = self._batch.step(
             scores.reshape(-1), self.temperature, restart, self._seeds(len(restart))
