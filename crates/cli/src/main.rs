@@ -89,8 +89,8 @@ enum Command {
         /// Data-parallel training in N processes on this machine (`mpirun -np N`): each
         /// samples its own shard of users, `batch / N` requests per update, and the
         /// gradients are averaged every update. Needs a build with `--features mpi`.
-        #[arg(long, value_name = "N")]
-        workers: Option<usize>,
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        workers: Option<u32>,
         /// Train as one process of an MPI job: `mpirun -np N [--host A,B] mmrf train
         /// --distributed ...` (how workers on several machines train together).
         #[arg(long, conflicts_with = "workers")]
@@ -520,7 +520,7 @@ fn run(cli: Cli) -> Result<()> {
             let method: mmrf_train::Method = method.parse()?;
             if let Some(n) = workers.filter(|&n| n > 1) {
                 mmrf_train::check_workers(method, &out, resume)?;
-                return workers::launch(n, &data, &out);
+                return workers::launch(n as usize, &data, &out);
             }
             let group = if distributed { Some(workers::join()?) } else { None };
             let leads = group.as_ref().is_none_or(|g| g.leads());
@@ -562,6 +562,12 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             use mmrf_train::actor_critic::RankBy;
             let world = mmrf_world::World::load(&data)?;
+            let period = mmrf_world::test_period_days(&world.model.config);
+            anyhow::ensure!(
+                days <= period,
+                "--days {days}: the world's test period has {period} days (from {} on); simulate at most that many",
+                mmrf_data::schema::TEST_FIRST_DAY
+            );
             let (ds, _) = Dataset::open(&data)?;
             // (arm name, ranker): arms are named after their run directories, so two runs
             // of one method compare; a diagnostic arm adds its ranking's name.

@@ -94,9 +94,19 @@ pub fn parse_grid(specs: &[String]) -> Result<Vec<Point>> {
         if values.iter().any(|v| v.is_empty()) {
             bail!("--grid `{spec}`: an empty value");
         }
-        let distinct: std::collections::BTreeSet<&str> = values.iter().copied().collect();
-        if distinct.len() != values.len() {
-            bail!("--grid `{spec}`: a value is given twice");
+        // Values as the settings read them, so 0.4 and 0.40 are one value.
+        let parsed: Vec<toml::Value> = values
+            .iter()
+            .map(|v| {
+                format!("v = {v}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|t| t.get("v").cloned())
+                    .unwrap_or_else(|| toml::Value::String(v.to_string()))
+            })
+            .collect();
+        if let Some((i, _)) = parsed.iter().enumerate().find(|(i, v)| parsed[..*i].contains(v)) {
+            bail!("--grid `{spec}`: the value {} is given twice", values[i]);
         }
         points = points
             .iter()
@@ -176,11 +186,26 @@ struct TuneReport {
     chosen: Point,
 }
 
+/// Refuse a `--set` of a key the grid varies: the grid's value would win while the report
+/// named the `--set` one as fixed.
+fn check_fixed(grids: &[String], sets: &[String]) -> Result<()> {
+    let key = |s: &str| s.split_once('=').map_or(s, |(k, _)| k).trim().to_string();
+    let varied: std::collections::BTreeSet<String> = grids.iter().map(|g| key(g)).collect();
+    if let Some(set) = sets.iter().find(|s| varied.contains(&key(s))) {
+        bail!(
+            "--set `{set}`: the grid varies `{}`; fix it with --set or vary it with --grid, not both",
+            key(set)
+        );
+    }
+    Ok(())
+}
+
 /// Train each grid point on each world, run them online against LTR, choose the best;
 /// with `extend`, go past a best point at the grid's edge until it is inside.
 pub fn run(args: &TuneArgs) -> Result<()> {
     let method: Method = args.method.parse()?;
     let mut points = parse_grid(&args.grids)?;
+    check_fixed(&args.grids, &args.sets)?;
     check_worlds(&args.worlds)?;
     let multi = indicatif::MultiProgress::new();
     let mut per_world = evaluate(args, method, &points, &multi)?;
@@ -275,13 +300,25 @@ fn evaluate(
             .chain(p.sets.iter().cloned())
             .collect()
     };
-    // A point out of its setting's range fails here, as `train` would, before any training.
+    // A point out of its setting's range fails here, as `train` would, before any training;
+    // the fixed settings first, so that an error of a grid's key names `--grid`.
+    let fixed = TrainOptions {
+        sets: quick_sets(method)
+            .into_iter()
+            .chain(args.sets.iter().cloned())
+            .collect(),
+        ..Default::default()
+    };
+    mmrf_train::check_settings(method, &fixed)?;
     for p in points {
         let opts = TrainOptions {
             sets: point_sets(p),
             ..Default::default()
         };
-        mmrf_train::check_settings(method, &opts)?;
+        mmrf_train::check_settings(method, &opts).map_err(|e| match e {
+            mmrf_train::TrainError::Setting(m) => mmrf_train::TrainError::Setting(m.replacen("--set `", "--grid `", 1)),
+            other => other,
+        })?;
     }
     let runs_of = |w: u64| args.out.join("runs").join(format!("world-{w}"));
     let point_dir = |w: u64, p: &Point| runs_of(w).join(method.name()).join(dir_name(&p.label));
@@ -565,6 +602,8 @@ mod tests {
             (vec!["a"], "expected key=v1"),
             (vec!["a=1,,2"], "empty value"),
             (vec!["a=1,1"], "given twice"),
+            (vec!["k=0.4,0.40"], "the value 0.40 is given twice"),
+            (vec!["k=true,true "], "given twice"),
             (vec!["a=1", "a=2"], "given twice"),
             (vec!["=1"], "empty"),
         ] {
@@ -572,6 +611,18 @@ mod tests {
             assert!(e.contains(why) && e.starts_with("--grid"), "{spec:?}: {e}");
         }
         assert!(parse_grid(&[]).is_err());
+        // Values equal as text or as numbers are one value; others are not.
+        assert_eq!(parse_grid(&specs(&["k=0.4,4,\"0.4\""])).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_key_the_grid_varies_cannot_also_be_fixed() {
+        let e = check_fixed(&specs(&["k=0.4"]), &specs(&["k=0.8"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--set `k=0.8`") && e.contains("not both"), "{e}");
+        assert!(check_fixed(&specs(&["k=0.4"]), &specs(&["j=0.8"])).is_ok());
+        assert!(check_fixed(&specs(&["net.dim=8,16"]), &specs(&[" net.dim = 4"])).is_err());
     }
 
     #[test]

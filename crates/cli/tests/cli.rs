@@ -113,6 +113,95 @@ fn bad_input_is_one_clear_line_and_a_nonzero_exit() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: /nonexistent/dir"));
 }
 
+#[test]
+fn sizes_are_bounded_and_a_users_file_is_never_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A world too large to build is refused before anything is allocated or written.
+    let big = tmp.path().join("big");
+    let out = mmrf()
+        .args(["world", "generate", "--scale", "small", "--users", "100000000", "--out"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("n_users = 100000000 is above its bound"), "{err}");
+    assert!(!big.exists());
+    // A file where a directory would go is refused and left as it was, by every command
+    // that writes a directory whole.
+    let world = tmp.path().join("world");
+    small_world(&world, 10);
+    let file = tmp.path().join("F");
+    std::fs::write(&file, "x\n").unwrap();
+    let runs: [Vec<std::ffi::OsString>; 3] = [
+        ["world", "generate", "--scale", "small", "--users", "5", "--out"]
+            .map(Into::into)
+            .to_vec(),
+        vec![
+            "data".into(),
+            "convert".into(),
+            world.clone().into(),
+            "--to".into(),
+            "parquet".into(),
+            "--out".into(),
+        ],
+        vec![
+            "train".into(),
+            "--method".into(),
+            "ltr".into(),
+            "--set".into(),
+            "steps=1".into(),
+            "--data".into(),
+            world.clone().into(),
+            "--out".into(),
+        ],
+    ];
+    for args in runs {
+        let out = mmrf().args(&args).arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("exists and is not a directory"), "{args:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x\n", "{args:?}");
+        let hidden: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".F."))
+            .collect();
+        assert!(hidden.is_empty(), "{args:?} left {hidden:?}");
+    }
+    // No data-parallel group of no workers.
+    let out = mmrf()
+        .args(["train", "--method", "mmrf", "--workers", "0", "--data"])
+        .arg(&world)
+        .arg("--out")
+        .arg(tmp.path().join("w0"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+    // A key both varied and fixed is refused before anything trains.
+    let out = mmrf()
+        .args([
+            "tune", "--method", "ltr", "--grid", "steps=2", "--set", "steps=3", "--quick", "--out",
+        ])
+        .arg(tmp.path().join("tune"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--set `steps=3`: the grid varies `steps`"), "{err}");
+    assert!(!tmp.path().join("tune").exists());
+    // An unknown key of the grid is the grid's, not a --set's.
+    let out = mmrf()
+        .args(["tune", "--method", "ltr", "--grid", "stepz=2,3", "--quick", "--out"])
+        .arg(tmp.path().join("tune"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--grid `stepz`: no such setting"), "{err}");
+}
+
 /// The seed a generated world records in its parameter file.
 fn world_seed(dir: &std::path::Path) -> u64 {
     let text = std::fs::read_to_string(dir.join("mmrf_world.json")).unwrap();
@@ -486,6 +575,17 @@ fn train_then_eval_json_and_dump() {
         .output()
         .unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--days"));
+    // Past the test period there are no more days to simulate: said, not run.
+    let bad = mmrf()
+        .args(["ab", "--days", "40", "--data"])
+        .arg(&dir)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains("--days 40: the world's test period has 17 days"), "{err}");
     let typo_file = tmp.path().join("typo.toml");
     std::fs::write(&typo_file, "epochs = 1\n[net]\ndimm = 8\n").unwrap();
     let typo = typo_file.display().to_string();

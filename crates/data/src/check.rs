@@ -257,7 +257,7 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
         let rows: u64 = keys.users.iter().map(|u| u.len() as u64).sum();
         set_rows(&mut files, crate::side::PROPENSITIES_FILE, rows);
     }
-    let problems: Vec<String> = [LogSplit::Train, LogSplit::Test]
+    let mut problems: Vec<String> = [LogSplit::Train, LogSplit::Test]
         .iter()
         .filter(|s| logs.get(s.name()).is_some_and(|l| l.rows == 0))
         .map(|s| {
@@ -272,6 +272,20 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             )
         })
         .collect();
+    // A generated world writes its side files, its parameter file and its states as one
+    // set: the side files without the other two are a world cut short.
+    if side_files {
+        for f in [crate::side::WORLD_FILE, crate::side::STATES_FILE] {
+            if !dir.join(f).is_file() {
+                problems.push(format!(
+                    "{f} is missing: a generated world's files ({}, {}, {}) are written together; regenerate the world",
+                    crate::side::SIDE_FILES.join(", "),
+                    crate::side::WORLD_FILE,
+                    crate::side::STATES_FILE
+                ));
+            }
+        }
+    }
     Ok(CheckReport {
         dir: dir.display().to_string(),
         version: format!("KuaiRand-{}", version.suffix()),

@@ -170,6 +170,13 @@ pub(crate) fn parse_int(path: &Path, line: impl Into<Where> + Copy, column: &str
     let s = std::str::from_utf8(cell).map_err(|_| bad())?;
     match s.trim().parse::<f64>() {
         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        Ok(f) if f.is_finite() && f.fract() == 0.0 => Err(DataError::cell(
+            path,
+            line,
+            column,
+            cell,
+            "an integer out of range (at most 9e15 in magnitude)",
+        )),
         _ => Err(bad()),
     }
 }
@@ -228,6 +235,9 @@ mod tests {
             "f.csv: line 7, column `play_time_ms`: expected an integer (cell: \"abc\")"
         );
         assert!(parse_int(p, 2, "c", b"3.5").is_err());
+        // 2^62 is an integer, too large: said so, not "expected an integer".
+        let e = parse_int(p, 3, "c", b"4611686018427387904").unwrap_err().to_string();
+        assert!(e.contains("an integer out of range"), "{e}");
         assert!(parse_float(p, 2, "c", b"NaN").is_err());
         assert_eq!(parse_date_dashed(p, 2, "d", "1970-01-02").unwrap(), 1);
         assert!(parse_date_dashed(p, 2, "d", "2022-13-01").is_err());

@@ -32,6 +32,9 @@ pub const CANDIDATES_FILE: &str = "mmrf_candidates.bin";
 pub const PROPENSITIES_FILE: &str = "mmrf_propensities.csv";
 /// A generated world's parameter file (written by `mmrf-world`, last of its files).
 pub const WORLD_FILE: &str = "mmrf_world.json";
+/// A generated world's true user states at its logged requests (written by `mmrf-world`
+/// with the side files; the offline oracle reads it).
+pub const STATES_FILE: &str = "mmrf_states.bin";
 /// The side files, in the order they are checked.
 pub const SIDE_FILES: [&str; 3] = [REQUESTS_FILE, CANDIDATES_FILE, PROPENSITIES_FILE];
 

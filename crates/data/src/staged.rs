@@ -20,9 +20,19 @@ pub struct StagedDir {
 }
 
 impl StagedDir {
-    /// Start staging the new content of `target` (which need not exist).
+    /// Start staging the new content of `target` (which need not exist). A target that
+    /// exists and is not a directory (a user's file) is refused: it is never moved aside.
     pub fn new(target: &Path) -> io::Result<StagedDir> {
         let target = std::path::absolute(target)?;
+        if target.exists() && !target.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a directory: give another path (nothing was written)",
+                    target.display()
+                ),
+            ));
+        }
         let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -113,5 +123,22 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("t")]);
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_refused_and_left_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "mine").unwrap();
+        let e = StagedDir::new(&file).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("f")], "nothing beside it either");
     }
 }

@@ -45,6 +45,9 @@ fn world_fixture() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     write_valid(tmp.path());
     write_side(tmp.path(), 1);
+    // The world's own two files, which the data layer checks are there but does not read.
+    fs::write(tmp.path().join(side::WORLD_FILE), "{}").unwrap();
+    fs::write(tmp.path().join(side::STATES_FILE), "").unwrap();
     tmp
 }
 
@@ -132,6 +135,24 @@ fn a_missing_side_file_is_an_error_not_a_fallback() {
         msg.contains(side::REQUESTS_FILE) && msg.contains(side::WORLD_FILE),
         "{msg}"
     );
+}
+
+#[test]
+fn data_check_reports_a_world_without_its_parameter_or_states_file() {
+    for name in [side::WORLD_FILE, side::STATES_FILE] {
+        let tmp = world_fixture();
+        fs::remove_file(tmp.path().join(name)).unwrap();
+        let report = mmrf_data::check::check_dir(tmp.path()).unwrap();
+        assert!(!report.complete, "{name}: {}", report.to_text());
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.starts_with(name) && p.contains("regenerate")),
+            "{name}: {:?}",
+            report.problems
+        );
+    }
 }
 
 #[test]

@@ -370,7 +370,10 @@ fn eval_refuses_data_of_another_shape() {
         Err(e) => e.to_string(),
         Ok(_) => panic!("a run must refuse data of another shape"),
     };
-    assert!(err.contains("shape"), "{err}");
+    assert!(
+        err.contains("trained on other data") && err.contains("users against"),
+        "{err}"
+    );
     let _ = Path::new(&dir);
 }
 

@@ -18,5 +18,5 @@ pub mod ope;
 pub mod paired;
 
 pub use gauc::{auc, gauc, gauc_sums, request_gauc, request_gauc_sums, Gauc};
-pub use ope::{ncis, ncis_with_sums, OffPolicy, OpeConfig};
+pub use ope::{ncis, ncis_with_sums, OffPolicy, OpeConfig, MAX_BOOTSTRAP};
 pub use paired::{paired_difference, Difference, UserSums};

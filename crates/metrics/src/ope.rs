@@ -12,6 +12,10 @@
 
 use crate::paired::{interval, UserSums};
 
+/// The most bootstrap resamples an interval takes: each costs a pass over the users, and
+/// the interval's own error is far below its width long before this.
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 /// Estimator settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OpeConfig {
@@ -72,6 +76,12 @@ pub fn ncis_with_sums(
     }
     if n == 0 {
         return Err("no impressions to evaluate".into());
+    }
+    if cfg.bootstrap > MAX_BOOTSTRAP {
+        return Err(format!(
+            "bootstrap {}: at most {MAX_BOOTSTRAP} resamples",
+            cfg.bootstrap
+        ));
     }
     if let Some(i) = (0..n).find(|&i| !((0.0..=1.0).contains(&pi[i]) && pi_beta[i] > 0.0 && pi_beta[i] <= 1.0)) {
         return Err(format!(

@@ -24,6 +24,31 @@ pub struct Run {
 }
 
 impl Run {
+    /// Refuse to run in `world` unless the run's data is that world's files (the check
+    /// `mmrf ab` makes by loading every run with the world's data): a run scores with its
+    /// own data's features and ids, which another world's users and videos do not share.
+    fn check_world(&self, arm: &str, world: &World) -> PyResult<()> {
+        let dir = &self.data.dir;
+        let theirs = mmrf_world::World::load(dir).map_err(|e| {
+            PyValueError::new_err(format!(
+                "arm {arm:?}: the run's data {} is not a generated world ({e}): load the run with Run.load(run, data=WORLD_DIR)",
+                dir.display()
+            ))
+        })?;
+        if theirs.model.config != world.model.config {
+            let (a, b) = (&theirs.model.config, &world.model.config);
+            return Err(PyValueError::new_err(format!(
+                "arm {arm:?}: the run was trained on another world ({}: seed {}, {} users) than this one (seed {}, {} users): load the run with this world's data, Run.load(run, data=WORLD_DIR)",
+                dir.display(),
+                a.seed,
+                a.n_users,
+                b.seed,
+                b.n_users
+            )));
+        }
+        Ok(())
+    }
+
     fn dense(&self, table: &mmrf_data::table::FeatureTable, what: &str, raw: i64) -> PyResult<u32> {
         table
             .ids
@@ -83,6 +108,12 @@ impl Run {
             position: small("position", position, 1 << 16)? as u16,
             history: &history,
         };
+        // -1 marks a padded slot (as in an observation); any other negative id is an error.
+        if let Some(&v) = candidates.iter().find(|&&v| v < -1) {
+            return Err(PyValueError::new_err(format!(
+                "video {v} is not a video id (-1 marks a padded slot)"
+            )));
+        }
         let slots: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i] >= 0).collect();
         let dense = slots
             .iter()
@@ -230,6 +261,15 @@ impl Policy for CallablePolicy<'_> {
                 PyValueError::new_err(format!("arm {:?} must return a float32 array of scores", self.name))
             })?;
             let values = array.as_slice()?;
+            if let Some(i) = values[..values.len().min(candidates.len())]
+                .iter()
+                .position(|v| v.is_nan())
+            {
+                return Err(PyValueError::new_err(format!(
+                    "arm {:?} returned a NaN score for candidate slot {i}: give a number (or -inf to never show it)",
+                    self.name
+                )));
+            }
             if values.len() < candidates.len() {
                 return Err(PyValueError::new_err(format!(
                     "arm {:?} returned {} scores for {} candidates",
@@ -306,8 +346,25 @@ pub fn ab(
 ) -> PyResult<String> {
     let world = world.get();
     let model = &world.model;
-    if days == 0 {
-        return Err(PyValueError::new_err("days must be at least 1"));
+    let period = mmrf_world::test_period_days(&model.config);
+    if days == 0 || days > period {
+        return Err(PyValueError::new_err(format!(
+            "days {days}: must be 1 to {period}, the days of the world's test period"
+        )));
+    }
+    if bootstrap > mmrf_metrics::MAX_BOOTSTRAP {
+        return Err(PyValueError::new_err(format!(
+            "bootstrap {bootstrap}: at most {} resamples",
+            mmrf_metrics::MAX_BOOTSTRAP
+        )));
+    }
+    if let Some(users) = &users {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(u) = users.iter().find(|&&u| !seen.insert(u)) {
+            return Err(PyValueError::new_err(format!(
+                "users: user {u} is listed twice (each user is one paired unit)"
+            )));
+        }
     }
     if let Some(u) = users.iter().flatten().find(|&&u| u as usize >= model.n_users()) {
         return Err(PyValueError::new_err(format!(
@@ -331,6 +388,7 @@ pub fn ab(
     let mut built = Vec::with_capacity(arms.len());
     for (name, arm) in &arms {
         built.push(if let Ok(run) = arm.cast::<Run>() {
+            run.get().check_world(name, world)?;
             Arm::Run(AsPolicy::top_k(run.get().ranker.as_ref()))
         } else if let Ok(which) = arm.extract::<String>() {
             Arm::Builtin(match which.as_str() {

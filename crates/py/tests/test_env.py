@@ -180,3 +180,23 @@ def test_the_parameters_are_the_worlds_that_the_observations_show(small_world):
     tags = obs["candidate_tags"].reshape(len(obs["candidates"]), -1)
     assert np.array_equal(tags[: len(c)], p["item_tags"][c])
     assert len(p["visit_hour_weight"]) == 24 and p["swipe_ms"][0] < p["swipe_ms"][1]
+
+
+def test_a_world_file_is_checked_before_anything_is_built_from_it(small_world_dir, tmp_path):
+    import json
+    import shutil
+
+    for key, value, message in [
+        (("config", "n_users"), 10**12, "n_users = 1000000000000 is above its bound"),
+        (("format",), 99, "format 99 is not one this version reads"),
+    ]:
+        copy = tmp_path / f"w-{key[-1]}"
+        shutil.copytree(small_world_dir, copy)
+        meta = json.loads((copy / "mmrf_world.json").read_text())
+        target = meta
+        for k in key[:-1]:
+            target = target[k]
+        target[key[-1]] = value
+        (copy / "mmrf_world.json").write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=message):
+            mmrf.World.load(str(copy))

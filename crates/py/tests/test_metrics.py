@@ -55,3 +55,18 @@ def test_the_metrics_equal_mmrf_evals_on_its_dumped_scores(mmrf_bin, small_world
         assert o["ncis"] == pytest.approx(expected["ncis"], rel=1e-12, abs=1e-15)
         assert o["ess"] == pytest.approx(expected["ess"], rel=1e-9)
         assert o["impressions"] == report["impressions"]
+
+
+def test_nan_scores_labels_and_odd_user_ids_are_refused_by_impression():
+    with pytest.raises(ValueError, match="scores: impression 0 is nan"):
+        mmrf.metrics.gauc([0, 0], [1.0, 0.0], [float("nan"), 0.2])
+    with pytest.raises(ValueError, match="labels: impression 1 is nan"):
+        mmrf.metrics.gauc([0, 0], [1.0, float("nan")], [0.1, 0.2])
+    with pytest.raises(ValueError, match="users: impression 1 has user id 1.5"):
+        mmrf.metrics.gauc([0.0, 1.5], [1.0, 0.0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="users: impression 0 has user id -1"):
+        mmrf.metrics.ncis([-1, 0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5])
+    # Whole-number floats are user ids.
+    assert mmrf.metrics.gauc([0.0, 0.0], [1.0, 0.0], [0.9, 0.2])[0] == 1.0
+    with pytest.raises(ValueError, match="bootstrap 1000000000000: at most 100000 resamples"):
+        mmrf.metrics.ncis([0, 0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5], bootstrap=10**12)

@@ -95,3 +95,44 @@ def test_a_failing_arm_raises_its_own_error(small_world):
         mmrf.ab(small_world, {"x": "random"}, control="y")
     with pytest.raises(ValueError, match="not in this world"):
         mmrf.ab(small_world, {"x": "random"}, users=[10**6])
+
+
+def test_a_run_from_another_world_is_refused_by_name(trained, small_world_dir, small_world):
+    r = mmrf.Run.load(trained)
+    # The same world generated in memory is that world: the run plays in it.
+    mmrf.ab(small_world, {"bc": r, "random": "random"}, days=1, users=[0, 1])
+    other = mmrf.World.generate(seed=4, scale="small")
+    with pytest.raises(ValueError, match='arm "bc-1": the run was trained on another world'):
+        mmrf.ab(other, {"bc-1": r, "random": "random"}, days=1, users=[0, 1])
+
+
+def test_bad_ab_and_score_arguments_name_the_argument(trained, small_world):
+    r = mmrf.Run.load(trained)
+    arms = {"random": "random", "logging": "logging"}
+    with pytest.raises(TypeError, match="users: expected a sequence of user ids, got int 20"):
+        mmrf.ab(small_world, arms, users=20)
+    with pytest.raises(ValueError, match="users: user 1 is listed twice"):
+        mmrf.ab(small_world, arms, users=[1, 1, 1])
+    with pytest.raises(ValueError, match="users: 1.5 is not a user id"):
+        mmrf.ab(small_world, arms, users=[1.5])
+    with pytest.raises(ValueError, match="days 40: must be 1 to 17"):
+        mmrf.ab(small_world, arms, users=[1], days=40)
+    with pytest.raises(ValueError, match="bootstrap 1000000000000: at most 100000"):
+        mmrf.ab(small_world, arms, users=[1], days=1, bootstrap=10**12)
+
+    def nan_arm(obs):
+        s = np.zeros(len(obs["candidates"]), dtype=np.float32)
+        s[2] = np.nan
+        return s
+
+    with pytest.raises(ValueError, match='arm "nan" returned a NaN score for candidate slot 2'):
+        mmrf.ab(small_world, {"nan": nan_arm, "random": "random"}, users=[0], days=1)
+    with pytest.raises(ValueError, match=r"video -7 is not a video id \(-1 marks a padded slot\)"):
+        r.score(user=0, candidates=[1, -7])
+    # -1 is a padded slot, as in an observation.
+    assert r.score(user=0, candidates=[1, -1])[1] == -np.inf
+    env = mmrf.WorldEnv(small_world)
+    with pytest.raises(ValueError, match="user -1 is not in this world"):
+        env.reset(seed=0, options={"user": -1})
+    with pytest.raises(ValueError, match="user 100000 is not in this world"):
+        mmrf.WorldEnv(small_world, user=100_000)

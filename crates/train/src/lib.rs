@@ -210,6 +210,12 @@ pub fn train(method: Method, data: &Dataset, out: &Path, opts: &TrainOptions) ->
             mmrf_data::LogSplit::Train.name()
         )));
     }
+    if out.exists() && !out.is_dir() {
+        return Err(TrainError::Run(format!(
+            "{} exists and is not a directory: give another --out (nothing was written)",
+            out.display()
+        )));
+    }
     if let Some(group) = &opts.group {
         check_workers(method, out, opts.resume)?;
         if opts.resume {
@@ -385,12 +391,7 @@ pub fn load_ranking(
             "{}: a {} run has no critic to rank by ({rank_by} needs an actor-critic run: {})",
             dir.display(),
             method.name(),
-            Method::ALL
-                .iter()
-                .filter(|m| m.actor_critic())
-                .map(|m| m.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            actor_critic_names()
         ))),
         _ => Ok((
             manifest.clone(),

@@ -75,9 +75,23 @@ impl Manifest {
     /// Refuse data whose feature space differs from the training data's.
     pub fn check_shape(&self, shape: &FeatureShape) -> Result<(), TrainError> {
         if &self.shape != shape {
+            let (a, b) = (&self.shape, shape);
+            let differs: Vec<String> = [
+                ("users", a.n_users, b.n_users),
+                ("user features", a.user_dim, b.user_dim),
+                ("videos", a.n_videos, b.n_videos),
+                ("video features", a.video_dim, b.video_dim),
+                ("authors", a.n_authors, b.n_authors),
+                ("tags", a.n_tags, b.n_tags),
+            ]
+            .iter()
+            .filter(|(_, x, y)| x != y)
+            .map(|(what, x, y)| format!("{x} {what} against {y}"))
+            .collect();
             return Err(TrainError::Run(format!(
-                "the run was trained on data of shape {:?}, this data has {:?}",
-                self.shape, shape
+                "the run was trained on other data ({}: {}): use it with the data it was trained on",
+                self.data_dir.display(),
+                differs.join(", ")
             )));
         }
         Ok(())
@@ -197,5 +211,36 @@ mod tests {
         assert!(text.find("format").unwrap() < text.find("producer").unwrap(), "{text}");
         assert_eq!(canonical_safetensors(&ca).unwrap(), ca, "canonical is a fixed point");
         assert!(canonical_safetensors(&a[..10]).is_err());
+    }
+
+    #[test]
+    fn another_shape_names_the_sizes_that_differ() {
+        let shape = mmrf_model::features::FeatureShape {
+            n_users: 1000,
+            user_dim: 4,
+            n_videos: 7388,
+            video_dim: 9,
+            n_authors: 50,
+            n_tags: 30,
+        };
+        let manifest = super::Manifest {
+            method: "bc".into(),
+            seed: 7,
+            data_dir: "/data/w7".into(),
+            shape,
+            train_seconds: 1.0,
+            config: toml::Table::new(),
+        };
+        assert!(manifest.check_shape(&shape).is_ok());
+        let other = mmrf_model::features::FeatureShape {
+            n_users: 1,
+            n_tags: 31,
+            ..shape
+        };
+        let e = manifest.check_shape(&other).unwrap_err().to_string();
+        assert!(
+            e.contains("/data/w7: 1000 users against 1, 30 tags against 31") && !e.contains("FeatureShape"),
+            "{e}"
+        );
     }
 }

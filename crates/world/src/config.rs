@@ -47,6 +47,12 @@ impl Scale {
     }
 }
 
+/// The most users a world may have: 70 times KuaiRand-27K's; its latent parameters alone
+/// then take a few GB, and its logs far more.
+pub const MAX_USERS: usize = 2_000_000;
+/// The most videos a world may have.
+pub const MAX_VIDEOS: usize = 10_000_000;
+
 /// Everything that defines a world; with the seed it reproduces every byte.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorldConfig {
@@ -132,6 +138,24 @@ impl WorldConfig {
         if self.n_users == 0 || self.n_videos == 0 {
             return Err("a world needs at least one user and one video".into());
         }
+        // Bounds before anything is allocated from these sizes (a world file is input).
+        for (name, value, max) in [
+            ("n_users", self.n_users, MAX_USERS),
+            ("n_videos", self.n_videos, MAX_VIDEOS),
+            ("n_clusters", self.n_clusters, self.n_videos),
+            ("dim", self.dim, 1024),
+            ("history_len", self.history_len, 10_000),
+        ] {
+            if value > max {
+                return Err(format!("{name} = {value} is above its bound {max}"));
+            }
+        }
+        if !(self.sessions_per_day.is_finite() && (0.0..=100.0).contains(&self.sessions_per_day)) {
+            return Err(format!(
+                "sessions_per_day = {} must be in [0, 100]",
+                self.sessions_per_day
+            ));
+        }
         if self.k == 0 || self.k > self.n_candidates {
             return Err(format!(
                 "k = {} must be in 1..=n_candidates ({})",
@@ -150,8 +174,9 @@ impl WorldConfig {
         if mmrf_data::time::parse_yyyymmdd(self.first_day).is_none()
             || mmrf_data::time::parse_yyyymmdd(self.last_day).is_none()
             || self.n_days() < 1
+            || self.n_days() > 3660
         {
-            return Err("first_day..last_day must be a valid YYYYMMDD range".into());
+            return Err("first_day..last_day must be a valid YYYYMMDD range of at most 3,660 days".into());
         }
         if !(0.0..=1.0).contains(&self.random_share) || self.logging_temperature <= 0.0 {
             return Err("random_share must be in [0, 1] and logging_temperature positive".into());

@@ -31,7 +31,7 @@ pub use config::{Scale, WorldConfig, HELD_OUT_SEEDS, TUNING_SEEDS};
 pub use env::{End, Episode};
 pub use generate::{generate, Summary};
 pub use model::{Feedback, UserState, WorldModel};
-pub use online::{run_policy, OnlineConfig, Tally, UserOutcome};
+pub use online::{run_policy, test_period_days, OnlineConfig, Tally, UserOutcome};
 pub use oracle::{ExpectedStep, MyopicOracle, SessionOracle};
 pub use policy::{LoggingPolicy, Policy, RandomPolicy};
 
@@ -86,6 +86,17 @@ impl World {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+        // Everything is checked before the world is rebuilt from the file: its sizes decide
+        // what the rebuild allocates.
+        if file.format == 0 || file.format > WORLD_FORMAT {
+            return Err(WorldError::Invalid {
+                path,
+                reason: format!(
+                    "format {} is not one this version reads (1..={WORLD_FORMAT}): written by another version ({})",
+                    file.format, file.generator
+                ),
+            });
+        }
         file.config.validate().map_err(|reason| WorldError::Invalid {
             path: path.clone(),
             reason,

@@ -36,6 +36,14 @@ impl Default for OnlineConfig {
     }
 }
 
+/// The days of `config`'s test period (its first test day to its last day): the most an
+/// online test from the test period's start can simulate.
+pub fn test_period_days(config: &crate::WorldConfig) -> u32 {
+    let first = mmrf_data::time::yyyymmdd_to_days(mmrf_data::schema::TEST_FIRST_DAY);
+    let last = mmrf_data::time::yyyymmdd_to_days(config.last_day);
+    (last - first + 1).max(0) as u32
+}
+
 /// Totals of one user over the run, and per day.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserOutcome {

@@ -443,7 +443,7 @@ impl Policy for MyopicOracle<'_> {
 
 /// The side file of a generated world with each logged request's true user state, as the
 /// oracle reads it.
-pub const STATES_FILE: &str = "mmrf_states.bin";
+pub use mmrf_data::side::STATES_FILE;
 const STATES_MAGIC: &[u8; 8] = b"MMRFST01";
 
 /// Each logged request's true user state when it was served, in request order (the order

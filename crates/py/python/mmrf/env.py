@@ -80,6 +80,16 @@ def _scores(action, rows: int) -> np.ndarray:
     return scores
 
 
+def _user(user, world) -> Optional[int]:
+    """``user`` as an id of ``world``'s users (``None``: drawn per episode), or a
+    ``ValueError`` naming it."""
+    if user is None:
+        return None
+    if isinstance(user, (bool, np.bool_)) or not float(user).is_integer() or not 0 <= int(user) < world.n_users:
+        raise ValueError(f"user {user!r} is not in this world (its users are 0..{world.n_users - 1})")
+    return int(user)
+
+
 _DISCRETE = ("user", "hour", "tab", "position")
 
 
@@ -132,7 +142,7 @@ class WorldEnv(gym.Env):
         render_mode: Optional[str] = None,
     ):
         self.action_space = _setup(self, world, seed, scale, reward, temperature, render_mode)
-        self.user = user
+        self.user = _user(user, self.world)
         self.observation_space = _observation_space(self.world)
         self._episode = _native.Episode(self.world)
 
@@ -141,7 +151,7 @@ class WorldEnv(gym.Env):
         # The visit is drawn by a seed from the environment's generator, so that
         # `reset(seed=s)` fixes this episode and every later one.
         episode_seed = int(self.np_random.integers(_SEED_BOUND))
-        user = (options or {}).get("user", self.user)
+        user = _user((options or {}).get("user", self.user), self.world)
         obs = self._episode.reset(episode_seed, user)
         return _unbatch(obs, 0), {"episode_seed": episode_seed}
 

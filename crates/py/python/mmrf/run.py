@@ -1,7 +1,7 @@
 """Trained runs from Python, and the online A/B test with Python arms."""
 
 import json
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -106,7 +106,9 @@ def ab(
     request's observation (the dict ``WorldEnv`` returns) and returns a score per
     candidate slot; the world shows the K best. Returns the report ``mmrf ab --json``
     prints: per arm, the per-session means with 95 % intervals, and the lift over the
-    control, overall and per day.
+    control, overall and per day. ``users`` is a sequence of distinct user ids (each user
+    is one paired unit); a :class:`Run` must have been loaded with this world's data; a
+    callable's NaN score is refused, naming its slot.
     """
     if not arms:
         raise ValueError("give at least one arm")
@@ -124,13 +126,22 @@ def ab(
 
         return scores
 
+    if users is not None:
+        if isinstance(users, (str, bytes)) or not isinstance(users, Iterable):
+            raise TypeError(f"users: expected a sequence of user ids, got {type(users).__name__} {users!r}")
+        ids = []
+        for u in users:
+            if isinstance(u, (bool, np.bool_)) or not float(u).is_integer() or int(u) < 0:
+                raise ValueError(f"users: {u!r} is not a user id (a whole number from 0)")
+            ids.append(int(u))
+        users = ids
     report = _native.ab(
         world,
         [(name, native(arm)) for name, arm in arms.items()],
         control,
         days=int(days),
         seed=int(seed),
-        users=None if users is None else [int(u) for u in users],
+        users=users,
         bootstrap=int(bootstrap),
     )
     return json.loads(report)
