@@ -169,6 +169,18 @@ fn sizes_are_bounded_and_a_users_file_is_never_moved() {
             .collect();
         assert!(hidden.is_empty(), "{args:?} left {hidden:?}");
     }
+    // An OS error is said once, after its path.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = mmrf()
+        .args(["ab", "--run", "r", "--data"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("mmrf_world.json: No such file or directory"), "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
     // No data-parallel group of no workers.
     let out = mmrf()
         .args(["train", "--method", "mmrf", "--workers", "0", "--data"])

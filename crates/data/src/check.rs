@@ -146,29 +146,33 @@ fn first_line(path: &Path) -> Option<String> {
 /// error naming it; missing files and empty log splits are reported (`complete == false`)
 /// so a partial directory can still be inspected.
 pub fn check_dir(dir: &Path) -> Result<CheckReport> {
-    let (version, format) = Format::detect(dir).ok_or_else(|| DataError::Directory {
+    let (version, _) = Format::detect(dir).ok_or_else(|| DataError::Directory {
         path: dir.to_path_buf(),
         reason: "no user_features_{1k,pure,27k}.csv (or .parquet) found".into(),
     })?;
-    let file = |name: &str| format.path(dir, name);
+    // Each file in its own format (a log may be a Parquet dataset folder of parts).
+    let file = |name: &str| crate::columnar::locate_table(dir, name);
     let mut files = Vec::new();
     for name in version.all_files() {
-        let path = file(&name);
-        let present = path.is_file();
+        let path = crate::columnar::locate(dir, &name)?;
+        let present = path.exists();
+        let first = if version.is_log(&name) && present {
+            crate::columnar::locate_log(dir, &name)?.into_iter().next()
+        } else {
+            Some(path.clone()).filter(|p| p.is_file())
+        };
         files.push(FileReport {
-            header: present
-                .then(|| match format {
-                    Format::Csv => first_line(&path),
-                    Format::Parquet => crate::columnar::header_line(&path),
-                })
-                .flatten(),
+            header: first.and_then(|p| match Format::of_path(&p) {
+                Format::Csv => first_line(&p),
+                Format::Parquet => crate::columnar::header_line(&p),
+            }),
             name: path.file_name().map_or(name, |n| n.to_string_lossy().into_owned()),
             present,
             rows: None,
         });
     }
-    let users = table::read_user_features(&file(&version.user_features()))?;
-    let videos_path = file(&version.video_features_basic());
+    let users = table::read_user_features(&file(&version.user_features())?)?;
+    let videos_path = file(&version.video_features_basic())?;
     let videos = if videos_path.is_file() {
         table::read_video_features(&videos_path)?
     } else {
@@ -184,19 +188,25 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
     };
     set_rows(
         &mut files,
-        &name_of(&file(&version.user_features())),
+        &name_of(&file(&version.user_features())?),
         users.len() as u64,
     );
     set_rows(&mut files, &name_of(&videos_path), videos.len() as u64);
     for f in version.video_features_statistic() {
-        let p = file(&f);
+        let p = file(&f)?;
         if p.is_file() {
             let t: FeatureTable = table::read_video_statistics(&p)?;
             set_rows(&mut files, &name_of(&p), t.len() as u64);
         }
     }
-    let user_file = version.user_features();
-    let video_file = version.video_features_basic();
+    // The files' own names (CSV or Parquet) in messages about unknown ids.
+    let name_in = |csv: String| -> Result<String> {
+        Ok(crate::columnar::locate_table(dir, &csv)?
+            .file_name()
+            .map_or(csv, |n| n.to_string_lossy().into_owned()))
+    };
+    let user_file = name_in(version.user_features())?;
+    let video_file = name_in(version.video_features_basic())?;
     let ids = LogIds {
         users: &users.ids,
         videos: &videos.ids,
@@ -213,12 +223,14 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
             videos: vec![false; videos.len()],
             ..Acc::default()
         };
-        for path in version.log_files(split).iter().map(|f| file(f)) {
-            if !path.is_file() {
+        for name in version.log_files(split) {
+            let parts = crate::columnar::locate_log(dir, &name)?;
+            if !parts[0].is_file() {
                 continue;
             }
+            let path = crate::columnar::locate(dir, &name)?;
             let (users, videos) = &mut keys[split as usize];
-            let sink = |b: crate::log::LogColumns| {
+            let mut sink = |b: crate::log::LogColumns| {
                 acc.add(&b);
                 if side_files {
                     users.extend_from_slice(&b.user);
@@ -226,7 +238,10 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport> {
                 }
                 Ok(())
             };
-            let rows = crate::log::stream_log_file(&path, &ids, sink)?;
+            let mut rows = 0;
+            for part in &parts {
+                rows += crate::log::stream_log_file(part, &ids, &mut sink)?;
+            }
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

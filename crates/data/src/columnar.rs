@@ -51,14 +51,15 @@ pub enum Format {
 }
 
 impl Format {
-    /// The version and format of `dir`, from its user-feature file.
+    /// The version and format of `dir`, from its user-feature file (each file's own
+    /// format is [`locate`]d where it is read).
     pub fn detect(dir: &Path) -> Option<(Version, Format)> {
         Version::ALL.into_iter().find_map(|v| {
             let csv = dir.join(v.user_features());
             if csv.is_file() {
                 Some((v, Format::Csv))
             } else {
-                csv.with_extension("parquet").is_file().then_some((v, Format::Parquet))
+                csv.with_extension("parquet").exists().then_some((v, Format::Parquet))
             }
         })
     }
@@ -78,6 +79,68 @@ impl Format {
             Format::Parquet => dir.join(csv_name).with_extension("parquet"),
         }
     }
+}
+
+/// Where the file the schema names `csv_name` is in `dir`: the CSV file, or else the
+/// Parquet file (or Parquet dataset folder) of the same name. Both is an error naming
+/// both, since which one is the data cannot be guessed; neither gives the CSV path, which
+/// the caller reports missing. Each file is located on its own, so a directory may mix
+/// the two formats.
+pub fn locate(dir: &Path, csv_name: &str) -> Result<PathBuf> {
+    let csv = dir.join(csv_name);
+    let parquet = csv.with_extension("parquet");
+    match (csv.exists(), parquet.exists()) {
+        (true, true) => Err(DataError::Directory {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "both {} and {} are here: keep the one that is the data (one format per file)",
+                csv.file_name().unwrap_or_default().to_string_lossy(),
+                parquet.file_name().unwrap_or_default().to_string_lossy()
+            ),
+        }),
+        (false, true) => Ok(parquet),
+        _ => Ok(csv),
+    }
+}
+
+/// A feature table's file in `dir` ([`locate`]); a Parquet dataset folder is refused with
+/// its name (only a log may be a folder of parts).
+pub fn locate_table(dir: &Path, csv_name: &str) -> Result<PathBuf> {
+    let path = locate(dir, csv_name)?;
+    if path.is_dir() {
+        return Err(DataError::invalid(
+            &path,
+            "a Parquet dataset folder: a feature table must be one file (a log may be a folder of parts)",
+        ));
+    }
+    Ok(path)
+}
+
+/// The files of the log the schema names `csv_name` in `dir` ([`locate`]): the file
+/// itself, or the part files of a Parquet dataset folder (Spark's `NAME.parquet/part-*`) in
+/// name order, hidden and `_`-prefixed entries (`_SUCCESS`, checksums) passed over.
+pub fn locate_log(dir: &Path, csv_name: &str) -> Result<Vec<PathBuf>> {
+    let path = locate(dir, csv_name)?;
+    if !path.is_dir() {
+        return Ok(vec![path]);
+    }
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&path)
+        .map_err(|e| DataError::io(&path, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            p.is_file() && !name.starts_with('.') && !name.starts_with('_') && Format::of_path(p) == Format::Parquet
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        return Err(DataError::invalid(
+            &path,
+            "a Parquet dataset folder with no .parquet part file",
+        ));
+    }
+    Ok(parts)
 }
 
 fn parquet_error(path: &Path, e: impl std::fmt::Display) -> DataError {
@@ -403,7 +466,8 @@ fn write_parquet(
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
 ) -> Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| DataError::io(path, e))?;
+    // The mode an ordinary file gets, as every file mmrf writes (not a temp file's 0600).
+    let tmp = crate::temp_file_in(dir).map_err(|e| DataError::io(path, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))

@@ -68,11 +68,18 @@ impl Dataset {
     /// Load `dir`; with `use_cache == false` always parse and never touch the cache.
     pub fn open_with(dir: &Path, use_cache: bool) -> Result<(Dataset, LoadInfo)> {
         let start = Instant::now();
-        let (version, format) = Format::detect(dir).ok_or_else(|| DataError::Directory {
+        let (version, _) = Format::detect(dir).ok_or_else(|| DataError::Directory {
             path: dir.to_path_buf(),
             reason: "no user_features_{1k,pure,27k}.csv (or .parquet) found".into(),
         })?;
-        let mut sources: Vec<PathBuf> = version.all_files().iter().map(|f| format.path(dir, f)).collect();
+        let mut sources: Vec<PathBuf> = Vec::new();
+        for f in version.all_files() {
+            if version.is_log(&f) {
+                sources.extend(crate::columnar::locate_log(dir, &f)?);
+            } else {
+                sources.push(crate::columnar::locate_table(dir, &f)?);
+            }
+        }
         if side::present(dir)? {
             sources.extend(side::SIDE_FILES.iter().map(|f| dir.join(f)));
         }
@@ -113,7 +120,7 @@ impl Dataset {
                 let _ = std::fs::remove_file(&cache_path);
             }
         }
-        let ds = Self::parse(dir, version, format)?;
+        let ds = Self::parse(dir, version)?;
         if use_cache {
             let mut w = Writer::default();
             ds.encode(&mut w);
@@ -131,18 +138,24 @@ impl Dataset {
         ))
     }
 
-    fn parse(dir: &Path, version: Version, format: Format) -> Result<Dataset> {
-        let file = |name: &str| format.path(dir, name);
-        let users = table::read_user_features(&file(&version.user_features()))?;
-        let videos = table::read_video_features(&file(&version.video_features_basic()))?;
+    fn parse(dir: &Path, version: Version) -> Result<Dataset> {
+        let file = |name: &str| crate::columnar::locate_table(dir, name);
+        let users = table::read_user_features(&file(&version.user_features())?)?;
+        let videos = table::read_video_features(&file(&version.video_features_basic())?)?;
         let stat_files = version.video_features_statistic();
         let stats = stat_files
             .iter()
-            .map(|f| table::read_video_statistics(&file(f)))
+            .map(|f| table::read_video_statistics(&file(f)?))
             .collect::<Result<Vec<_>>>()?;
-        let video_stats = table::concat_tables(&file(&stat_files[0]), stats)?;
-        let user_file = version.user_features();
-        let video_file = version.video_features_basic();
+        let video_stats = table::concat_tables(&file(&stat_files[0])?, stats)?;
+        // The files' own names (CSV or Parquet) in messages about unknown ids.
+        let name_in = |csv: String| -> Result<String> {
+            Ok(crate::columnar::locate_table(dir, &csv)?
+                .file_name()
+                .map_or(csv, |n| n.to_string_lossy().into_owned()))
+        };
+        let user_file = name_in(version.user_features())?;
+        let video_file = name_in(version.video_features_basic())?;
         let ids = LogIds {
             users: &users.ids,
             videos: &videos.ids,
@@ -150,8 +163,12 @@ impl Dataset {
             video_file: &video_file,
         };
         let [train, test, random] = LogSplit::ALL.map(|s| {
-            let paths: Vec<PathBuf> = version.log_files(s).iter().map(|f| file(f)).collect();
-            read_logs(&paths, &ids)
+            let paths: Vec<Vec<PathBuf>> = version
+                .log_files(s)
+                .iter()
+                .map(|f| crate::columnar::locate_log(dir, f))
+                .collect::<Result<_>>()?;
+            read_logs(&paths.concat(), &ids)
         });
         let (train, test, random) = (train?, test?, random?);
         let keys = side::LogKeys {

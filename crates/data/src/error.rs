@@ -17,7 +17,7 @@ pub enum DataError {
     },
     #[error("{}: required file is missing ({what})", path.display())]
     MissingFile { path: PathBuf, what: String },
-    #[error("{}: line 1: wrong header: {reason}", path.display())]
+    #[error("{}: {}: wrong header: {reason}", path.display(), header_place(path))]
     Header { path: PathBuf, reason: String },
     #[error("{}: line {line}: expected {expected} columns, found {found}{hint}", path.display())]
     RowLength {
@@ -39,6 +39,14 @@ pub enum DataError {
     Invalid { path: PathBuf, reason: String },
     #[error("{}: cannot be used as a data directory: {reason}", path.display())]
     Directory { path: PathBuf, reason: String },
+}
+
+/// Where a file's header is: a CSV file's first line, a Parquet file's schema.
+fn header_place(path: &std::path::Path) -> &'static str {
+    match crate::columnar::Format::of_path(path) {
+        crate::columnar::Format::Csv => "line 1",
+        crate::columnar::Format::Parquet => "schema",
+    }
 }
 
 /// Where a cell is in its file.

@@ -225,6 +225,13 @@ impl Version {
         }
     }
 
+    /// Whether `name` is one of the version's log files.
+    pub fn is_log(self, name: &str) -> bool {
+        LogSplit::ALL
+            .iter()
+            .any(|&s| self.log_files(s).iter().any(|f| f == name))
+    }
+
     /// Every file of the version, as shipped.
     pub fn all_files(self) -> Vec<String> {
         let mut files = Vec::new();

@@ -118,7 +118,8 @@ fn a_bad_value_is_named_by_file_row_group_row_and_column() {
     );
     let err = load_err(&pq);
     assert!(
-        err.contains("row group 0, row 1") && err.contains("video id out of range"),
+        err.contains("row group 0, row 1")
+            && err.contains("video id out of range: not in video_features_basic_1k.parquet"),
         "{err}"
     );
     write_log(
@@ -141,6 +142,11 @@ fn a_log_of_the_wrong_columns_or_types_is_refused() {
     write_log(&train_log(&pq), columns);
     let err = load_err(&pq);
     assert!(err.contains("column `tab` is missing"), "{err}");
+    // A Parquet file's header is its schema, not a line.
+    assert!(
+        err.contains(".parquet: schema: wrong header") && !err.contains("line 1"),
+        "{err}"
+    );
 
     let mut columns = log_columns(|_, _| {});
     columns.push(("extra", Arc::new(Int64Array::from(vec![1, 2, 3]))));
@@ -226,4 +232,85 @@ fn typed_feature_columns_read_as_the_csv_cells_that_hold_them() {
     let from_pq = mmrf_data::table::read_video_features(&path).unwrap();
     let from_csv = mmrf_data::table::read_video_features(&csv.join(Version::OneK.video_features_basic())).unwrap();
     assert!(from_pq == from_csv);
+}
+
+/// Each file is read in its own format: a directory may mix them, a log may be a Parquet
+/// dataset folder of parts, and the same file in both formats is refused by name.
+#[test]
+fn each_file_in_its_own_format_and_never_both() {
+    let (tmp, csv, pq) = both();
+    let (reference, _) = Dataset::open_with(&csv, false).unwrap();
+    let same = |dir: &Path| {
+        let (mut ds, _) = Dataset::open_with(dir, false).unwrap();
+        ds.dir = reference.dir.clone();
+        assert!(ds == reference, "{}", dir.display());
+        let report = mmrf_data::check::check_dir(dir).unwrap();
+        assert!(report.complete, "{}", report.to_text());
+    };
+    let test_log = Version::OneK.log_files(LogSplit::Test)[0].clone();
+    let pq_name = |name: &str| Path::new(name).with_extension("parquet");
+    // A Parquet test log in an otherwise CSV directory.
+    let mixed = tmp.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    for e in std::fs::read_dir(&csv)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+    {
+        std::fs::copy(e.path(), mixed.join(e.file_name())).unwrap();
+    }
+    std::fs::remove_file(mixed.join(&test_log)).unwrap();
+    std::fs::copy(pq.join(pq_name(&test_log)), mixed.join(pq_name(&test_log))).unwrap();
+    same(&mixed);
+    // The same log in both formats: which is the data cannot be guessed.
+    std::fs::copy(csv.join(&test_log), mixed.join(&test_log)).unwrap();
+    let err = Dataset::open_with(&mixed, false).unwrap_err().to_string();
+    assert!(
+        err.contains(&test_log)
+            && err.contains("log_standard_4_22_to_5_08_1k.parquet")
+            && err.contains("one format per file"),
+        "{err}"
+    );
+    let check = mmrf_data::check::check_dir(&mixed).unwrap_err().to_string();
+    assert_eq!(check, err);
+    // A Spark-style dataset folder: NAME.parquet/part-*.parquet with a _SUCCESS marker.
+    std::fs::remove_file(mixed.join(&test_log)).unwrap();
+    let folder = mixed.join(pq_name(&test_log));
+    std::fs::remove_file(&folder).unwrap();
+    std::fs::create_dir(&folder).unwrap();
+    let whole = pq.join(pq_name(&test_log));
+    std::fs::copy(&whole, folder.join("part-00000.parquet")).unwrap();
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
+    same(&mixed);
+    // Its parts are read in name order, as one log (here one real part and an empty one
+    // with the same columns would change nothing; a folder without parts is refused).
+    std::fs::remove_file(folder.join("part-00000.parquet")).unwrap();
+    let err = Dataset::open_with(&mixed, false).unwrap_err().to_string();
+    assert!(err.contains("no .parquet part file"), "{err}");
+    // A feature table must be one file.
+    let users = Version::OneK.user_features();
+    std::fs::remove_dir_all(&folder).unwrap();
+    std::fs::copy(&whole, &folder).unwrap();
+    std::fs::remove_file(mixed.join(&users)).unwrap();
+    std::fs::create_dir(mixed.join(pq_name(&users))).unwrap();
+    std::fs::copy(
+        pq.join(pq_name(&users)),
+        mixed.join(pq_name(&users)).join("part-0.parquet"),
+    )
+    .unwrap();
+    let err = Dataset::open_with(&mixed, false).unwrap_err().to_string();
+    assert!(err.contains("a feature table must be one file"), "{err}");
+}
+
+#[test]
+#[cfg(unix)]
+fn converted_files_get_the_mode_of_an_ordinary_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tmp, _csv, pq) = both();
+    let plain = tmp.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for e in std::fs::read_dir(&pq).unwrap().flatten().filter(|e| e.path().is_file()) {
+        assert_eq!(mode(&e.path()), mode(&plain), "{}", e.path().display());
+    }
 }
