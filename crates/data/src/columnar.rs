@@ -143,6 +143,101 @@ pub fn locate_log(dir: &Path, csv_name: &str) -> Result<Vec<PathBuf>> {
     Ok(parts)
 }
 
+/// The key of the per-row-group checksums `mmrf data convert` stores in a log file's
+/// footer: each row group's values, column by column as `i64`, hashed with XXH3; the
+/// values a reader decodes are checked against it, so a damaged page that still decodes
+/// to valid values is an error, not other figures. (The `parquet` crate writes no page
+/// CRC of its own.)
+pub const CHECKSUM_KEY: &str = "mmrf.row_group_xxh3";
+
+/// One row group's checksum, fed a column's values at a time in the file's column order
+/// (any number of slices per column: a column's hash does not depend on how its values
+/// are split).
+struct GroupHash {
+    columns: Vec<xxhash_rust::xxh3::Xxh3>,
+}
+
+impl GroupHash {
+    fn new(columns: usize) -> GroupHash {
+        GroupHash {
+            columns: (0..columns).map(|_| xxhash_rust::xxh3::Xxh3::new()).collect(),
+        }
+    }
+
+    fn update(&mut self, column: usize, values: &[i64]) {
+        // The values' little-endian bytes, in one call where that is the memory's order.
+        if cfg!(target_endian = "little") {
+            self.columns[column].update(bytemuck::cast_slice(values));
+        } else {
+            for v in values {
+                self.columns[column].update(&v.to_le_bytes());
+            }
+        }
+    }
+
+    /// The group's checksum; the hasher starts over for the next group.
+    fn finish(&mut self) -> u64 {
+        let mut all = xxhash_rust::xxh3::Xxh3::new();
+        for c in &mut self.columns {
+            all.update(&c.digest().to_le_bytes());
+            c.reset();
+        }
+        all.digest()
+    }
+}
+
+/// An integer column's values as `i64` (`None` for another type).
+fn int_values(array: &dyn Array) -> Option<Vec<i64>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    Some(match array.data_type() {
+        DataType::Int8 => array
+            .as_primitive::<Int8Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::Int16 => array
+            .as_primitive::<Int16Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::Int32 => array
+            .as_primitive::<Int32Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().values().to_vec(),
+        DataType::UInt8 => array
+            .as_primitive::<UInt8Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::UInt16 => array
+            .as_primitive::<UInt16Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::UInt32 => array
+            .as_primitive::<UInt32Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        DataType::UInt64 => array
+            .as_primitive::<UInt64Type>()
+            .values()
+            .iter()
+            .map(|&x| x as i64)
+            .collect(),
+        _ => return None,
+    })
+}
+
 fn parquet_error(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::invalid(path, format!("not a readable Parquet file: {e}"))
 }
@@ -155,6 +250,8 @@ struct Batches {
     /// Rows before each row group, and the total last.
     starts: Vec<usize>,
     next_row: usize,
+    /// The per-row-group checksums the file's footer stores ([`CHECKSUM_KEY`]), if any.
+    checksums: Option<Vec<u64>>,
 }
 
 impl Batches {
@@ -167,6 +264,22 @@ impl Batches {
             starts.push(starts.last().copied().unwrap_or(0) + g.num_rows().max(0) as usize);
         }
         let schema = builder.schema().clone();
+        let checksums = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == CHECKSUM_KEY))
+            .map(|e| {
+                e.value
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| u64::from_str_radix(x, 16))
+                    .collect::<std::result::Result<Vec<u64>, _>>()
+            })
+            .transpose()
+            .map_err(|e| parquet_error(path, format!("{CHECKSUM_KEY}: {e}")))?;
         let builder = match group {
             Some(g) => builder.with_row_groups(vec![g]),
             None => builder,
@@ -181,6 +294,7 @@ impl Batches {
             reader,
             next_row: group.map_or(0, |g| starts[g]),
             starts,
+            checksums,
         })
     }
 
@@ -296,12 +410,19 @@ fn log_index(path: &Path, header: &[String]) -> Result<Vec<usize>> {
 fn log_group(path: &Path, group: usize, index: &[usize], ids: &LogIds<'_>) -> Result<LogColumns> {
     let mut batches = Batches::open(path, Some(group))?;
     let mut block = LogColumns::default();
+    let mut hash = GroupHash::new(LOG_COLUMNS.len());
     while let Some((batch, first)) = batches.next_batch()? {
         let columns = index
             .iter()
             .zip(LOG_COLUMNS)
             .map(|(&i, name)| integers(&batches, batch.column(i), name, first))
             .collect::<Result<Vec<Vec<i64>>>>()?;
+        if batches.checksums.is_some() {
+            // The file's own column order, as the writer hashed it.
+            for (k, col) in columns.iter().enumerate() {
+                hash.update(index[k], col);
+            }
+        }
         let mut values = [0i64; LOG_COLUMNS.len()];
         for r in 0..batch.num_rows() {
             for (v, col) in values.iter_mut().zip(&columns) {
@@ -316,6 +437,17 @@ fn log_group(path: &Path, group: usize, index: &[usize], ids: &LogIds<'_>) -> Re
                     why,
                 )
             })?;
+        }
+    }
+    if let Some(sums) = &batches.checksums {
+        if sums.get(group) != Some(&hash.finish()) {
+            return Err(DataError::invalid(
+                path,
+                format!(
+                    "row group {group}: its values do not match the checksum stored when the file was written \
+                     (the file is damaged; convert it again from its CSV)"
+                ),
+            ));
         }
     }
     Ok(block)
@@ -460,10 +592,13 @@ impl Records for TableRecords {
 }
 
 /// Write `batch`es of `schema` to `path` (atomically: a temporary file renamed into place).
+/// With `checksums` (a log: integer columns), each row group's [`CHECKSUM_KEY`] checksum
+/// goes into the footer.
 fn write_parquet(
     path: &Path,
     schema: Arc<Schema>,
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    checksums: bool,
 ) -> Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // The mode an ordinary file gets, as every file mmrf writes (not a temp file's 0600).
@@ -473,12 +608,41 @@ fn write_parquet(
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build();
     let file = tmp.reopen().map_err(|e| DataError::io(path, e))?;
+    let columns = schema.fields().len();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| parquet_error(path, e))?;
     let mut rows = 0u64;
+    let mut hash = GroupHash::new(columns);
+    let (mut sums, mut in_group) = (Vec::new(), 0usize);
     for batch in batches {
         let batch = batch?;
         rows += batch.num_rows() as u64;
+        // Row groups are cut every ROW_GROUP_ROWS rows: hash the batch in those pieces.
+        let mut at = 0;
+        while checksums && at < batch.num_rows() {
+            let take = (ROW_GROUP_ROWS - in_group).min(batch.num_rows() - at);
+            let piece = batch.slice(at, take);
+            for (c, column) in piece.columns().iter().enumerate() {
+                let values = int_values(column.as_ref())
+                    .ok_or_else(|| DataError::invalid(path, "a checksummed file holds integer columns only"))?;
+                hash.update(c, &values);
+            }
+            (at, in_group) = (at + take, in_group + take);
+            if in_group == ROW_GROUP_ROWS {
+                sums.push(hash.finish());
+                in_group = 0;
+            }
+        }
         writer.write(&batch).map_err(|e| parquet_error(path, e))?;
+    }
+    if checksums {
+        if in_group > 0 {
+            sums.push(hash.finish());
+        }
+        let value: Vec<String> = sums.iter().map(|h| format!("{h:016x}")).collect();
+        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+            CHECKSUM_KEY.to_string(),
+            value.join(","),
+        ));
     }
     writer.close().map_err(|e| parquet_error(path, e))?;
     tmp.persist(path).map_err(|e| DataError::io(path, e.error))?;
@@ -543,7 +707,7 @@ fn convert_log(src: &Path, dst: &Path, ids: &LogIds<'_>) -> Result<u64> {
             drop(tx);
             streamed
         });
-        let written = write_parquet(dst, schema.clone(), rx);
+        let written = write_parquet(dst, schema.clone(), rx, true);
         let streamed = reader
             .join()
             .unwrap_or_else(|_| Err(DataError::invalid(src, "the reader panicked")));
@@ -603,7 +767,7 @@ fn convert_table(src: &Path, dst: &Path) -> Result<u64> {
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| DataError::invalid(src, e.to_string()))?;
-    write_parquet(dst, schema, [Ok(batch)])
+    write_parquet(dst, schema, [Ok(batch)], false)
 }
 
 /// What [`convert`] wrote.

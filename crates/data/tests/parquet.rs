@@ -314,3 +314,38 @@ fn converted_files_get_the_mode_of_an_ordinary_file() {
         assert_eq!(mode(&e.path()), mode(&plain), "{}", e.path().display());
     }
 }
+
+/// A converted log's values are checksummed per row group: a flipped byte anywhere before
+/// the footer is an error or changes nothing, never other figures.
+#[test]
+fn a_flipped_byte_in_a_converted_log_is_an_error_or_changes_nothing() {
+    let (_tmp, csv, pq) = both();
+    let (mut reference, _) = Dataset::open_with(&csv, false).unwrap();
+    reference.dir = pq.clone();
+    let log = pq.join(Path::new(&Version::OneK.log_files(LogSplit::Train)[0]).with_extension("parquet"));
+    let good = std::fs::read(&log).unwrap();
+    let n = good.len();
+    let footer = u32::from_le_bytes(good[n - 8..n - 4].try_into().unwrap()) as usize;
+    let (mut caught_by_checksum, mut same) = (0, 0);
+    for i in 4..n - 8 - footer {
+        let mut bad = good.clone();
+        bad[i] ^= 0x10;
+        std::fs::write(&log, &bad).unwrap();
+        match Dataset::open_with(&pq, false) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains("log_standard_4_08_to_4_21_1k.parquet"), "byte {i}: {e}");
+                caught_by_checksum += e.contains("do not match the checksum") as usize;
+            }
+            Ok((ds, _)) => {
+                assert!(ds == reference, "byte {i}: other figures");
+                same += 1;
+            }
+        }
+    }
+    std::fs::write(&log, &good).unwrap();
+    assert!(
+        caught_by_checksum > 0,
+        "no flip reached the checksum ({same} changed nothing)"
+    );
+}
