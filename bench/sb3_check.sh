@@ -4,7 +4,7 @@
 #
 #   bench/sb3_check.sh [VENV]      (default: target/sb3-venv)
 #
-# Checks the issue's three lines as a new user would run them: SB3's check_env on
+# Checks what a new user would run first: SB3's check_env on
 # `mmrf.WorldEnv(seed=7)` with every warning an error, PPO's MultiInputPolicy learning 2048
 # steps on `gymnasium.make("mmrf/World-v0")`, and `gymnasium.make_vec(..., num_envs=4)`
 # stepping; then the Python suite's ecosystem tests, whose SB3 test runs here.
