@@ -150,6 +150,10 @@ pub fn locate_log(dir: &Path, csv_name: &str) -> Result<Vec<PathBuf>> {
 /// CRC of its own.)
 pub const CHECKSUM_KEY: &str = "mmrf.row_group_xxh3";
 
+/// The key of the checksum `mmrf data convert` stores in a feature table's footer: its
+/// cells as a reader turns them back into CSV cells, column by column, hashed with XXH3.
+pub const TABLE_CHECKSUM_KEY: &str = "mmrf.cells_xxh3";
+
 /// One row group's checksum, fed a column's values at a time in the file's column order
 /// (any number of slices per column: a column's hash does not depend on how its values
 /// are split).
@@ -162,6 +166,12 @@ impl GroupHash {
         GroupHash {
             columns: (0..columns).map(|_| xxhash_rust::xxh3::Xxh3::new()).collect(),
         }
+    }
+
+    /// One cell of `column` (its text and a separator, so cells cannot run together).
+    fn update_cell(&mut self, column: usize, cell: &str) {
+        self.columns[column].update(cell.as_bytes());
+        self.columns[column].update(&[0x1f]);
     }
 
     fn update(&mut self, column: usize, values: &[i64]) {
@@ -252,6 +262,8 @@ struct Batches {
     next_row: usize,
     /// The per-row-group checksums the file's footer stores ([`CHECKSUM_KEY`]), if any.
     checksums: Option<Vec<u64>>,
+    /// The cells' checksum a feature table's footer stores ([`TABLE_CHECKSUM_KEY`]), if any.
+    cells_checksum: Option<u64>,
 }
 
 impl Batches {
@@ -280,6 +292,14 @@ impl Batches {
             })
             .transpose()
             .map_err(|e| parquet_error(path, format!("{CHECKSUM_KEY}: {e}")))?;
+        let cells_checksum = builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == TABLE_CHECKSUM_KEY))
+            .map(|e| u64::from_str_radix(e.value.as_deref().unwrap_or(""), 16))
+            .transpose()
+            .map_err(|e| parquet_error(path, format!("{TABLE_CHECKSUM_KEY}: {e}")))?;
         let builder = match group {
             Some(g) => builder.with_row_groups(vec![g]),
             None => builder,
@@ -295,6 +315,7 @@ impl Batches {
             next_row: group.map_or(0, |g| starts[g]),
             starts,
             checksums,
+            cells_checksum,
         })
     }
 
@@ -484,6 +505,8 @@ pub(crate) struct TableRecords {
     header: Vec<String>,
     batch: Option<(RecordBatch, usize)>,
     row: usize,
+    /// The cells read so far, against the stored checksum when the file has one.
+    hash: GroupHash,
 }
 
 impl TableRecords {
@@ -491,6 +514,7 @@ impl TableRecords {
         let batches = Batches::open(path, None)?;
         let header = batches.header();
         Ok(TableRecords {
+            hash: GroupHash::new(header.len()),
             batches,
             header,
             batch: None,
@@ -575,13 +599,27 @@ impl Records for TableRecords {
                                 ),
                             )
                         })?;
+                        if self.batches.cells_checksum.is_some() {
+                            self.hash.update_cell(c, &value);
+                        }
                         record.push_field(&value);
                     }
                     return Ok(Some(at));
                 }
             }
             match self.batches.next_batch()? {
-                None => return Ok(None),
+                None => {
+                    if let Some(stored) = self.batches.cells_checksum {
+                        if self.hash.finish() != stored {
+                            return Err(DataError::invalid(
+                                &self.batches.path,
+                                "its cells do not match the checksum stored when the file was written \
+                                 (the file is damaged; convert it again from its CSV)",
+                            ));
+                        }
+                    }
+                    return Ok(None);
+                }
                 Some(b) => {
                     self.batch = Some(b);
                     self.row = 0;
@@ -591,15 +629,24 @@ impl Records for TableRecords {
     }
 }
 
-/// Write `batch`es of `schema` to `path` (atomically: a temporary file renamed into place).
-/// With `checksums` (a log: integer columns), each row group's [`CHECKSUM_KEY`] checksum
-/// goes into the footer.
+/// Which checksum a written file's footer carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checksum {
+    /// A log's: each row group's values ([`CHECKSUM_KEY`]).
+    RowGroups,
+    /// A feature table's: its cells ([`TABLE_CHECKSUM_KEY`]).
+    Cells,
+}
+
+/// Write `batch`es of `schema` to `path` (atomically: a temporary file renamed into place),
+/// with the `checksum` its reader verifies in the footer.
 fn write_parquet(
     path: &Path,
     schema: Arc<Schema>,
     batches: impl IntoIterator<Item = Result<RecordBatch>>,
-    checksums: bool,
+    checksum: Checksum,
 ) -> Result<u64> {
+    let checksums = checksum == Checksum::RowGroups;
     let dir = path.parent().unwrap_or(Path::new("."));
     // The mode an ordinary file gets, as every file mmrf writes (not a temp file's 0600).
     let tmp = crate::temp_file_in(dir).map_err(|e| DataError::io(path, e))?;
@@ -632,7 +679,23 @@ fn write_parquet(
                 in_group = 0;
             }
         }
+        if checksum == Checksum::Cells {
+            for (c, column) in batch.columns().iter().enumerate() {
+                for i in 0..batch.num_rows() {
+                    let text = cell(column.as_ref(), i)
+                        .ok_or_else(|| DataError::invalid(path, "a column of a type a reader cannot read"))?;
+                    hash.update_cell(c, &text);
+                }
+            }
+        }
         writer.write(&batch).map_err(|e| parquet_error(path, e))?;
+    }
+    if checksum == Checksum::Cells {
+        let value = format!("{:016x}", hash.finish());
+        writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+            TABLE_CHECKSUM_KEY.to_string(),
+            value,
+        ));
     }
     if checksums {
         if in_group > 0 {
@@ -707,7 +770,7 @@ fn convert_log(src: &Path, dst: &Path, ids: &LogIds<'_>) -> Result<u64> {
             drop(tx);
             streamed
         });
-        let written = write_parquet(dst, schema.clone(), rx, true);
+        let written = write_parquet(dst, schema.clone(), rx, Checksum::RowGroups);
         let streamed = reader
             .join()
             .unwrap_or_else(|_| Err(DataError::invalid(src, "the reader panicked")));
@@ -767,7 +830,7 @@ fn convert_table(src: &Path, dst: &Path) -> Result<u64> {
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| DataError::invalid(src, e.to_string()))?;
-    write_parquet(dst, schema, [Ok(batch)], false)
+    write_parquet(dst, schema, [Ok(batch)], Checksum::Cells)
 }
 
 /// What [`convert`] wrote.

@@ -315,37 +315,42 @@ fn converted_files_get_the_mode_of_an_ordinary_file() {
     }
 }
 
-/// A converted log's values are checksummed per row group: a flipped byte anywhere before
-/// the footer is an error or changes nothing, never other figures.
+/// A converted file's values are checksummed (a log per row group, a feature table whole):
+/// a flipped byte anywhere before the footer is an error or changes nothing, never other
+/// figures.
 #[test]
-fn a_flipped_byte_in_a_converted_log_is_an_error_or_changes_nothing() {
+fn a_flipped_byte_in_a_converted_file_is_an_error_or_changes_nothing() {
     let (_tmp, csv, pq) = both();
     let (mut reference, _) = Dataset::open_with(&csv, false).unwrap();
     reference.dir = pq.clone();
-    let log = pq.join(Path::new(&Version::OneK.log_files(LogSplit::Train)[0]).with_extension("parquet"));
-    let good = std::fs::read(&log).unwrap();
-    let n = good.len();
-    let footer = u32::from_le_bytes(good[n - 8..n - 4].try_into().unwrap()) as usize;
-    let (mut caught_by_checksum, mut same) = (0, 0);
-    for i in 4..n - 8 - footer {
-        let mut bad = good.clone();
-        bad[i] ^= 0x10;
-        std::fs::write(&log, &bad).unwrap();
-        match Dataset::open_with(&pq, false) {
-            Err(e) => {
-                let e = e.to_string();
-                assert!(e.contains("log_standard_4_08_to_4_21_1k.parquet"), "byte {i}: {e}");
-                caught_by_checksum += e.contains("do not match the checksum") as usize;
-            }
-            Ok((ds, _)) => {
-                assert!(ds == reference, "byte {i}: other figures");
-                same += 1;
+    let log = Version::OneK.log_files(LogSplit::Train)[0].clone();
+    for name in [log, Version::OneK.user_features(), Version::OneK.video_features_basic()] {
+        let file = pq.join(Path::new(&name).with_extension("parquet"));
+        let good = std::fs::read(&file).unwrap();
+        let n = good.len();
+        let footer = u32::from_le_bytes(good[n - 8..n - 4].try_into().unwrap()) as usize;
+        let (mut caught_by_checksum, mut same) = (0, 0);
+        for i in 4..n - 8 - footer {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&file, &bad).unwrap();
+            match Dataset::open_with(&pq, false) {
+                Err(e) => {
+                    let e = e.to_string();
+                    let shown = file.file_name().unwrap().to_string_lossy().into_owned();
+                    assert!(e.contains(&shown), "{name} byte {i}: {e}");
+                    caught_by_checksum += e.contains("do not match the checksum") as usize;
+                }
+                Ok((ds, _)) => {
+                    assert!(ds == reference, "{name} byte {i}: other figures");
+                    same += 1;
+                }
             }
         }
+        std::fs::write(&file, &good).unwrap();
+        assert!(
+            caught_by_checksum > 0,
+            "{name}: no flip reached the checksum ({same} changed nothing)"
+        );
     }
-    std::fs::write(&log, &good).unwrap();
-    assert!(
-        caught_by_checksum > 0,
-        "no flip reached the checksum ({same} changed nothing)"
-    );
 }
