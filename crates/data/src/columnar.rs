@@ -116,6 +116,14 @@ pub fn locate_table(dir: &Path, csv_name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The name of a feature table's file in `dir` as it is ([`locate_table`]): what messages
+/// about its ids name.
+pub fn table_name(dir: &Path, csv_name: &str) -> Result<String> {
+    Ok(locate_table(dir, csv_name)?
+        .file_name()
+        .map_or_else(|| csv_name.to_string(), |n| n.to_string_lossy().into_owned()))
+}
+
 /// The files of the log the schema names `csv_name` in `dir` ([`locate`]): the file
 /// itself, or the part files of a Parquet dataset folder (Spark's `NAME.parquet/part-*`) in
 /// name order, hidden and `_`-prefixed entries (`_SUCCESS`, checksums) passed over.
@@ -276,30 +284,27 @@ impl Batches {
             starts.push(starts.last().copied().unwrap_or(0) + g.num_rows().max(0) as usize);
         }
         let schema = builder.schema().clone();
-        let checksums = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == CHECKSUM_KEY))
-            .map(|e| {
-                e.value
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(|x| u64::from_str_radix(x, 16))
-                    .collect::<std::result::Result<Vec<u64>, _>>()
-            })
-            .transpose()
-            .map_err(|e| parquet_error(path, format!("{CHECKSUM_KEY}: {e}")))?;
-        let cells_checksum = builder
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .and_then(|kv| kv.iter().find(|e| e.key == TABLE_CHECKSUM_KEY))
-            .map(|e| u64::from_str_radix(e.value.as_deref().unwrap_or(""), 16))
-            .transpose()
-            .map_err(|e| parquet_error(path, format!("{TABLE_CHECKSUM_KEY}: {e}")))?;
+        // The checksums mmrf's writer stored, as hex, comma-separated for a log's groups.
+        let stored = |key: &str| -> Result<Option<Vec<u64>>> {
+            let Some(kv) = builder.metadata().file_metadata().key_value_metadata() else {
+                return Ok(None);
+            };
+            kv.iter()
+                .find(|e| e.key == key)
+                .map(|e| {
+                    e.value
+                        .as_deref()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter(|x| !x.is_empty())
+                        .map(|x| u64::from_str_radix(x, 16))
+                        .collect::<std::result::Result<Vec<u64>, _>>()
+                        .map_err(|err| parquet_error(path, format!("{key}: {err}")))
+                })
+                .transpose()
+        };
+        let checksums = stored(CHECKSUM_KEY)?;
+        let cells_checksum = stored(TABLE_CHECKSUM_KEY)?.and_then(|v| v.first().copied());
         let builder = match group {
             Some(g) => builder.with_row_groups(vec![g]),
             None => builder,

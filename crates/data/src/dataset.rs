@@ -149,13 +149,8 @@ impl Dataset {
             .collect::<Result<Vec<_>>>()?;
         let video_stats = table::concat_tables(&file(&stat_files[0])?, stats)?;
         // The files' own names (CSV or Parquet) in messages about unknown ids.
-        let name_in = |csv: String| -> Result<String> {
-            Ok(crate::columnar::locate_table(dir, &csv)?
-                .file_name()
-                .map_or(csv, |n| n.to_string_lossy().into_owned()))
-        };
-        let user_file = name_in(version.user_features())?;
-        let video_file = name_in(version.video_features_basic())?;
+        let user_file = crate::columnar::table_name(dir, &version.user_features())?;
+        let video_file = crate::columnar::table_name(dir, &version.video_features_basic())?;
         let ids = LogIds {
             users: &users.ids,
             videos: &videos.ids,
