@@ -797,6 +797,17 @@ fn generate_world(config: &WorldConfig, out: &Path) -> Result<(mmrf_world::Summa
     config
         .validate()
         .map_err(|e| anyhow::anyhow!("invalid world configuration: {e}"))?;
+    // A world the disk cannot hold is refused before anything is simulated or written.
+    if let Some((free, at)) = free_bytes(out) {
+        let need = config.estimated_bytes();
+        anyhow::ensure!(
+            need <= free,
+            "the world would take about {:.1} GB on disk and {:.1} GB are free at {}: fewer users, or another --out",
+            need as f64 / 1e9,
+            free as f64 / 1e9,
+            at.display()
+        );
+    }
     let start = Instant::now();
     let model = WorldModel::new(config.clone());
     let bar = ProgressBar::new(config.n_users as u64).with_style(
@@ -813,6 +824,33 @@ fn generate_world(config: &WorldConfig, out: &Path) -> Result<(mmrf_world::Summa
 
 /// Reuse the world in `dir` when it was generated from `config`, else generate it; returns
 /// the seconds spent generating (`None` when reused).
+/// The bytes free to this user on the file system that would hold `path` (its nearest
+/// existing ancestor's), with that ancestor; `None` where it cannot be read.
+fn free_bytes(path: &Path) -> Option<(u64, PathBuf)> {
+    let abs = std::path::absolute(path).ok()?;
+    let at = abs.ancestors().find(|p| p.exists())?.to_path_buf();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(at.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a NUL-terminated path and `st` a buffer statvfs fills on success.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it initialised `st`.
+        let st = unsafe { st.assume_init() };
+        #[allow(clippy::unnecessary_cast)]
+        Some((st.f_bavail as u64 * st.f_frsize as u64, at))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = at;
+        None
+    }
+}
+
 fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
     let reuse = mmrf_world::World::load(dir)
         .map(|w| &w.file.config == config && w.file.format == mmrf_world::WORLD_FORMAT)

@@ -127,6 +127,19 @@ fn sizes_are_bounded_and_a_users_file_is_never_moved() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("n_users = 100000000 is above its bound"), "{err}");
     assert!(!big.exists());
+    // Within the bounds but beyond the disk: refused with the estimate, before anything runs.
+    let out = mmrf()
+        .args(["world", "generate", "--scale", "1k", "--users", "2000000", "--out"])
+        .arg(&big)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the world would take about") && err.contains("GB are free at"),
+        "{err}"
+    );
+    assert!(!big.exists());
     // A file where a directory would go is refused and left as it was, by every command
     // that writes a directory whole.
     let world = tmp.path().join("world");

@@ -134,6 +134,18 @@ impl WorldConfig {
     }
 
     /// Check sizes make sense; a clear message otherwise.
+    /// About how many bytes the world's files take on disk: the default world's (553 MB for
+    /// 1,000 users over 31 days at 2.2 visits a user a day, world 7) scaled by the visits
+    /// and by the candidates per request (the candidate log, 400 ids a request, is 70 % of
+    /// it). For refusing up front a world the disk cannot hold.
+    pub fn estimated_bytes(&self) -> u64 {
+        const DEFAULT_BYTES: f64 = 553e6;
+        const DEFAULT_VISITS: f64 = 1_000.0 * 31.0 * 2.2;
+        let visits = self.n_users as f64 * self.n_days().max(0) as f64 * self.sessions_per_day;
+        let candidates = 0.3 + 0.7 * self.n_candidates as f64 / 400.0;
+        (DEFAULT_BYTES * visits / DEFAULT_VISITS * candidates) as u64
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.n_users == 0 || self.n_videos == 0 {
             return Err("a world needs at least one user and one video".into());
@@ -182,5 +194,25 @@ impl WorldConfig {
             return Err("random_share must be in [0, 1] and logging_temperature positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_disk_estimate_is_the_default_worlds_scaled_by_visits_and_candidates() {
+        let default = WorldConfig::new(Scale::Default, 7).estimated_bytes() as f64;
+        // World 7's files take 553 MB.
+        assert!((500e6..600e6).contains(&default), "{default}");
+        let onek = WorldConfig::new(Scale::OneK, 7).estimated_bytes() as f64;
+        assert!((onek / default - 37.0 / 2.2).abs() < 0.01, "{onek}");
+        let twice = WorldConfig {
+            n_users: 2_000,
+            ..WorldConfig::new(Scale::Default, 7)
+        };
+        assert!((twice.estimated_bytes() as f64 / default - 2.0).abs() < 1e-6);
+        assert!(WorldConfig::new(Scale::Small, 7).estimated_bytes() < default as u64 / 10);
     }
 }
