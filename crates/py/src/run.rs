@@ -225,6 +225,29 @@ impl Run {
         Ok(PyArray1::from_vec(py, out))
     }
 
+    /// The duration in seconds of each video id in the run's data (`NaN` where the id is
+    /// unknown or the data has no duration): what an observation's `candidate_duration_s`
+    /// must match when it comes from the world the run was trained on.
+    fn video_durations<'py>(
+        &self,
+        py: Python<'py>,
+        videos: PyReadonlyArray1<'py, i64>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let videos = videos.as_slice()?;
+        let ms = match self.data.videos.column("video_duration") {
+            Some(mmrf_data::table::Column::Numeric(v)) => Some(v),
+            _ => None,
+        };
+        let out = videos
+            .iter()
+            .map(|&raw| match (ms, self.data.videos.ids.get(raw)) {
+                (Some(ms), Some(i)) => ms[i as usize] / 1000.0,
+                _ => f32::NAN,
+            })
+            .collect();
+        Ok(PyArray1::from_vec(py, out))
+    }
+
     fn __repr__(&self) -> String {
         format!("Run(name={:?}, method={:?})", self.name, self.ranker.method())
     }

@@ -104,6 +104,12 @@ def test_a_run_from_another_world_is_refused_by_name(trained, small_world_dir, s
     other = mmrf.World.generate(seed=4, scale="small")
     with pytest.raises(ValueError, match='arm "bc-1": the run was trained on another world'):
         mmrf.ab(other, {"bc-1": r, "random": "random"}, days=1, users=[0, 1])
+    # An observation of the other world is refused by run.score too; one of its own is scored.
+    obs, _ = mmrf.WorldEnv(other).reset(seed=0)
+    with pytest.raises(ValueError, match="the observation is not of the run's world"):
+        r.score(obs)
+    own, _ = mmrf.WorldEnv(small_world).reset(seed=0)
+    assert np.isfinite(r.score(own)[own["mask"] == 1]).all()
 
 
 def test_bad_ab_and_score_arguments_name_the_argument(trained, small_world):

@@ -48,6 +48,8 @@ class Run:
         candidates = np.asarray(obs["candidates"], dtype=np.int64)
         stacked = candidates.ndim == 2
         n = candidates.shape[0] if stacked else 1
+        if "candidate_duration_s" in obs:
+            self._check_world(candidates.reshape(-1), np.asarray(obs["candidate_duration_s"]).reshape(-1))
 
         def col(key, dtype):
             return np.ascontiguousarray(np.asarray(obs[key], dtype=dtype).reshape(-1))
@@ -63,6 +65,22 @@ class Run:
             col("candidates", np.int64),
         )
         return scores.reshape(n, -1) if stacked else scores
+
+    def _check_world(self, candidates: np.ndarray, durations: np.ndarray) -> None:
+        """Refuse an observation of another world: its candidates' durations must be those
+        of the same videos in the run's data (two worlds of one size share ids, not videos)."""
+        real = candidates >= 0
+        mine = self._native.video_durations(np.ascontiguousarray(candidates[real]))
+        theirs = durations[real].astype(np.float32)
+        known = np.isfinite(mine)
+        bad = known & (np.abs(mine - theirs) > 1e-3 * np.maximum(1.0, np.abs(mine)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            video = int(candidates[real][i])
+            raise ValueError(
+                f"the observation is not of the run's world: video {video} lasts {theirs[i]:.3f} s in it "
+                f"and {mine[i]:.3f} s in the run's data; score observations of the world the run was trained on"
+            )
 
     @staticmethod
     def _request(user, candidates, hour=0, tab=1, position=0, time_ms=0, history_video=(), history_feedback=None):
