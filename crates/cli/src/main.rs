@@ -822,8 +822,6 @@ fn generate_world(config: &WorldConfig, out: &Path) -> Result<(mmrf_world::Summa
     Ok((summary, start.elapsed().as_secs_f64()))
 }
 
-/// Reuse the world in `dir` when it was generated from `config`, else generate it; returns
-/// the seconds spent generating (`None` when reused).
 /// The bytes free to this user on the file system that would hold `path` (its nearest
 /// existing ancestor's), with that ancestor; `None` where it cannot be read.
 fn free_bytes(path: &Path) -> Option<(u64, PathBuf)> {
@@ -851,6 +849,8 @@ fn free_bytes(path: &Path) -> Option<(u64, PathBuf)> {
     }
 }
 
+/// Reuse the world in `dir` when it was generated from `config`, else generate it; returns
+/// the seconds spent generating (`None` when reused).
 fn ensure_world(config: &WorldConfig, dir: &Path) -> Result<Option<f64>> {
     let reuse = mmrf_world::World::load(dir)
         .map(|w| &w.file.config == config && w.file.format == mmrf_world::WORLD_FORMAT)

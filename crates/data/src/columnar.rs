@@ -204,58 +204,6 @@ impl GroupHash {
     }
 }
 
-/// An integer column's values as `i64` (`None` for another type).
-fn int_values(array: &dyn Array) -> Option<Vec<i64>> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::*;
-    Some(match array.data_type() {
-        DataType::Int8 => array
-            .as_primitive::<Int8Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::Int16 => array
-            .as_primitive::<Int16Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::Int32 => array
-            .as_primitive::<Int32Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::Int64 => array.as_primitive::<Int64Type>().values().to_vec(),
-        DataType::UInt8 => array
-            .as_primitive::<UInt8Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::UInt16 => array
-            .as_primitive::<UInt16Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::UInt32 => array
-            .as_primitive::<UInt32Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        DataType::UInt64 => array
-            .as_primitive::<UInt64Type>()
-            .values()
-            .iter()
-            .map(|&x| x as i64)
-            .collect(),
-        _ => return None,
-    })
-}
-
 fn parquet_error(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::invalid(path, format!("not a readable Parquet file: {e}"))
 }
@@ -357,10 +305,9 @@ impl Batches {
 }
 
 /// A column of integers as `i64`, or the error for its first null or non-integer value.
-fn integers(batches: &Batches, array: &ArrayRef, column: &str, first: usize) -> Result<Vec<i64>> {
-    let bad = |i: usize, cell: String, why: &str| {
-        DataError::cell(&batches.path, batches.place(first + i), column, cell.as_bytes(), why)
-    };
+/// `place(i)` says where value `i` is in `path`, for the error.
+fn integers(path: &Path, place: &dyn Fn(usize) -> Where, array: &ArrayRef, column: &str) -> Result<Vec<i64>> {
+    let bad = |i: usize, cell: String, why: &str| DataError::cell(path, place(i), column, cell.as_bytes(), why);
     if let Some(i) = (0..array.len()).find(|&i| array.is_null(i)) {
         return Err(bad(i, String::new(), "a null value: every log value is required"));
     }
@@ -406,7 +353,7 @@ fn integers(batches: &Batches, array: &ArrayRef, column: &str, first: usize) -> 
         }
         other => {
             return Err(DataError::invalid(
-                &batches.path,
+                path,
                 format!("column `{column}` has type {other}: expected integers"),
             ))
         }
@@ -441,7 +388,7 @@ fn log_group(path: &Path, group: usize, index: &[usize], ids: &LogIds<'_>) -> Re
         let columns = index
             .iter()
             .zip(LOG_COLUMNS)
-            .map(|(&i, name)| integers(&batches, batch.column(i), name, first))
+            .map(|(&i, name)| integers(&batches.path, &|r| batches.place(first + r), batch.column(i), name))
             .collect::<Result<Vec<Vec<i64>>>>()?;
         if batches.checksums.is_some() {
             // The file's own column order, as the writer hashed it.
@@ -673,10 +620,12 @@ fn write_parquet(
         while checksums && at < batch.num_rows() {
             let take = (ROW_GROUP_ROWS - in_group).min(batch.num_rows() - at);
             let piece = batch.slice(at, take);
-            for (c, column) in piece.columns().iter().enumerate() {
-                let values = int_values(column.as_ref())
-                    .ok_or_else(|| DataError::invalid(path, "a checksummed file holds integer columns only"))?;
-                hash.update(c, &values);
+            let place = |r: usize| Where::Row {
+                group: sums.len(),
+                row: in_group + r,
+            };
+            for (c, (column, field)) in piece.columns().iter().zip(piece.schema().fields()).enumerate() {
+                hash.update(c, &integers(path, &place, column, field.name())?);
             }
             (at, in_group) = (at + take, in_group + take);
             if in_group == ROW_GROUP_ROWS {
